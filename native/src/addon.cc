@@ -1,0 +1,465 @@
+// The N-API face of the kernels: converts and checks arguments (types, lengths, ranges), then
+// calls one plain C++ function from the dispatched kernel table. No kernel logic lives here.
+//
+// Float buffers are Float32Array (training path) or Float64Array (float64 reference path); every
+// float buffer of one call must share the dtype. Index buffers are Int32Array.
+#include <napi.h>
+#include <omp.h>
+
+#include <string>
+
+#include "dispatch.h"
+#include "memory.h"
+
+namespace {
+
+using ls::KernelTable;
+
+enum class DType { F32, F64 };
+
+[[noreturn]] void fail(Napi::Env env, const std::string& msg) {
+  throw Napi::TypeError::New(env, msg);
+}
+
+int64_t int_arg(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t min = 0) {
+  if (i >= info.Length() || !info[i].IsNumber()) fail(info.Env(), std::string(name) + ": expected a number");
+  double d = info[i].As<Napi::Number>().DoubleValue();
+  int64_t v = static_cast<int64_t>(d);
+  if (static_cast<double>(v) != d) fail(info.Env(), std::string(name) + ": expected an integer");
+  if (v < min) fail(info.Env(), std::string(name) + ": must be >= " + std::to_string(min));
+  return v;
+}
+
+double num_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (i >= info.Length() || !info[i].IsNumber()) fail(info.Env(), std::string(name) + ": expected a number");
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+
+bool bool_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (i >= info.Length() || !info[i].IsBoolean()) fail(info.Env(), std::string(name) + ": expected a boolean");
+  return info[i].As<Napi::Boolean>().Value();
+}
+
+// The dtype of a float buffer argument.
+DType dtype_of(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (i < info.Length() && info[i].IsTypedArray()) {
+    auto t = info[i].As<Napi::TypedArray>().TypedArrayType();
+    if (t == napi_float32_array) return DType::F32;
+    if (t == napi_float64_array) return DType::F64;
+  }
+  fail(info.Env(), std::string(name) + ": expected a Float32Array or Float64Array");
+}
+
+// A float buffer of dtype T with at least `need` elements.
+template <class T>
+T* buf(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t need) {
+  constexpr napi_typedarray_type want = sizeof(T) == 4 ? napi_float32_array : napi_float64_array;
+  if (i >= info.Length() || !info[i].IsTypedArray() ||
+      info[i].As<Napi::TypedArray>().TypedArrayType() != want)
+    fail(info.Env(), std::string(name) + (sizeof(T) == 4 ? ": expected a Float32Array" : ": expected a Float64Array") +
+                         " (all float buffers of one call share a dtype)");
+  auto a = info[i].As<Napi::TypedArray>();
+  if (static_cast<int64_t>(a.ElementLength()) < need)
+    fail(info.Env(), std::string(name) + ": has " + std::to_string(a.ElementLength()) + " elements, needs " +
+                         std::to_string(need));
+  return reinterpret_cast<T*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
+}
+
+// An Int32Array of at least `need` elements whose values lie in [lo, hi).
+const int32_t* ids(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t need, int64_t lo,
+                   int64_t hi) {
+  if (i >= info.Length() || !info[i].IsTypedArray() ||
+      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    fail(info.Env(), std::string(name) + ": expected an Int32Array");
+  auto a = info[i].As<Napi::TypedArray>();
+  if (static_cast<int64_t>(a.ElementLength()) < need)
+    fail(info.Env(), std::string(name) + ": has " + std::to_string(a.ElementLength()) + " elements, needs " +
+                         std::to_string(need));
+  auto* p = reinterpret_cast<const int32_t*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
+  for (int64_t k = 0; k < need; ++k)
+    if (p[k] < lo || p[k] >= hi)
+      fail(info.Env(), std::string(name) + "[" + std::to_string(k) + "] = " + std::to_string(p[k]) +
+                           " is outside [" + std::to_string(lo) + ", " + std::to_string(hi) + ")");
+  return p;
+}
+
+template <class T>
+const KernelTable<T>& table();
+template <>
+const KernelTable<float>& table<float>() {
+  return *ls::current_isa().f32;
+}
+template <>
+const KernelTable<double>& table<double>() {
+  return *ls::current_isa().f64;
+}
+
+// Calls Impl<float> or Impl<double> by the dtype of argument `first`.
+template <template <class> class Impl>
+Napi::Value by_dtype(const Napi::CallbackInfo& info, size_t first, const char* name) {
+  return dtype_of(info, first, name) == DType::F32 ? Impl<float>::call(info) : Impl<double>::call(info);
+}
+
+// Minimum element count of a row-major (rows, cols) matrix with leading dimension ld.
+int64_t span(const Napi::CallbackInfo& info, const char* name, int64_t rows, int64_t cols, int64_t ld) {
+  if (ld < cols) fail(info.Env(), std::string(name) + ": leading dimension " + std::to_string(ld) + " < " + std::to_string(cols));
+  return rows == 0 || cols == 0 ? 0 : (rows - 1) * ld + cols;
+}
+
+// ---- memory, threads, dispatch ----------------------------------------------------------
+
+Napi::Value Alloc(const Napi::CallbackInfo& info) {
+  int64_t bytes = int_arg(info, 0, "bytes");
+  void* p = ls::storage_alloc(static_cast<size_t>(bytes));
+  return Napi::ArrayBuffer::New(info.Env(), p, static_cast<size_t>(bytes), [](Napi::Env, void* data, size_t* hint) {
+    ls::storage_free(data, *hint);
+    delete hint;
+  }, new size_t(static_cast<size_t>(bytes)));
+}
+
+Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
+  auto s = ls::memory_stats();
+  auto o = Napi::Object::New(info.Env());
+  o.Set("storageBytes", Napi::Number::New(info.Env(), static_cast<double>(s.storage_bytes)));
+  o.Set("storagePeakBytes", Napi::Number::New(info.Env(), static_cast<double>(s.storage_peak_bytes)));
+  o.Set("workspaceBytes", Napi::Number::New(info.Env(), static_cast<double>(s.workspace_bytes)));
+  return o;
+}
+
+Napi::Value ResetPeak(const Napi::CallbackInfo& info) {
+  ls::memory_reset_peak();
+  return info.Env().Undefined();
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  omp_set_num_threads(static_cast<int>(int_arg(info, 0, "threads", 1)));
+  return info.Env().Undefined();
+}
+
+Napi::Value GetThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), omp_get_max_threads());
+}
+
+Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), ls::current_isa().name); }
+
+Napi::Value AvailableIsas(const Napi::CallbackInfo& info) {
+  auto names = ls::available_isas();
+  auto a = Napi::Array::New(info.Env(), names.size());
+  for (size_t i = 0; i < names.size(); ++i) a.Set(static_cast<uint32_t>(i), names[i]);
+  return a;
+}
+
+Napi::Value SetIsa(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsString()) fail(info.Env(), "isa: expected a string");
+  try {
+    ls::set_isa(info[0].As<Napi::String>().Utf8Value());
+  } catch (const std::invalid_argument& e) {
+    throw Napi::Error::New(info.Env(), e.what());
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value CpuFeatures(const Napi::CallbackInfo& info) {
+  auto f = ls::cpu_features();
+  auto o = Napi::Object::New(info.Env());
+  o.Set("avx2", f.avx2);
+  o.Set("fma", f.fma);
+  o.Set("avx512f", f.avx512f);
+  o.Set("avx512bw", f.avx512bw);
+  o.Set("avx512vl", f.avx512vl);
+  o.Set("avx512dq", f.avx512dq);
+  o.Set("avx512_bf16", f.avx512_bf16);
+  o.Set("amx_tile", f.amx_tile);
+  o.Set("amx_bf16", f.amx_bf16);
+  return o;
+}
+
+Napi::Value PeakFma(const Napi::CallbackInfo& info) {
+  int threads = static_cast<int>(int_arg(info, 0, "threads", 1));
+  double seconds = num_arg(info, 1, "seconds");
+  return Napi::Number::New(info.Env(), ls::current_isa().peak_fma_gflops(threads, seconds));
+}
+
+// ---- kernels ------------------------------------------------------------------------------
+
+template <class T>
+struct Gemm {
+  // gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    bool ta = bool_arg(info, 0, "transA"), tb = bool_arg(info, 1, "transB");
+    int64_t M = int_arg(info, 2, "M"), N = int_arg(info, 3, "N"), K = int_arg(info, 4, "K");
+    T alpha = static_cast<T>(num_arg(info, 5, "alpha"));
+    int64_t lda = int_arg(info, 7, "lda", 1), ldb = int_arg(info, 9, "ldb", 1), ldc = int_arg(info, 12, "ldc", 1);
+    T beta = static_cast<T>(num_arg(info, 10, "beta"));
+    const T* A = buf<T>(info, 6, "A", ta ? span(info, "A", K, M, lda) : span(info, "A", M, K, lda));
+    const T* B = buf<T>(info, 8, "B", tb ? span(info, "B", N, K, ldb) : span(info, "B", K, N, ldb));
+    T* C = buf<T>(info, 11, "C", span(info, "C", M, N, ldc));
+    table<T>().gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
+struct EmbeddingForward {
+  // embeddingForward(out, ids, table, N, C, V)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t N = int_arg(info, 3, "N"), C = int_arg(info, 4, "C"), V = int_arg(info, 5, "V", 1);
+    T* out = buf<T>(info, 0, "out", N * C);
+    const int32_t* id = ids(info, 1, "ids", N, 0, V);
+    const T* tab = buf<T>(info, 2, "table", V * C);
+    table<T>().embedding_forward(out, id, tab, N, C);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
+struct EmbeddingBackward {
+  // embeddingBackward(dtable, dout, ids, N, C, V)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t N = int_arg(info, 3, "N"), C = int_arg(info, 4, "C"), V = int_arg(info, 5, "V", 1);
+    T* dtab = buf<T>(info, 0, "dtable", V * C);
+    const T* dout = buf<T>(info, 1, "dout", N * C);
+    const int32_t* id = ids(info, 2, "ids", N, 0, V);
+    table<T>().embedding_backward(dtab, dout, id, N, C, V);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
+struct RmsnormForward {
+  // rmsnormForward(out, rstd, x, w, N, C, eps)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t N = int_arg(info, 4, "N"), C = int_arg(info, 5, "C", 1);
+    T eps = static_cast<T>(num_arg(info, 6, "eps"));
+    table<T>().rmsnorm_forward(buf<T>(info, 0, "out", N * C), buf<T>(info, 1, "rstd", N), buf<T>(info, 2, "x", N * C),
+                               buf<T>(info, 3, "w", C), N, C, eps);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
+struct RmsnormBackward {
+  // rmsnormBackward(dx, dw, dout, x, w, rstd, N, C)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t N = int_arg(info, 6, "N"), C = int_arg(info, 7, "C", 1);
+    table<T>().rmsnorm_backward(buf<T>(info, 0, "dx", N * C), buf<T>(info, 1, "dw", C), buf<T>(info, 2, "dout", N * C),
+                                buf<T>(info, 3, "x", N * C), buf<T>(info, 4, "w", C), buf<T>(info, 5, "rstd", N), N, C);
+    return info.Env().Undefined();
+  }
+};
+
+void check_even(const Napi::CallbackInfo& info, int64_t D) {
+  if (D % 2 != 0) fail(info.Env(), "D: head dim must be even for rotary embeddings, got " + std::to_string(D));
+}
+
+template <class T>
+struct RopeTable {
+  // ropeTable(cos, sin, T, D, theta)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t Tn = int_arg(info, 2, "T"), D = int_arg(info, 3, "D", 2);
+    check_even(info, D);
+    double theta = num_arg(info, 4, "theta");
+    table<T>().rope_table(buf<T>(info, 0, "cos", Tn * D / 2), buf<T>(info, 1, "sin", Tn * D / 2), Tn, D, theta);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
+struct RopeApply {
+  // ropeApply(x, cos, sin, B, T, H, D, inverse)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t B = int_arg(info, 3, "B"), Tn = int_arg(info, 4, "T"), H = int_arg(info, 5, "H"), D = int_arg(info, 6, "D", 2);
+    check_even(info, D);
+    bool inv = bool_arg(info, 7, "inverse");
+    table<T>().rope_apply(buf<T>(info, 0, "x", B * Tn * H * D), buf<T>(info, 1, "cos", Tn * D / 2),
+                          buf<T>(info, 2, "sin", Tn * D / 2), B, Tn, H, D, inv);
+    return info.Env().Undefined();
+  }
+};
+
+void check_gqa(const Napi::CallbackInfo& info, int64_t H, int64_t KVH) {
+  if (H % KVH != 0) fail(info.Env(), "H: query heads (" + std::to_string(H) + ") must be a multiple of KVH (" + std::to_string(KVH) + ")");
+}
+
+template <class T>
+struct AttentionStandardForward {
+  // attentionStandardForward(out, probs, q, k, v, B, T, H, KVH, D)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t B = int_arg(info, 5, "B"), Tn = int_arg(info, 6, "T"), H = int_arg(info, 7, "H", 1),
+            KVH = int_arg(info, 8, "KVH", 1), D = int_arg(info, 9, "D", 1);
+    check_gqa(info, H, KVH);
+    table<T>().attention_standard_forward(buf<T>(info, 0, "out", B * Tn * H * D), buf<T>(info, 1, "probs", B * H * Tn * Tn),
+                                          buf<T>(info, 2, "q", B * Tn * H * D), buf<T>(info, 3, "k", B * Tn * KVH * D),
+                                          buf<T>(info, 4, "v", B * Tn * KVH * D), B, Tn, H, KVH, D);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
+struct AttentionStandardBackward {
+  // attentionStandardBackward(dq, dk, dv, dout, q, k, v, probs, B, T, H, KVH, D)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t B = int_arg(info, 8, "B"), Tn = int_arg(info, 9, "T"), H = int_arg(info, 10, "H", 1),
+            KVH = int_arg(info, 11, "KVH", 1), D = int_arg(info, 12, "D", 1);
+    check_gqa(info, H, KVH);
+    int64_t nq = B * Tn * H * D, nkv = B * Tn * KVH * D;
+    table<T>().attention_standard_backward(buf<T>(info, 0, "dq", nq), buf<T>(info, 1, "dk", nkv), buf<T>(info, 2, "dv", nkv),
+                                           buf<T>(info, 3, "dout", nq), buf<T>(info, 4, "q", nq), buf<T>(info, 5, "k", nkv),
+                                           buf<T>(info, 6, "v", nkv), buf<T>(info, 7, "probs", B * H * Tn * Tn), B, Tn, H,
+                                           KVH, D);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
+struct SwigluForward {
+  // swigluForward(out, gate, up, n)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t n = int_arg(info, 3, "n");
+    table<T>().swiglu_forward(buf<T>(info, 0, "out", n), buf<T>(info, 1, "gate", n), buf<T>(info, 2, "up", n), n);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
+struct SwigluBackward {
+  // swigluBackward(dgate, dup, dout, gate, up, n)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t n = int_arg(info, 5, "n");
+    table<T>().swiglu_backward(buf<T>(info, 0, "dgate", n), buf<T>(info, 1, "dup", n), buf<T>(info, 2, "dout", n),
+                               buf<T>(info, 3, "gate", n), buf<T>(info, 4, "up", n), n);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
+struct CrossEntropyForward {
+  // crossEntropyForward(lse, logits, targets, N, V) -> sum of losses over rows with target >= 0
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t N = int_arg(info, 3, "N"), V = int_arg(info, 4, "V", 1);
+    const int32_t* tg = ids(info, 2, "targets", N, -1, V);
+    double s = table<T>().cross_entropy_forward(buf<T>(info, 0, "lse", N), buf<T>(info, 1, "logits", N * V), tg, N, V);
+    return Napi::Number::New(info.Env(), s);
+  }
+};
+
+template <class T>
+struct CrossEntropyBackward {
+  // crossEntropyBackward(dlogits, logits, lse, targets, N, V, dloss)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t N = int_arg(info, 4, "N"), V = int_arg(info, 5, "V", 1);
+    T dloss = static_cast<T>(num_arg(info, 6, "dloss"));
+    const int32_t* tg = ids(info, 3, "targets", N, -1, V);
+    table<T>().cross_entropy_backward(buf<T>(info, 0, "dlogits", N * V), buf<T>(info, 1, "logits", N * V),
+                                      buf<T>(info, 2, "lse", N), tg, N, V, dloss);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
+struct AdamW {
+  // adamw(p, g, m, v, n, lr, beta1, beta2, eps, wd, step, gscale)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t n = int_arg(info, 4, "n");
+    double lr = num_arg(info, 5, "lr"), b1 = num_arg(info, 6, "beta1"), b2 = num_arg(info, 7, "beta2"),
+           eps = num_arg(info, 8, "eps"), wd = num_arg(info, 9, "wd");
+    int64_t step = int_arg(info, 10, "step", 1);
+    double gs = num_arg(info, 11, "gscale");
+    table<T>().adamw(buf<T>(info, 0, "p", n), buf<T>(info, 1, "g", n), buf<T>(info, 2, "m", n), buf<T>(info, 3, "v", n), n,
+                     lr, b1, b2, eps, wd, step, gs);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
+struct SumSquares {
+  // sumSquares(x, n) -> number
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t n = int_arg(info, 1, "n");
+    return Napi::Number::New(info.Env(), table<T>().sum_squares(buf<T>(info, 0, "x", n), n));
+  }
+};
+
+template <class T>
+struct AddInplace {
+  // addInplace(y, x, n): y += x
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t n = int_arg(info, 2, "n");
+    table<T>().add_inplace(buf<T>(info, 0, "y", n), buf<T>(info, 1, "x", n), n);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
+struct ScaleInplace {
+  // scaleInplace(y, s, n): y *= s
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t n = int_arg(info, 2, "n");
+    table<T>().scale_inplace(buf<T>(info, 0, "y", n), static_cast<T>(num_arg(info, 1, "s")), n);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
+struct Fill {
+  // fill(y, value, n)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t n = int_arg(info, 2, "n");
+    table<T>().fill(buf<T>(info, 0, "y", n), static_cast<T>(num_arg(info, 1, "value")), n);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
+struct Randn {
+  // randn(y, n, seed, mean, std); seed is an integer in [0, 2^53)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t n = int_arg(info, 1, "n");
+    uint64_t seed = static_cast<uint64_t>(int_arg(info, 2, "seed"));
+    table<T>().randn(buf<T>(info, 0, "y", n), n, seed, static_cast<T>(num_arg(info, 3, "mean")),
+                     static_cast<T>(num_arg(info, 4, "std")));
+    return info.Env().Undefined();
+  }
+};
+
+#define LS_EXPORT_KERNEL(js, Impl, first, firstName)                                               \
+  exports.Set(js, Napi::Function::New(env, [](const Napi::CallbackInfo& info) {                      \
+                return by_dtype<Impl>(info, first, firstName);                                       \
+              }))
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("alloc", Napi::Function::New(env, Alloc));
+  exports.Set("memoryStats", Napi::Function::New(env, MemoryStats));
+  exports.Set("resetPeak", Napi::Function::New(env, ResetPeak));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("getThreads", Napi::Function::New(env, GetThreads));
+  exports.Set("isa", Napi::Function::New(env, Isa));
+  exports.Set("availableIsas", Napi::Function::New(env, AvailableIsas));
+  exports.Set("setIsa", Napi::Function::New(env, SetIsa));
+  exports.Set("cpuFeatures", Napi::Function::New(env, CpuFeatures));
+  exports.Set("peakFma", Napi::Function::New(env, PeakFma));
+  LS_EXPORT_KERNEL("gemm", Gemm, 6, "A");
+  LS_EXPORT_KERNEL("embeddingForward", EmbeddingForward, 0, "out");
+  LS_EXPORT_KERNEL("embeddingBackward", EmbeddingBackward, 0, "dtable");
+  LS_EXPORT_KERNEL("rmsnormForward", RmsnormForward, 0, "out");
+  LS_EXPORT_KERNEL("rmsnormBackward", RmsnormBackward, 0, "dx");
+  LS_EXPORT_KERNEL("ropeTable", RopeTable, 0, "cos");
+  LS_EXPORT_KERNEL("ropeApply", RopeApply, 0, "x");
+  LS_EXPORT_KERNEL("attentionStandardForward", AttentionStandardForward, 0, "out");
+  LS_EXPORT_KERNEL("attentionStandardBackward", AttentionStandardBackward, 0, "dq");
+  LS_EXPORT_KERNEL("swigluForward", SwigluForward, 0, "out");
+  LS_EXPORT_KERNEL("swigluBackward", SwigluBackward, 0, "dgate");
+  LS_EXPORT_KERNEL("crossEntropyForward", CrossEntropyForward, 0, "lse");
+  LS_EXPORT_KERNEL("crossEntropyBackward", CrossEntropyBackward, 0, "dlogits");
+  LS_EXPORT_KERNEL("adamw", AdamW, 0, "p");
+  LS_EXPORT_KERNEL("sumSquares", SumSquares, 0, "x");
+  LS_EXPORT_KERNEL("addInplace", AddInplace, 0, "y");
+  LS_EXPORT_KERNEL("scaleInplace", ScaleInplace, 0, "y");
+  LS_EXPORT_KERNEL("fill", Fill, 0, "y");
+  LS_EXPORT_KERNEL("randn", Randn, 0, "y");
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(litespark, Init)

@@ -1,0 +1,101 @@
+// The kernel table: every hot loop of litespark, as plain C++ functions on raw pointers.
+//
+// Each kernel source is compiled once per ISA (avx512, avx2, scalar) into namespace ls::<isa>;
+// dispatch.cc picks one table by CPUID at load time. Every kernel exists for float (the
+// training path) and double (the float64 reference path used by gradient checks).
+//
+// Shape letters, used in every kernel file:
+//   B batch, T sequence length, C model width, H query heads, KVH key/value heads,
+//   D head dim, F MLP width, V vocabulary, N rows (= B*T).
+// Conventions (llm.c style): outputs first, gradients d-prefixed, row-major contiguous
+// buffers unless a leading dimension (ld*) is given. Backward kernels ACCUMULATE (+=) into
+// parameter gradients and into input gradients where the doc says so.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace ls {
+
+template <class T>
+struct KernelTable {
+  // C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C. Row-major; op(X) = X or X^T.
+  // A is (M,K) with leading dim lda, or (K,M) when transA. B is (K,N), or (N,K) when transB.
+  // beta == 0 ignores C's old contents (NaN-safe). Multi-threaded unless called from inside
+  // an OpenMP parallel region (then single-threaded, thread-safe).
+  void (*gemm)(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+               int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+
+  // out(N,C) = table[ids[n]]; ids must be in [0, V) (checked by the binding).
+  void (*embedding_forward)(T* out, const int32_t* ids, const T* table, int64_t N, int64_t C);
+  // dtable[ids[n]] += dout[n]; deterministic (no atomics).
+  void (*embedding_backward)(T* dtable, const T* dout, const int32_t* ids, int64_t N, int64_t C,
+                             int64_t V);
+
+  // out(N,C) = x * rstd * w, rstd(N) = 1/sqrt(mean(x^2) + eps).
+  void (*rmsnorm_forward)(T* out, T* rstd, const T* x, const T* w, int64_t N, int64_t C, T eps);
+  // dx(N,C) += d/dx, dw(C) += d/dw, from dout(N,C), x, w, rstd saved by forward.
+  void (*rmsnorm_backward)(T* dx, T* dw, const T* dout, const T* x, const T* w, const T* rstd,
+                           int64_t N, int64_t C);
+
+  // cos, sin: (T, D/2) for positions 0..T-1, inv_freq[i] = theta^(-2i/D).
+  void (*rope_table)(T* cos, T* sin, int64_t Tn, int64_t D, double theta);
+  // In place on x(B,T,H,D), Hugging Face "rotate_half" convention (pairs i and i + D/2).
+  // inverse=true rotates by -angle: that is the backward of the forward rotation.
+  void (*rope_apply)(T* x, const T* cos, const T* sin, int64_t B, int64_t Tn, int64_t H,
+                     int64_t D, bool inverse);
+
+  // Standard causal attention with materialized probabilities (what a typical framework does).
+  // q, out: (B,T,H,D); k, v: (B,T,KVH,D); probs: (B,H,T,T) saved for backward; scale 1/sqrt(D).
+  void (*attention_standard_forward)(T* out, T* probs, const T* q, const T* k, const T* v,
+                                     int64_t B, int64_t Tn, int64_t H, int64_t KVH, int64_t D);
+  // dq overwritten (B,T,H,D); dk, dv overwritten (B,T,KVH,D).
+  void (*attention_standard_backward)(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k,
+                                      const T* v, const T* probs, int64_t B, int64_t Tn, int64_t H,
+                                      int64_t KVH, int64_t D);
+
+  // out(n) = silu(gate) * up.
+  void (*swiglu_forward)(T* out, const T* gate, const T* up, int64_t n);
+  // dgate, dup overwritten.
+  void (*swiglu_backward)(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t n);
+
+  // lse(N) = logsumexp(logits[n]); returns sum over rows with target >= 0 of
+  // (lse - logits[n, target]). Rows with target < 0 are ignored (lse still written).
+  double (*cross_entropy_forward)(T* lse, const T* logits, const int32_t* targets, int64_t N,
+                                  int64_t V);
+  // dlogits(N,V) = (softmax(logits) - onehot(target)) * dloss; zero rows where target < 0.
+  // dlogits may alias logits (in-place).
+  void (*cross_entropy_backward)(T* dlogits, const T* logits, const T* lse,
+                                 const int32_t* targets, int64_t N, int64_t V, T dloss);
+
+  // PyTorch AdamW semantics: p *= 1 - lr*wd; m = b1 m + (1-b1) g'; v = b2 v + (1-b2) g'^2;
+  // p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps), where g' = g * gscale.
+  void (*adamw)(T* p, const T* g, T* m, T* v, int64_t n, double lr, double beta1, double beta2,
+                double eps, double wd, int64_t step, double gscale);
+
+  // Deterministic for any thread count (fixed-size chunks summed in order).
+  double (*sum_squares)(const T* x, int64_t n);
+  void (*add_inplace)(T* y, const T* x, int64_t n);   // y += x
+  void (*scale_inplace)(T* y, T s, int64_t n);        // y *= s
+  void (*fill)(T* y, T value, int64_t n);
+  // y = mean + std * N(0,1), counter-based (element i depends only on seed and i).
+  void (*randn)(T* y, int64_t n, uint64_t seed, T mean, T std);
+};
+
+struct IsaInfo {
+  const char* name;
+  const KernelTable<float>* f32;
+  const KernelTable<double>* f64;
+  // Tight FMA loop at this ISA's widest vector: GFLOP/s with `threads` threads.
+  double (*peak_fma_gflops)(int threads, double seconds);
+};
+
+#define LS_DECLARE_ISA(ns) \
+  namespace ns {           \
+  const IsaInfo* isa_info(); \
+  }
+LS_DECLARE_ISA(avx512)
+LS_DECLARE_ISA(avx2)
+LS_DECLARE_ISA(scalar)
+#undef LS_DECLARE_ISA
+
+}  // namespace ls

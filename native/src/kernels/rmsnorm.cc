@@ -1,0 +1,66 @@
+// RMSNorm (Llama): out = x / sqrt(mean(x^2) + eps) * w. The standard path: separate passes.
+#include <cmath>
+
+#include "kernels/common.h"
+#include "kernels/ops.h"
+
+namespace ls {
+namespace LS_ISA {
+
+// out: (N, C), rstd: (N), x: (N, C), w: (C)
+template <class T>
+void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t N, int64_t C, T eps) {
+#pragma omp parallel for schedule(static) if (N * C > kParallelMin)
+  for (int64_t n = 0; n < N; ++n) {
+    const T* xr = x + n * C;
+    T* o = out + n * C;
+    T ss = 0;
+#pragma omp simd reduction(+ : ss)
+    for (int64_t c = 0; c < C; ++c) ss += xr[c] * xr[c];
+    const T r = T(1) / std::sqrt(ss / T(C) + eps);
+    rstd[n] = r;
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) o[c] = xr[c] * r * w[c];
+  }
+}
+
+// dx: (N, C) += dL/dx; dw: (C) += dL/dw. With y_c = x_c r w_c and r = (mean(x^2)+eps)^-1/2:
+//   dx_c = r w_c g_c - x_c r^3 / C * sum_j(g_j w_j x_j)
+template <class T>
+void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, const T* rstd, int64_t N, int64_t C) {
+#pragma omp parallel for schedule(static) if (N * C > kParallelMin)
+  for (int64_t n = 0; n < N; ++n) {
+    const T* g = dout + n * C;
+    const T* xr = x + n * C;
+    T* d = dx + n * C;
+    const T r = rstd[n];
+    T dot = 0;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t c = 0; c < C; ++c) dot += g[c] * w[c] * xr[c];
+    const T k = dot * r * r * r / T(C);
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) d[c] += r * w[c] * g[c] - xr[c] * k;
+  }
+  // dw: a second pass over column ranges so each thread owns its columns (deterministic).
+  constexpr int64_t kCols = 64;
+  const int64_t chunks = ceil_div(C, kCols);
+#pragma omp parallel for schedule(static) if (N * C > kParallelMin)
+  for (int64_t ch = 0; ch < chunks; ++ch) {
+    const int64_t c0 = ch * kCols, c1 = c0 + kCols < C ? c0 + kCols : C;
+    T acc[kCols] = {};
+    for (int64_t n = 0; n < N; ++n) {
+      const T* g = dout + n * C;
+      const T* xr = x + n * C;
+      const T r = rstd[n];
+#pragma omp simd
+      for (int64_t c = c0; c < c1; ++c) acc[c - c0] += g[c] * xr[c] * r;
+    }
+    for (int64_t c = c0; c < c1; ++c) dw[c] += acc[c - c0];
+  }
+}
+
+}  // namespace LS_ISA
+}  // namespace ls
+
+LS_INSTANTIATE(rmsnorm_forward)
+LS_INSTANTIATE(rmsnorm_backward)

@@ -1,0 +1,43 @@
+// The per-ISA kernel table: this file is compiled once per ISA like every kernel source.
+#include "kernels/ops.h"
+
+#define LS_STR2(x) #x
+#define LS_STR(x) LS_STR2(x)
+
+namespace ls {
+namespace LS_ISA {
+
+template <class T>
+static KernelTable<T> make_table() {
+  KernelTable<T> t{};
+  t.gemm = gemm<T>;
+  t.embedding_forward = embedding_forward<T>;
+  t.embedding_backward = embedding_backward<T>;
+  t.rmsnorm_forward = rmsnorm_forward<T>;
+  t.rmsnorm_backward = rmsnorm_backward<T>;
+  t.rope_table = rope_table<T>;
+  t.rope_apply = rope_apply<T>;
+  t.attention_standard_forward = attention_standard_forward<T>;
+  t.attention_standard_backward = attention_standard_backward<T>;
+  t.swiglu_forward = swiglu_forward<T>;
+  t.swiglu_backward = swiglu_backward<T>;
+  t.cross_entropy_forward = cross_entropy_forward<T>;
+  t.cross_entropy_backward = cross_entropy_backward<T>;
+  t.adamw = adamw<T>;
+  t.sum_squares = sum_squares<T>;
+  t.add_inplace = add_inplace<T>;
+  t.scale_inplace = scale_inplace<T>;
+  t.fill = fill<T>;
+  t.randn = randn<T>;
+  return t;
+}
+
+const IsaInfo* isa_info() {
+  static const KernelTable<float> f32 = make_table<float>();
+  static const KernelTable<double> f64 = make_table<double>();
+  static const IsaInfo info{LS_STR(LS_ISA), &f32, &f64, peak_fma_gflops};
+  return &info;
+}
+
+}  // namespace LS_ISA
+}  // namespace ls

@@ -1,0 +1,82 @@
+// Whole-buffer vector helpers: reductions, fills, scaling, residual adds, seeded normal init.
+#include <cmath>
+
+#include "kernels/common.h"
+#include "kernels/ops.h"
+#include "memory.h"
+
+namespace ls {
+namespace LS_ISA {
+
+// Fixed 64K-element chunks, partial sums in double, added in chunk order: the same result for
+// any thread count.
+template <class T>
+double sum_squares(const T* x, int64_t n) {
+  constexpr int64_t kChunk = 1 << 16;
+  const int64_t chunks = ceil_div(n, kChunk);
+  double* part = static_cast<double*>(thread_workspace(sizeof(double) * (chunks > 0 ? chunks : 1), 3));
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t i0 = c * kChunk, i1 = i0 + kChunk < n ? i0 + kChunk : n;
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = i0; i < i1; ++i) s += double(x[i]) * double(x[i]);
+    part[c] = s;
+  }
+  double total = 0;
+  for (int64_t c = 0; c < chunks; ++c) total += part[c];
+  return total;
+}
+
+template <class T>
+void add_inplace(T* y, const T* x, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+template <class T>
+void scale_inplace(T* y, T s, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] *= s;
+}
+
+template <class T>
+void fill(T* y, T value, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] = value;
+}
+
+static inline uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// Box-Muller on a counter-based generator: pair p yields elements 2p and 2p+1 from
+// splitmix64(seed, p) alone, so the values do not depend on threads or chunking.
+template <class T>
+void randn(T* y, int64_t n, uint64_t seed, T mean, T std) {
+  const int64_t pairs = ceil_div(n, 2);
+  const uint64_t key = splitmix64(seed);
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (int64_t p = 0; p < pairs; ++p) {
+    const uint64_t a = splitmix64(key ^ (2 * uint64_t(p)));
+    const uint64_t b = splitmix64(key ^ (2 * uint64_t(p) + 1));
+    const double u1 = (double(a >> 11) + 1.0) * (1.0 / 9007199254740992.0);  // (0, 1]
+    const double u2 = double(b >> 11) * (1.0 / 9007199254740992.0);          // [0, 1)
+    const double r = std::sqrt(-2.0 * std::log(u1));
+    const double th = 6.283185307179586 * u2;
+    y[2 * p] = mean + std * T(r * std::cos(th));
+    if (2 * p + 1 < n) y[2 * p + 1] = mean + std * T(r * std::sin(th));
+  }
+}
+
+}  // namespace LS_ISA
+}  // namespace ls
+
+LS_INSTANTIATE(sum_squares)
+LS_INSTANTIATE(add_inplace)
+LS_INSTANTIATE(scale_inplace)
+LS_INSTANTIATE(fill)
+LS_INSTANTIATE(randn)

@@ -1,0 +1,90 @@
+// Loads the native addon (built by node-gyp during `npm ci`) and types its functions.
+// Float buffers are Float32Array (training) or Float64Array (float64 reference path); every
+// float buffer of one call shares a dtype. See native/src/kernels/kernels.h for semantics.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type FloatArray = Float32Array | Float64Array;
+
+export interface CpuFeatures {
+  avx2: boolean;
+  fma: boolean;
+  avx512f: boolean;
+  avx512bw: boolean;
+  avx512vl: boolean;
+  avx512dq: boolean;
+  avx512_bf16: boolean;
+  amx_tile: boolean;
+  amx_bf16: boolean;
+}
+
+export interface NativeMemoryStats {
+  /** Live storage handed to JavaScript. */
+  storageBytes: number;
+  /** High-water mark of storage since the last resetPeak(). */
+  storagePeakBytes: number;
+  /** Live per-thread kernel workspaces. */
+  workspaceBytes: number;
+}
+
+export interface NativeAddon {
+  alloc(bytes: number): ArrayBuffer;
+  memoryStats(): NativeMemoryStats;
+  resetPeak(): void;
+  setThreads(threads: number): void;
+  getThreads(): number;
+  isa(): string;
+  availableIsas(): string[];
+  setIsa(name: string): void;
+  cpuFeatures(): CpuFeatures;
+  /** GFLOP/s of a tight FMA loop on the current ISA with `threads` threads. */
+  peakFma(threads: number, seconds: number): number;
+
+  gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+    A: FloatArray, lda: number, B: FloatArray, ldb: number, beta: number, C: FloatArray, ldc: number): void;
+  embeddingForward(out: FloatArray, ids: Int32Array, table: FloatArray, N: number, C: number, V: number): void;
+  embeddingBackward(dtable: FloatArray, dout: FloatArray, ids: Int32Array, N: number, C: number, V: number): void;
+  rmsnormForward(out: FloatArray, rstd: FloatArray, x: FloatArray, w: FloatArray, N: number, C: number, eps: number): void;
+  rmsnormBackward(dx: FloatArray, dw: FloatArray, dout: FloatArray, x: FloatArray, w: FloatArray, rstd: FloatArray,
+    N: number, C: number): void;
+  ropeTable(cos: FloatArray, sin: FloatArray, T: number, D: number, theta: number): void;
+  ropeApply(x: FloatArray, cos: FloatArray, sin: FloatArray, B: number, T: number, H: number, D: number,
+    inverse: boolean): void;
+  attentionStandardForward(out: FloatArray, probs: FloatArray, q: FloatArray, k: FloatArray, v: FloatArray,
+    B: number, T: number, H: number, KVH: number, D: number): void;
+  attentionStandardBackward(dq: FloatArray, dk: FloatArray, dv: FloatArray, dout: FloatArray, q: FloatArray,
+    k: FloatArray, v: FloatArray, probs: FloatArray, B: number, T: number, H: number, KVH: number, D: number): void;
+  swigluForward(out: FloatArray, gate: FloatArray, up: FloatArray, n: number): void;
+  swigluBackward(dgate: FloatArray, dup: FloatArray, dout: FloatArray, gate: FloatArray, up: FloatArray, n: number): void;
+  crossEntropyForward(lse: FloatArray, logits: FloatArray, targets: Int32Array, N: number, V: number): number;
+  crossEntropyBackward(dlogits: FloatArray, logits: FloatArray, lse: FloatArray, targets: Int32Array, N: number,
+    V: number, dloss: number): void;
+  adamw(p: FloatArray, g: FloatArray, m: FloatArray, v: FloatArray, n: number, lr: number, beta1: number,
+    beta2: number, eps: number, wd: number, step: number, gscale: number): void;
+  sumSquares(x: FloatArray, n: number): number;
+  addInplace(y: FloatArray, x: FloatArray, n: number): void;
+  scaleInplace(y: FloatArray, s: number, n: number): void;
+  fill(y: FloatArray, value: number, n: number): void;
+  randn(y: FloatArray, n: number, seed: number, mean: number, std: number): void;
+}
+
+function load(): NativeAddon {
+  // dist/src/kernels/native.js -> package root is three levels up.
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+  const candidates = ['build/Release/litespark.node', 'build/Debug/litespark.node'].map((p) => join(root, p));
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) {
+    throw new Error(
+      `litespark: the native addon is not built (looked for ${candidates[0]}). ` +
+        'Run `npm ci` (or `npx node-gyp rebuild`) in the package directory; it needs python3, make, ' +
+        'a C++17 compiler with OpenMP (g++) and the Node.js headers.',
+    );
+  }
+  const require = createRequire(import.meta.url);
+  return require(found) as NativeAddon;
+}
+
+/** The addon, loaded once per process. */
+export const native: NativeAddon = load();

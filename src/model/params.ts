@@ -1,0 +1,111 @@
+// The parameters of a Llama model: names, shapes and initialisation, with names identical to
+// Hugging Face `LlamaForCausalLM` (model.layers.0.self_attn.q_proj.weight, ...).
+import { native } from '../kernels/native.js';
+import { FlatBuffer, type DType, type Tensor } from '../kernels/tensor.js';
+
+/** The architecture fields the model needs, named as in Hugging Face `LlamaConfig`. */
+export interface LlamaConfig {
+  vocab_size: number;
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  rms_norm_eps: number;
+  rope_theta: number;
+  tie_word_embeddings: boolean;
+  initializer_range: number;
+}
+
+export interface ParamSpec {
+  name: string;
+  shape: [number] | [number, number];
+  /** AdamW weight decay applies to matrices, not to norm gains. */
+  decay: boolean;
+  /** 'normal' draws N(0, std^2); 'ones' is the RMSNorm gain. */
+  init: 'normal' | 'ones';
+  std: number;
+}
+
+export function headDim(c: LlamaConfig): number {
+  return c.hidden_size / c.num_attention_heads;
+}
+
+/**
+ * Every parameter in storage order: decayed matrices first, then the norm gains, so AdamW runs
+ * as two calls over two contiguous ranges. Residual-branch outputs (o_proj, down_proj) start
+ * with std / sqrt(2 L) so the residual stream's variance does not grow with depth (GPT-2).
+ */
+export function llamaParamSpecs(c: LlamaConfig): ParamSpec[] {
+  const C = c.hidden_size;
+  const D = headDim(c);
+  const F = c.intermediate_size;
+  const std = c.initializer_range;
+  const resid = std / Math.sqrt(2 * c.num_hidden_layers);
+  const mats: ParamSpec[] = [{ name: 'model.embed_tokens.weight', shape: [c.vocab_size, C], decay: true, init: 'normal', std }];
+  const norms: ParamSpec[] = [];
+  for (let l = 0; l < c.num_hidden_layers; l++) {
+    const p = `model.layers.${l}`;
+    const m = (name: string, rows: number, cols: number, s = std): ParamSpec => ({
+      name: `${p}.${name}`,
+      shape: [rows, cols],
+      decay: true,
+      init: 'normal',
+      std: s,
+    });
+    mats.push(
+      m('self_attn.q_proj.weight', c.num_attention_heads * D, C),
+      m('self_attn.k_proj.weight', c.num_key_value_heads * D, C),
+      m('self_attn.v_proj.weight', c.num_key_value_heads * D, C),
+      m('self_attn.o_proj.weight', C, c.num_attention_heads * D, resid),
+      m('mlp.gate_proj.weight', F, C),
+      m('mlp.up_proj.weight', F, C),
+      m('mlp.down_proj.weight', C, F, resid),
+    );
+    norms.push(
+      { name: `${p}.input_layernorm.weight`, shape: [C], decay: false, init: 'ones', std: 0 },
+      { name: `${p}.post_attention_layernorm.weight`, shape: [C], decay: false, init: 'ones', std: 0 },
+    );
+  }
+  if (!c.tie_word_embeddings) mats.push({ name: 'lm_head.weight', shape: [c.vocab_size, C], decay: true, init: 'normal', std });
+  norms.push({ name: 'model.norm.weight', shape: [C], decay: false, init: 'ones', std: 0 });
+  return [...mats, ...norms];
+}
+
+/** Parameters (or their gradients, or an optimizer moment) of one model in one flat buffer. */
+export class ParamStore extends FlatBuffer {
+  readonly specs: ParamSpec[];
+  /** Elements [0, decayEnd) hold the decayed matrices, [decayEnd, total) the norm gains. */
+  readonly decayEnd: number;
+
+  constructor(config: LlamaConfig, dtype: DType) {
+    const specs = llamaParamSpecs(config);
+    super(dtype, specs);
+    this.specs = specs;
+    const firstNorm = specs.find((s) => !s.decay)!;
+    this.decayEnd = this.offsets.get(firstNorm.name)!;
+  }
+
+  /** The embedding table doubles as the output head when the embeddings are tied. */
+  head(config: LlamaConfig): Tensor {
+    return this.get(config.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
+  }
+
+  /** Seeded initialisation: tensor i draws from seed-derived stream i, independent of threads. */
+  init(seed: number): void {
+    this.specs.forEach((s, i) => {
+      const t = this.get(s.name);
+      if (s.init === 'ones') native.fill(t.data, 1, t.numel);
+      else native.randn(t.data, t.numel, (seed * 65537 + i) % 2 ** 52, 0, s.std);
+    });
+  }
+
+  zero(): void {
+    native.fill(this.flat.data, 0, this.flat.numel);
+  }
+
+  /** Number of parameters (without the alignment padding of the flat buffer). */
+  count(): number {
+    return this.specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
+  }
+}

@@ -1,0 +1,46 @@
+import { test } from 'node:test';
+import { native } from '../../src/kernels/native.js';
+import { assertClose, randArray, tol } from '../helpers.js';
+import { rmsnormBackwardRef, rmsnormForwardRef } from '../reference/ops.js';
+import { fdCheck, forEachIsa, weightedSum } from './harness.js';
+
+const SHAPES: Array<[number, number]> = [[1, 1], [3, 7], [17, 33], [64, 512], [5, 1000]];
+
+test('rmsnorm forward/backward match the reference on every ISA (f32 and f64)', () => {
+  forEachIsa((isa) => {
+    for (const [N, C] of SHAPES) {
+      const x = randArray(Float64Array, N * C, 1, 2);
+      const w = randArray(Float64Array, C, 2, 1.5);
+      const dout = randArray(Float64Array, N * C, 3);
+      const out = new Float64Array(N * C), rstd = new Float64Array(N);
+      rmsnormForwardRef(out, rstd, x, w, N, C, 1e-5);
+      const dx = randArray(Float64Array, N * C, 4), dw = randArray(Float64Array, C, 5);
+      const dx0 = dx.slice(), dw0 = dw.slice();
+      rmsnormBackwardRef(dx, dw, dout, x, w, rstd, N, C);
+      for (const [ctor, dt] of [[Float32Array, 'f32'], [Float64Array, 'f64']] as const) {
+        const o = new ctor(N * C), r = new ctor(N);
+        native.rmsnormForward(o, r, new ctor(x), new ctor(w), N, C, 1e-5);
+        assertClose(o, out, tol(dt, C), `${isa} ${dt} out (${N}x${C})`);
+        assertClose(r, rstd, tol(dt, C), `${isa} ${dt} rstd`);
+        const gx = new ctor(dx0), gw = new ctor(dw0);
+        native.rmsnormBackward(gx, gw, new ctor(dout), new ctor(x), new ctor(w), new ctor(rstd), N, C);
+        assertClose(gx, dx, tol(dt, C, 16), `${isa} ${dt} dx (accumulated)`);
+        assertClose(gw, dw, tol(dt, N * C, 16), `${isa} ${dt} dw (accumulated)`);
+      }
+    }
+  });
+});
+
+test('rmsnorm backward equals finite differences of forward (native f64)', () => {
+  const N = 3, C = 7;
+  const x = randArray(Float64Array, N * C, 11), w = randArray(Float64Array, C, 12), dout = randArray(Float64Array, N * C, 13);
+  const out = new Float64Array(N * C), rstd = new Float64Array(N);
+  const loss = () => {
+    native.rmsnormForward(out, rstd, x, w, N, C, 1e-5);
+    return weightedSum(out, dout);
+  };
+  loss();
+  const dx = new Float64Array(N * C), dw = new Float64Array(C);
+  native.rmsnormBackward(dx, dw, dout, x, w, rstd, N, C);
+  fdCheck([x, w], [dx, dw], loss, { names: ['x', 'w'] });
+});
