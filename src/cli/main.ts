@@ -1,0 +1,78 @@
+// The litespark command line. Parses arguments, maps errors to exit codes (0 success,
+// 1 runtime failure, 2 bad usage or bad input) and prints the reason on stderr.
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { ConfigError } from '../config/schema.js';
+import { DataError } from '../data/errors.js';
+import { peakCommand } from './peak.js';
+import { trainCommand, UsageError } from './train.js';
+
+function int(name: string, min: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
+    return n;
+  };
+}
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('litespark')
+    .description('LLM pre-training on native kernels: standard Llama models, measured tokens/s and MFU')
+    .version('0.1.0')
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)');
+
+  program
+    .command('train')
+    .description('pre-train a Llama model (default: the demo preset on the corpus embedded in the project)')
+    .option('--preset <name>', 'preset: demo, nano, micro, small, bench-xs, bench-s, bench-l, llama-1b, ...', undefined)
+    .option('--config <file>', 'JSON or TOML config file, merged over the preset')
+    .option('--data <path>', "training text: 'embedded' (default) or a .txt file / directory of .txt and .md files")
+    .option('--steps <n>', 'optimizer steps', int('--steps', 1))
+    .option('--out <dir>', 'run directory (config.json, metrics.jsonl, tokenizer.json, summary.json)')
+    .addOption(new Option('--kernels <path>', 'kernel path').choices(['standard', 'litespark']))
+    .addOption(new Option('--dtype <dtype>', 'compute dtype').choices(['fp32', 'bf16']))
+    .option('--seed <n>', 'seed for initialisation and data order', int('--seed', 0))
+    .option('--threads <n>', 'threads (0 = all cores)', int('--threads', 0))
+    .option('--set <key=value>', 'override any config field, e.g. --set train.lr=1e-3 (repeatable)', collect, [])
+    .action(async (opts) => {
+      process.exitCode = await trainCommand(opts);
+    });
+
+  program
+    .command('peak')
+    .description("measure this machine's peak FLOP/s per thread count (the denominator of MFU), cached per machine")
+    .option('--threads <n>', 'measure only this thread count', int('--threads', 1))
+    .option('--remeasure', 'ignore the cache and measure again')
+    .option('--json', 'print JSON')
+    .action(async (opts) => {
+      await peakCommand(opts);
+    });
+
+  return program;
+}
+
+/** Runs the CLI on argv (as process.argv) and returns the exit code. */
+export async function run(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // help and version exit 0; every parse error is bad usage
+      return e.exitCode === 0 ? 0 : 2;
+    }
+    if (e instanceof ConfigError || e instanceof UsageError || e instanceof DataError) {
+      process.stderr.write(`litespark: ${e.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`litespark: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,144 @@
+// `litespark train`: resolves the config, runs the trainer, and shows a progress line.
+import cliProgress from 'cli-progress';
+import { resolveConfig } from '../config/load.js';
+import { train, type StartInfo, type StepMetrics, type Summary } from '../train/trainer.js';
+import { fmtBytes, fmtCount, fmtDuration, fmtPct } from './format.js';
+
+export interface TrainOptions {
+  preset?: string;
+  config?: string;
+  data?: string;
+  steps?: number;
+  out?: string;
+  kernels?: string;
+  dtype?: string;
+  seed?: number;
+  threads?: number;
+  set?: string[];
+}
+
+const say = (line = '') => process.stdout.write(line + '\n');
+
+function printStart(i: StartInfo): void {
+  const c = i.config;
+  const m = i.memory;
+  say(`litespark train -> ${i.runDir}`);
+  say(`  machine   ${i.cpu}, ${i.threads} threads, ${i.isa} path; kernels ${i.kernels}, ${i.dtype}`);
+  say(
+    `  model     Llama ${fmtCount(i.parameters.total)} params (${fmtCount(i.parameters.nonEmbedding)} non-embedding): ` +
+      `${c.model.num_hidden_layers} layers, hidden ${c.model.hidden_size}, ${c.model.num_attention_heads} heads / ` +
+      `${c.model.num_key_value_heads} kv, ffn ${c.model.intermediate_size}, vocab ${c.model.vocab_size}`,
+  );
+  say(`  data      ${i.corpus.name}: ${fmtBytes(i.corpus.bytes)}, ${fmtCount(i.corpus.trainTokens)} train / ${fmtCount(i.corpus.valTokens)} val tokens`);
+  say(
+    `  batch     ${c.train.micro_batch_size} x ${c.train.seq_len} tokens x ${c.train.grad_accum_steps} accumulation = ` +
+      `${i.tokensPerStep} tokens/step, ${c.train.steps} steps`,
+  );
+  say(
+    `  memory    params ${fmtBytes(m.parameters)}, grads ${fmtBytes(m.gradients)}, AdamW ${fmtBytes(m.optimizer)}, ` +
+      `activations ${fmtBytes(m.activations)}, workspace ${fmtBytes(m.workspace)}`,
+  );
+  say(
+    `  MFU       ${(i.flopsPerToken / 1e6).toFixed(2)} MFLOP/token (6P + 12LdT) vs measured fp32 peak ` +
+      (i.peakGflops === null ? 'n/a' : `${i.peakGflops.toFixed(0)} GFLOP/s${i.peakCached ? ' (cached; `litespark peak --remeasure`)' : ''}`),
+  );
+}
+
+function printEnd(s: Summary): void {
+  say();
+  say(`${s.interrupted ? 'stopped early' : 'done'}: ${s.steps} steps, ${fmtCount(s.tokens)} tokens in ${fmtDuration(s.seconds)}`);
+  say(`  loss      validation ${s.initialValLoss.toFixed(3)} before -> ${s.finalValLoss.toFixed(3)} after (train ${s.finalTrainLoss.toFixed(3)})`);
+  say(`  speed     ${s.tokensPerSecond.toFixed(0)} tokens/s, median step ${s.stepMsMedian.toFixed(1)} ms, MFU ${fmtPct(s.mfu)}`);
+  say(`  memory    peak RSS ${fmtBytes(s.peakRssBytes)}`);
+  if (s.sample) {
+    say('  sample    ' + JSON.stringify(s.sample.prompt) + ' ->');
+    say(
+      (s.sample.prompt + s.sample.text)
+        .split('\n')
+        .map((l) => '    | ' + l)
+        .join('\n'),
+    );
+  }
+}
+
+export async function trainCommand(opts: TrainOptions): Promise<number> {
+  const overrides: Record<string, unknown> = {};
+  for (const kv of opts.set ?? []) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--set expects key=value (e.g. train.lr=3e-4), got '${kv}'`);
+    const raw = kv.slice(eq + 1);
+    let value: unknown = raw;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      // a bare string
+    }
+    overrides[kv.slice(0, eq)] = value;
+  }
+  if (opts.steps !== undefined) overrides['train.steps'] = opts.steps;
+  if (opts.seed !== undefined) overrides['train.seed'] = opts.seed;
+  if (opts.threads !== undefined) overrides['runtime.threads'] = opts.threads;
+  if (opts.kernels !== undefined) overrides['runtime.kernels'] = opts.kernels;
+  if (opts.dtype !== undefined) overrides['runtime.dtype'] = opts.dtype;
+  if (opts.out !== undefined) overrides['runtime.out'] = opts.out;
+  if (opts.data !== undefined) overrides['data.source'] = opts.data;
+  const config = resolveConfig({ preset: opts.preset, file: opts.config, overrides });
+
+  let stop = false;
+  const onSigint = () => {
+    if (stop) process.exit(130);
+    stop = true;
+    process.stderr.write('\nlitespark: stopping after this step (Ctrl-C again to abort)\n');
+  };
+  process.on('SIGINT', onSigint);
+
+  const bar = new cliProgress.SingleBar(
+    {
+      format: 'step {value}/{total} |{bar}| loss {loss} | lr {lr} | {tps} tok/s | MFU {mfu} | {elapsed} elapsed, ETA {eta}',
+      barsize: 20,
+      hideCursor: true,
+      noTTYOutput: true,
+      notTTYSchedule: 5000,
+      etaBuffer: 20,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  try {
+    await train(config, {
+      onStatus: (m) => {
+        if (!started) say(`litespark: ${m}...`);
+      },
+      onStart: (info) => {
+        printStart(info);
+        started = true;
+        bar.start(config.train.steps, 0, { loss: '-', lr: '-', tps: '-', mfu: '-', elapsed: '0s', eta: '--' });
+      },
+      onEval: (e) => {
+        if (!started) return;
+        if (e.step === 0) say(`  step 0    validation loss ${e.val_loss.toFixed(4)}`);
+      },
+      onStep: (m: StepMetrics) =>
+        bar.update(m.step, {
+          loss: m.loss.toFixed(4),
+          lr: m.lr.toExponential(2),
+          tps: m.tokens_per_s.toFixed(0),
+          mfu: fmtPct(m.mfu),
+          elapsed: fmtDuration(m.elapsed_s),
+          eta: fmtDuration(m.eta_s),
+        }),
+      onEnd: (s) => {
+        bar.stop();
+        printEnd(s);
+      },
+      shouldStop: () => stop,
+    });
+  } finally {
+    bar.stop();
+    process.off('SIGINT', onSigint);
+  }
+  return 0;
+}
+
+/** Bad usage or input: exit code 2. */
+export class UsageError extends Error {}

@@ -1,0 +1,302 @@
+// The training loop: data -> model.forward -> loss -> model.backward (accumulated over
+// micro-batches, the loss weighted by tokens) -> gradient clipping -> AdamW -> metrics.
+// Everything a step touches is allocated before the first step.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { toHfLlamaConfig } from '../config/load.js';
+import { loadTrainingData } from '../data/dataset.js';
+import { BatchSampler, fixedBatches } from '../data/batches.js';
+import type { BpeTokenizer } from '../data/tokenizer.js';
+import { native } from '../kernels/native.js';
+import { LlamaModel, type StepBuffers } from '../model/llama.js';
+import { flopsPerToken, mfu, parameterCounts } from '../metrics/flops.js';
+import { MetricsLog, peakRssBytes } from '../metrics/jsonl.js';
+import { cpuModel } from '../metrics/machine.js';
+import { defaultCacheDir, getPeak } from '../metrics/peak.js';
+import { AdamW } from './optimizer.js';
+import { sample } from './sample.js';
+import { lrAt } from './schedule.js';
+
+export interface MemoryReport {
+  parameters: number;
+  gradients: number;
+  optimizer: number;
+  activations: number;
+  workspace: number;
+}
+
+export interface StartInfo {
+  config: Config;
+  runDir: string;
+  cpu: string;
+  isa: string;
+  threads: number;
+  kernels: string;
+  dtype: string;
+  parameters: { total: number; nonEmbedding: number };
+  flopsPerToken: number;
+  peakGflops: number | null;
+  peakCached: boolean;
+  tokensPerStep: number;
+  corpus: { name: string; description: string; bytes: number; trainTokens: number; valTokens: number };
+  memory: MemoryReport;
+}
+
+/** One line of metrics.jsonl. */
+export interface StepMetrics {
+  step: number;
+  steps: number;
+  loss: number;
+  lr: number;
+  grad_norm: number;
+  tokens: number;
+  step_ms: number;
+  tokens_per_s: number;
+  mfu: number | null;
+  elapsed_s: number;
+  eta_s: number;
+  rss_bytes: number;
+  joules_per_token: number | null;
+  energy_source: string;
+}
+
+export interface EvalResult {
+  step: number;
+  val_loss: number;
+}
+
+export interface Summary {
+  steps: number;
+  tokens: number;
+  seconds: number;
+  tokensPerSecond: number;
+  /** Median over steps after the first (warm-up) step. */
+  stepMsMedian: number;
+  mfu: number | null;
+  initialValLoss: number;
+  finalValLoss: number;
+  finalTrainLoss: number;
+  sample: { prompt: string; text: string } | null;
+  peakRssBytes: number;
+  interrupted: boolean;
+}
+
+export interface TrainHooks {
+  onStatus?(message: string): void;
+  onStart?(info: StartInfo): void;
+  onStep?(m: StepMetrics): void;
+  onEval?(e: EvalResult): void;
+  onEnd?(s: Summary): void;
+  /** Polled between steps: return true to stop early (e.g. after SIGINT). */
+  shouldStop?(): boolean;
+}
+
+/** The prompt of the end-of-run sample: the opening of a doc comment, as in the default corpus. */
+export const SAMPLE_PROMPT = '/**\n * Returns';
+
+function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Mean loss per token over fixed batches (forward only). */
+export function evaluate(model: LlamaModel, buf: StepBuffers, batches: Array<{ inputs: Int32Array; targets: Int32Array }>): number {
+  let sum = 0;
+  let count = 0;
+  for (const b of batches) {
+    buf.ids.set(b.inputs);
+    buf.targets.set(b.targets);
+    sum += model.forward(buf);
+    count += b.targets.reduce((a, t) => a + (t >= 0 ? 1 : 0), 0);
+  }
+  return sum / count;
+}
+
+/**
+ * One optimizer step: zero the gradients, forward + backward over `accum` micro-batches drawn
+ * by `next`, each token's loss weighted by 1 / (tokens in the whole step) so the result does
+ * not depend on how the global batch is split, then AdamW at `lr`. Returns the mean loss per
+ * token and the gradient norm before clipping.
+ */
+export function trainStep(
+  model: LlamaModel,
+  opt: AdamW,
+  buf: StepBuffers,
+  next: (ids: Int32Array, targets: Int32Array) => void,
+  accum: number,
+  lr: number,
+): { loss: number; gradNorm: number } {
+  model.grads.zero();
+  // Packed fixed-length windows: every target is a real token, so the step's token count is
+  // known before its first micro-batch.
+  const tokens = buf.B * buf.T * accum;
+  let lossSum = 0;
+  for (let micro = 0; micro < accum; micro++) {
+    next(buf.ids, buf.targets);
+    lossSum += model.forward(buf);
+    model.backward(buf, 1 / tokens);
+  }
+  const gradNorm = opt.update(lr);
+  return { loss: lossSum / tokens, gradNorm };
+}
+
+export async function train(config: Config, hooks: TrainHooks = {}): Promise<Summary> {
+  const { model: mc, train: tc, data: dc, runtime: rc } = config;
+  const threads = rc.threads > 0 ? rc.threads : os.availableParallelism();
+  native.setThreads(threads);
+  const status = (m: string) => hooks.onStatus?.(m);
+
+  const runDir = rc.out;
+  mkdirSync(runDir, { recursive: true });
+
+  status('preparing data');
+  const data = loadTrainingData({
+    source: dc.source,
+    vocabSize: dc.tokenizer_vocab_size,
+    valFraction: dc.val_fraction,
+    maxBytes: dc.max_bytes > 0 ? dc.max_bytes : undefined,
+    cacheDir: defaultCacheDir(),
+    onStatus: status,
+  });
+  const tokenizer: BpeTokenizer = data.tokenizer;
+  if (tokenizer.vocabSize > mc.vocab_size) {
+    throw new Error(`model.vocab_size (${mc.vocab_size}) is smaller than the tokenizer's vocabulary (${tokenizer.vocabSize})`);
+  }
+
+  status('building the model');
+  const model = new LlamaModel(mc, 'f32');
+  model.params.init(tc.seed);
+  const opt = new AdamW(mc, model.params, model.grads, tc);
+  const B = tc.micro_batch_size;
+  const T = tc.seq_len;
+  const buf = model.buffers(B, T);
+  const sampler = new BatchSampler(data.train, B, T, tc.seed);
+  const evalSet = fixedBatches(data.val, B, T, tc.eval_batches);
+  const tokensPerStep = B * T * tc.grad_accum_steps;
+
+  status('calibrating peak FLOP/s');
+  const peak = getPeak({ threads });
+  const fpt = flopsPerToken(mc, T);
+  const counts = parameterCounts(mc);
+
+  const info: StartInfo = {
+    config,
+    runDir,
+    cpu: cpuModel(),
+    isa: native.isa(),
+    threads,
+    kernels: rc.kernels,
+    dtype: rc.dtype,
+    parameters: { total: counts.total, nonEmbedding: counts.nonEmbedding },
+    flopsPerToken: fpt,
+    peakGflops: peak.gflops > 0 ? peak.gflops : null,
+    peakCached: peak.cached,
+    tokensPerStep,
+    corpus: { ...data.corpus, trainTokens: data.train.length, valTokens: data.val.length },
+    memory: {
+      parameters: model.params.flat.bytes,
+      gradients: model.grads.flat.bytes,
+      optimizer: opt.bytes(),
+      activations: buf.activationBytes(),
+      workspace: buf.workspaceBytes(),
+    },
+  };
+  writeFileSync(
+    join(runDir, 'config.json'),
+    JSON.stringify({ ...config, hf_config: toHfLlamaConfig(mc), machine: { cpu: info.cpu, isa: info.isa, threads } }, null, 2) + '\n',
+  );
+  writeFileSync(join(runDir, 'tokenizer.json'), JSON.stringify(tokenizer.toJSON()) + '\n');
+  hooks.onStart?.(info);
+
+  const log = new MetricsLog(join(runDir, 'metrics.jsonl'));
+  const peakFlops = info.peakGflops === null ? null : info.peakGflops * 1e9;
+  const doEval = (step: number): number => {
+    const v = evaluate(model, buf, evalSet);
+    log.write({ step, val_loss: v });
+    hooks.onEval?.({ step, val_loss: v });
+    return v;
+  };
+
+  const initialValLoss = doEval(0);
+  const stepMs: number[] = [];
+  const t0 = performance.now();
+  let lastLoss = NaN;
+  let done = 0; // optimizer steps completed
+  let interrupted = false;
+  for (let step = 1; step <= tc.steps; step++) {
+    // Yield to the event loop between steps so signals and the progress display are served.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (hooks.shouldStop?.()) {
+      interrupted = true;
+      break;
+    }
+    const ts = performance.now();
+    const lr = lrAt(step, tc);
+    const r = trainStep(model, opt, buf, (ids, targets) => sampler.next(ids, targets), tc.grad_accum_steps, lr);
+    const gradNorm = r.gradNorm;
+    const ms = performance.now() - ts;
+    stepMs.push(ms);
+    lastLoss = r.loss;
+    done = step;
+    if (!Number.isFinite(lastLoss)) throw new Error(`training diverged at step ${step}: loss is ${lastLoss}`);
+    const elapsed = (performance.now() - t0) / 1000;
+    const tps = (tokensPerStep * 1000) / ms;
+    const m: StepMetrics = {
+      step,
+      steps: tc.steps,
+      loss: lastLoss,
+      lr,
+      grad_norm: gradNorm,
+      tokens: step * tokensPerStep,
+      step_ms: ms,
+      tokens_per_s: tps,
+      mfu: mfu(tps, fpt, peakFlops),
+      elapsed_s: elapsed,
+      eta_s: (elapsed / step) * (tc.steps - step),
+      rss_bytes: peakRssBytes(),
+      joules_per_token: null,
+      energy_source: 'none',
+    };
+    if (step % tc.log_every === 0 || step === tc.steps) log.write(m);
+    hooks.onStep?.(m);
+    if (tc.eval_every > 0 && step % tc.eval_every === 0 && step < tc.steps) doEval(step);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const finalValLoss = doEval(done);
+
+  let sampleOut: Summary['sample'] = null;
+  if (tc.sample_tokens > 0) {
+    status('sampling');
+    const gen = model.buffers(1, T);
+    const promptIds = tokenizer.encode(SAMPLE_PROMPT);
+    const ids = sample(model, gen, promptIds, { maxTokens: tc.sample_tokens, temperature: 0.8, topK: 40, seed: tc.seed, stopId: tokenizer.eosId });
+    sampleOut = { prompt: SAMPLE_PROMPT, text: tokenizer.decode(ids) };
+  }
+
+  const tokens = done * tokensPerStep;
+  const trained = stepMs.slice(1);
+  const tps = seconds > 0 ? tokens / seconds : 0;
+  const summary: Summary = {
+    steps: done,
+    tokens,
+    seconds,
+    tokensPerSecond: tps,
+    stepMsMedian: median(trained.length ? trained : stepMs),
+    mfu: mfu(tps, fpt, peakFlops),
+    initialValLoss,
+    finalValLoss,
+    finalTrainLoss: lastLoss,
+    sample: sampleOut,
+    peakRssBytes: peakRssBytes(),
+    interrupted,
+  };
+  log.write({ summary });
+  log.close();
+  writeFileSync(join(runDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+  hooks.onEnd?.(summary);
+  return summary;
+}

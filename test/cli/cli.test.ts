@@ -1,0 +1,67 @@
+// The command line as a user meets it: bad input gets a message naming the field and exit 2;
+// a tiny training run writes its run directory and a falling loss.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const BIN = fileURLToPath(new URL('../../../bin/litespark.js', import.meta.url));
+const tmp = mkdtempSync(join(os.tmpdir(), 'litespark-cli-'));
+
+function cli(args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, LITESPARK_CACHE_DIR: join(tmp, 'cache') },
+    timeout: 240_000,
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+const BAD: Array<[string, string[], RegExp]> = [
+  ['an unknown preset', ['train', '--preset', 'llama-9000'], /unknown preset 'llama-9000'/],
+  ['a negative learning rate', ['train', '--set', 'train.lr=-0.1'], /train\.lr/],
+  ['heads not dividing the width', ['train', '--set', 'model.num_attention_heads=7'], /model\.num_attention_heads/],
+  ['kv heads not dividing the heads', ['train', '--set', 'model.num_key_value_heads=4'], /model\.num_key_value_heads/],
+  ['an unknown config key', ['train', '--set', 'model.hiden_size=3'], /hiden_size/],
+  ['an unknown command-line flag', ['train', '--stepz', '3'], /unknown option '--stepz'/],
+  ['a non-integer step count', ['train', '--steps', '2.5'], /--steps must be an integer/],
+  ['a missing config file', ['train', '--config', join(tmp, 'nope.json')], /nope\.json/],
+  ['a missing data path', ['train', '--preset', 'nano', '--data', join(tmp, 'no-such-corpus')], /no-such-corpus/],
+];
+
+for (const [what, args, message] of BAD) {
+  test(`bad input: ${what} -> exit 2 and a message naming it`, () => {
+    const r = cli(args);
+    assert.equal(r.code, 2, `exit code ${r.code}; stderr: ${r.err}`);
+    assert.match(r.err, message);
+  });
+}
+
+test('a config file that is not JSON names the file', () => {
+  const f = join(tmp, 'broken.json');
+  writeFileSync(f, '{ "train": { "steps": 3, }');
+  const r = cli(['train', '--config', f]);
+  assert.equal(r.code, 2);
+  assert.match(r.err, /broken\.json/);
+});
+
+test('train --preset nano writes config.json, metrics.jsonl and summary.json, and the loss falls', () => {
+  const out = join(tmp, 'run');
+  const r = cli(['train', '--preset', 'nano', '--steps', '40', '--out', out, '--set', 'train.sample_tokens=8', '--set', 'data.max_bytes=400000']);
+  assert.equal(r.code, 0, `stderr: ${r.err}\nstdout: ${r.out}`);
+  assert.match(r.out, /MFU/);
+  assert.match(r.out, /validation \d+\.\d+ before -> \d+\.\d+ after/);
+  for (const f of ['config.json', 'metrics.jsonl', 'summary.json', 'tokenizer.json']) assert.ok(existsSync(join(out, f)), f);
+  const cfg = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+  assert.equal(cfg.train.steps, 40);
+  assert.equal(cfg.hf_config.architectures[0], 'LlamaForCausalLM');
+  const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const steps = lines.filter((l) => typeof l.loss === 'number');
+  assert.ok(steps.length >= 4);
+  for (const k of ['step', 'loss', 'lr', 'grad_norm', 'tokens_per_s', 'mfu', 'joules_per_token', 'energy_source']) assert.ok(k in steps[0], k);
+  const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+  assert.ok(summary.finalValLoss < summary.initialValLoss - 0.5, `val loss ${summary.initialValLoss} -> ${summary.finalValLoss}`);
+});
