@@ -4,7 +4,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { ConfigError } from '../config/schema.js';
 import { DataError } from '../data/errors.js';
 import { peakCommand } from './peak.js';
-import { trainCommand, UsageError } from './train.js';
+import { trainCommand } from './train.js';
 
 function int(name: string, min: number) {
   return (v: string): number => {
@@ -68,7 +68,7 @@ export async function run(argv: string[]): Promise<number> {
       // help and version exit 0; every parse error is bad usage
       return e.exitCode === 0 ? 0 : 2;
     }
-    if (e instanceof ConfigError || e instanceof UsageError || e instanceof DataError) {
+    if (e instanceof ConfigError || e instanceof DataError) {
       process.stderr.write(`litespark: ${e.message}\n`);
       return 2;
     }

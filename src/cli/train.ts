@@ -1,6 +1,6 @@
 // `litespark train`: resolves the config, runs the trainer, and shows a progress line.
 import cliProgress from 'cli-progress';
-import { resolveConfig } from '../config/load.js';
+import { parseOverride, resolveConfig } from '../config/load.js';
 import { train, type StartInfo, type StepMetrics, type Summary } from '../train/trainer.js';
 import { fmtBytes, fmtCount, fmtDuration, fmtPct } from './format.js';
 
@@ -62,19 +62,7 @@ function printEnd(s: Summary): void {
 }
 
 export async function trainCommand(opts: TrainOptions): Promise<number> {
-  const overrides: Record<string, unknown> = {};
-  for (const kv of opts.set ?? []) {
-    const eq = kv.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--set expects key=value (e.g. train.lr=3e-4), got '${kv}'`);
-    const raw = kv.slice(eq + 1);
-    let value: unknown = raw;
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      // a bare string
-    }
-    overrides[kv.slice(0, eq)] = value;
-  }
+  const overrides: Record<string, unknown> = Object.fromEntries((opts.set ?? []).map(parseOverride));
   if (opts.steps !== undefined) overrides['train.steps'] = opts.steps;
   if (opts.seed !== undefined) overrides['train.seed'] = opts.seed;
   if (opts.threads !== undefined) overrides['runtime.threads'] = opts.threads;
@@ -139,6 +127,3 @@ export async function trainCommand(opts: TrainOptions): Promise<number> {
   }
   return 0;
 }
-
-/** Bad usage or input: exit code 2. */
-export class UsageError extends Error {}

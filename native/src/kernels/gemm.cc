@@ -1,0 +1,359 @@
+// The standard GEMM: C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C, row-major.
+//
+// GotoBLAS/BLIS structure, written with GCC vector extensions so one source serves every ISA:
+//
+//   for jc over N by NC:
+//     for pc over K by KC:
+//       pack B block (KC, NC) -> NR-wide panels   shared by the team (one barrier per block),
+//                                                  sized to stay in L2
+//       for ic over this thread's rows by MC:
+//         pack A block (MC, KC) -> MR-high panels  per thread
+//         for ir over MR panels:                   A micro-panel (KC, MR) stays in L1
+//           for jr over this thread's NR panels:   B micro-panels (KC, NR) stream from L2
+//             micro_kernel                         MR x NR accumulators stay in registers
+//
+// Packing handles the four transA/transB cases (and zero-pads partial panels), so there is one
+// micro-kernel. Edge tiles are computed into a small local buffer and merged. alpha and beta
+// are applied when a tile is stored: the first K block uses beta (beta == 0 never reads C, so
+// NaN in the old C is harmless), later K blocks accumulate.
+//
+// Threads: one parallel region per call. The team is a tm x tn grid over (rows of C, NR panels
+// of the current B block), chosen per call to minimize per-thread work (see choose_grid), so
+// tall (M large), skinny (M small) and wide shapes all keep every thread busy. Inside an
+// OpenMP parallel region (attention calls gemm per head) it runs on the calling thread alone.
+//
+// Scratch: workspace slot 0 of each thread (memory.h), grown only when a larger block is
+// needed. A caller must not hold slot 0 across a gemm call (attention uses slot 1).
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/common.h"
+#include "kernels/ops.h"
+#include "memory.h"
+
+// Register tile per ISA: NR = 2 vectors (contiguous in C), MR rows, MR*2 accumulators.
+#if defined(__AVX512F__)
+#define LS_GEMM_VB 64  // 32 zmm: 24 accumulators + 2 B vectors + A broadcasts
+#define LS_GEMM_MR 12
+#elif defined(__AVX2__)
+#define LS_GEMM_VB 32  // 16 ymm: 12 accumulators + 2 B vectors + 1 broadcast
+#define LS_GEMM_MR 6
+#else
+#define LS_GEMM_VB 16  // 16 xmm (SSE2, no FMA): 12 accumulators + 2 B + 1 broadcast
+#define LS_GEMM_MR 6
+#endif
+
+namespace ls {
+namespace LS_ISA {
+namespace {
+
+template <class T>
+struct Vec;
+template <>
+struct Vec<float> {
+  typedef float type __attribute__((vector_size(LS_GEMM_VB)));
+};
+template <>
+struct Vec<double> {
+  typedef double type __attribute__((vector_size(LS_GEMM_VB)));
+};
+
+template <class T>
+struct Blocking {
+  static constexpr int W = LS_GEMM_VB / sizeof(T);  // lanes per vector
+  static constexpr int NV = 2;                      // vectors per tile row
+  static constexpr int NR = NV * W;
+  static constexpr int MR = LS_GEMM_MR;
+  // KC=384, NC=1024 (a 1.5 MiB B block), MC=480 for fp32: best of a sweep KC 256..512,
+  // NC 512..3072, MC 240..1920 (and of the loop orders jr-outer/ir-outer) on the AVX-512 Xeon
+  // (48 KiB L1d, 2 MiB L2 per core), 1 thread, S-config shapes halved: 160-180 GFLOP/s vs
+  // 125-170 for the first guess (KC=256, NC=3072, MC=240, jr outer). fp64 keeps the B block's
+  // bytes (NC=512). Not tuned for the avx2 and scalar paths.
+  static constexpr int64_t KC = 384;
+  static constexpr int64_t MC = (480 / MR) * MR;
+  static constexpr int64_t NC = ((1536 * 1024 / (KC * sizeof(T))) / NR) * NR;
+};
+
+template <class T>
+using V = typename Vec<T>::type;
+
+template <class T>
+inline V<T> loadu(const T* p) {
+  V<T> v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+template <class T>
+inline void storeu(T* p, V<T> v) {
+  std::memcpy(p, &v, sizeof(v));
+}
+
+// c(MR, NR) (leading dim ldc) = alpha * a_panel * b_panel + beta * c. a: (KC, MR) packed,
+// b: (KC, NR) packed (64-byte aligned). beta == 0 never reads c.
+template <class T>
+__attribute__((always_inline)) inline void micro_kernel(int64_t kc, const T* __restrict a,
+                                                        const T* __restrict b, T* c, int64_t ldc,
+                                                        T alpha, T beta) {
+  constexpr int MR = Blocking<T>::MR, NV = Blocking<T>::NV, W = Blocking<T>::W, NR = Blocking<T>::NR;
+  V<T> acc[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) acc[i][j] = V<T>{};
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    V<T> bv[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) bv[j] = *reinterpret_cast<const V<T>*>(b + j * W);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const V<T> ai = a[i] - V<T>{};  // broadcast (x - 0 == x exactly)
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) acc[i][j] += ai * bv[j];
+    }
+    a += MR;
+    b += NR;
+  }
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) {
+      T* p = c + i * ldc + j * W;
+      const V<T> r = alpha * acc[i][j];
+      if (beta == T(0))
+        storeu(p, r);
+      else if (beta == T(1))
+        storeu(p, loadu(p) + r);
+      else
+        storeu(p, beta * loadu(p) + r);
+    }
+}
+
+// Packs op(B)(pc:pc+kc, j0:j0+nc) panels [q0, q1) into dst: panel q is (kc, NR), row-major,
+// columns past nc zero-filled. op(B)(k, j) = transB ? B[j*ldb + k] : B[k*ldb + j].
+template <class T>
+void pack_b(T* dst, const T* B, int64_t ldb, bool transB, int64_t pc, int64_t kc, int64_t j0,
+            int64_t nc, int64_t q0, int64_t q1) {
+  constexpr int NR = Blocking<T>::NR;
+  for (int64_t q = q0; q < q1; ++q) {
+    T* d = dst + q * kc * NR;
+    const int64_t jq = j0 + q * NR, nr = std::min<int64_t>(NR, nc - q * NR);
+    if (!transB) {
+      const T* s = B + pc * ldb + jq;
+      for (int64_t k = 0; k < kc; ++k, s += ldb, d += NR) {
+        if (nr == NR) {
+          std::memcpy(d, s, sizeof(T) * NR);
+        } else {
+          for (int64_t j = 0; j < nr; ++j) d[j] = s[j];
+          for (int64_t j = nr; j < NR; ++j) d[j] = T(0);
+        }
+      }
+    } else {
+      const T* s = B + jq * ldb + pc;
+      for (int64_t k = 0; k < kc; ++k) {
+        for (int64_t j = 0; j < nr; ++j) d[k * NR + j] = s[j * ldb + k];
+        for (int64_t j = nr; j < NR; ++j) d[k * NR + j] = T(0);
+      }
+    }
+  }
+}
+
+// Packs op(A)(i0:i0+mc, pc:pc+kc) into dst as MR x KC panels: panel p holds (kc, MR), rows
+// past mc zero-filled. op(A)(i, k) = transA ? A[k*lda + i] : A[i*lda + k].
+template <class T>
+void pack_a(T* dst, const T* A, int64_t lda, bool transA, int64_t i0, int64_t mc, int64_t pc,
+            int64_t kc) {
+  constexpr int MR = Blocking<T>::MR;
+  if (transA) {
+    // Row k of op(A)^T is contiguous: read it once, scatter MR-wide pieces to the panels.
+    const int64_t full = mc / MR, mr = mc - full * MR;
+    for (int64_t k = 0; k < kc; ++k) {
+      const T* s = A + (pc + k) * lda + i0;
+      T* d = dst + k * MR;
+      for (int64_t p = 0; p < full; ++p, s += MR, d += kc * MR) std::memcpy(d, s, sizeof(T) * MR);
+      if (mr) {
+        for (int64_t i = 0; i < mr; ++i) d[i] = s[i];
+        for (int64_t i = mr; i < MR; ++i) d[i] = T(0);
+      }
+    }
+    return;
+  }
+  for (int64_t p = 0; p * MR < mc; ++p) {
+    T* d = dst + p * kc * MR;
+    const int64_t ip = i0 + p * MR, mr = std::min<int64_t>(MR, mc - p * MR);
+    const T* s = A + ip * lda + pc;
+    if (mr == MR) {
+      for (int64_t k = 0; k < kc; ++k)
+#pragma GCC unroll 32
+        for (int i = 0; i < MR; ++i) d[k * MR + i] = s[i * lda + k];
+    } else {
+      for (int64_t k = 0; k < kc; ++k) {
+        for (int64_t i = 0; i < mr; ++i) d[k * MR + i] = s[i * lda + k];
+        for (int64_t i = mr; i < MR; ++i) d[k * MR + i] = T(0);
+      }
+    }
+  }
+}
+
+// C(ic:ic+mc, panels [q0, q1) of the block at column jc) from packed A and B blocks.
+template <class T>
+void macro_kernel(int64_t mc, int64_t nc, int64_t kc, int64_t q0, int64_t q1, const T* Ap,
+                  const T* Bp, T* C, int64_t ldc, T alpha, T beta) {
+  constexpr int MR = Blocking<T>::MR, NR = Blocking<T>::NR;
+  alignas(64) T edge[MR * NR];
+  for (int64_t i = 0; i < mc; i += MR) {  // A micro-panel (KC, MR) stays in L1
+    const int64_t mr = std::min<int64_t>(MR, mc - i);
+    const T* a = Ap + i * kc;
+    for (int64_t q = q0; q < q1; ++q) {  // B micro-panels (KC, NR) stream from L2
+      const int64_t nr = std::min<int64_t>(NR, nc - q * NR);
+      const T* b = Bp + q * kc * NR;
+      T* c = C + i * ldc + q * NR;
+      if (mr == MR && nr == NR) {
+        micro_kernel<T>(kc, a, b, c, ldc, alpha, beta);
+      } else {
+        micro_kernel<T>(kc, a, b, edge, NR, T(1), T(0));
+        for (int64_t ii = 0; ii < mr; ++ii)
+          for (int64_t jj = 0; jj < nr; ++jj) {
+            T& o = c[ii * ldc + jj];
+            const T r = alpha * edge[ii * NR + jj];
+            o = beta == T(0) ? r : beta == T(1) ? o + r : beta * o + r;
+          }
+      }
+    }
+  }
+}
+
+struct Grid {
+  int tm, tn;  // threads over rows of C x threads over NR panels
+};
+
+// Per-thread cost of a tm x tn grid ~ rows * (cols + kPackCost): the micro-kernel work on its
+// tile plus packing its rows of A (each of the tn threads sharing a row range packs it).
+Grid choose_grid(int nthreads, int64_t M, int64_t N, int MR, int NR) {
+  constexpr int64_t kPackCost = 16;  // packing one A element ~ 16 FMAs of micro-kernel time
+  Grid best{nthreads, 1};
+  int64_t best_cost = -1;
+  for (int tm = nthreads; tm >= 1; --tm) {
+    if (nthreads % tm) continue;
+    const int tn = nthreads / tm;
+    const int64_t rows = ceil_div(ceil_div(M, MR), tm) * MR;
+    const int64_t cols = ceil_div(ceil_div(N, NR), tn) * NR;
+    const int64_t cost = rows * (cols + kPackCost);
+    if (best_cost < 0 || cost < best_cost) best = {tm, tn}, best_cost = cost;
+  }
+  return best;
+}
+
+// Splits [0, n) into `parts` near-equal ranges; returns range `i` as [lo, hi).
+inline void split(int64_t n, int parts, int i, int64_t& lo, int64_t& hi) {
+  lo = n * i / parts;
+  hi = n * (i + 1) / parts;
+}
+
+template <class T>
+struct Problem {
+  bool transA, transB;
+  int64_t M, N, K;
+  T alpha;
+  const T* A;  // (M, K), or (K, M) when transA
+  int64_t lda;
+  const T* B;  // (K, N), or (N, K) when transB
+  int64_t ldb;
+  T beta;
+  T* C;  // (M, N)
+  int64_t ldc;
+  int64_t kc_max, mc_max, nc_max;  // balanced block sizes for this call
+  T* Bbuf[2];                      // shared packed-B blocks (KC, NC), double-buffered
+  T* Abuf_master;                  // the calling thread's packed-A block (MC, KC)
+};
+
+// The work of thread `tid` of `nthreads` (every thread runs the same block loops).
+template <class T>
+void run_thread(const Problem<T>& p, int tid, int nthreads) {
+  constexpr int MR = Blocking<T>::MR, NR = Blocking<T>::NR;
+  const Grid g = choose_grid(nthreads, p.M, std::min(p.N, p.nc_max), MR, NR);
+  const int ti = tid / g.tn, tj = tid % g.tn;
+  int64_t r0, r1;  // this thread's rows of C, in MR units, then in rows
+  split(ceil_div(p.M, MR), g.tm, ti, r0, r1);
+  r0 *= MR;
+  r1 = std::min(p.M, r1 * MR);
+  T* Ap = tid == 0 ? p.Abuf_master
+                   : static_cast<T*>(thread_workspace(sizeof(T) * p.mc_max * p.kc_max, 0));
+  int iter = 0;
+  for (int64_t jc = 0; jc < p.N; jc += p.nc_max) {
+    const int64_t nc = std::min(p.nc_max, p.N - jc), npanels = ceil_div(nc, NR);
+    for (int64_t pc = 0; pc < p.K; pc += p.kc_max, ++iter) {
+      const int64_t kc = std::min(p.kc_max, p.K - pc);
+      T* Bp = p.Bbuf[iter & 1];
+      int64_t q0, q1;
+      split(npanels, nthreads, tid, q0, q1);
+      pack_b(Bp, p.B, p.ldb, p.transB, pc, kc, jc, nc, q0, q1);
+      // One barrier per block: with two B buffers, a thread packing block i+1 knows every
+      // thread has finished computing block i-1 (it passed barrier i).
+      if (nthreads > 1) {
+#pragma omp barrier
+      }
+      split(npanels, g.tn, tj, q0, q1);
+      if (q0 == q1) continue;
+      const T beta = pc == 0 ? p.beta : T(1);
+      const int64_t rows = r1 - r0, nblocks = ceil_div(rows, p.mc_max);
+      const int64_t mc_even = ceil_div(ceil_div(rows, nblocks > 0 ? nblocks : 1), MR) * MR;
+      for (int64_t ic = r0; ic < r1; ic += mc_even) {
+        const int64_t mc = std::min(mc_even, r1 - ic);
+        pack_a(Ap, p.A, p.lda, p.transA, ic, mc, pc, kc);
+        macro_kernel(mc, nc, kc, q0, q1, Ap, Bp, p.C + ic * p.ldc + jc, p.ldc, p.alpha, beta);
+      }
+    }
+  }
+}
+
+// C = beta * C (beta == 0 writes zeros without reading C).
+template <class T>
+void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc) {
+  for (int64_t i = 0; i < M; ++i) {
+    T* c = C + i * ldc;
+    if (beta == T(0))
+      std::fill(c, c + N, T(0));
+    else if (beta != T(1))
+      for (int64_t j = 0; j < N; ++j) c[j] *= beta;
+  }
+}
+
+}  // namespace
+
+template <class T>
+void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  using Bl = Blocking<T>;
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == T(0)) return scale_c(M, N, beta, C, ldc);  // BLAS: A, B not read
+
+  Problem<T> p{transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0, 0, 0, {}, nullptr};
+  // Balanced blocks: K = 800 runs as 3 x 267, not 384 + 384 + 32.
+  p.kc_max = ceil_div(K, ceil_div(K, Bl::KC));
+  p.nc_max = ceil_div(ceil_div(N, ceil_div(N, Bl::NC)), Bl::NR) * Bl::NR;
+  p.mc_max = Bl::MC;
+
+  // Below ~1M multiply-adds per thread, forking costs more than it saves.
+  int nthreads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  nthreads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nthreads, M * N * K >> 20)));
+
+  // The calling thread's slot 0: [B block, second B block if threaded, its A block].
+  const int64_t bblock = p.kc_max * p.nc_max, ablock = p.mc_max * p.kc_max;
+  const int nbuf = nthreads > 1 ? 2 : 1;
+  T* ws = static_cast<T*>(thread_workspace(sizeof(T) * (nbuf * bblock + ablock), 0));
+  p.Bbuf[0] = ws;
+  p.Bbuf[1] = ws + (nbuf - 1) * bblock;
+  p.Abuf_master = ws + nbuf * bblock;
+
+  if (nthreads == 1) return run_thread(p, 0, 1);
+#pragma omp parallel num_threads(nthreads)
+  run_thread(p, omp_get_thread_num(), omp_get_num_threads());
+}
+
+}  // namespace LS_ISA
+}  // namespace ls
+
+LS_INSTANTIATE(gemm)
