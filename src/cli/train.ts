@@ -82,7 +82,7 @@ export async function trainCommand(opts: TrainOptions): Promise<number> {
 
   const bar = new cliProgress.SingleBar(
     {
-      format: 'step {value}/{total} |{bar}| loss {loss} | lr {lr} | {tps} tok/s | MFU {mfu} | {elapsed} elapsed, ETA {eta}',
+      format: 'step {value}/{total} |{bar}| loss {loss} | lr {lr} | {tps} tok/s | MFU {mfu} | {elapsed} elapsed, ETA {remaining}',
       barsize: 20,
       hideCursor: true,
       noTTYOutput: true,
@@ -100,7 +100,7 @@ export async function trainCommand(opts: TrainOptions): Promise<number> {
       onStart: (info) => {
         printStart(info);
         started = true;
-        bar.start(config.train.steps, 0, { loss: '-', lr: '-', tps: '-', mfu: '-', elapsed: '0s', eta: '--' });
+        bar.start(config.train.steps, 0, { loss: '-', lr: '-', tps: '-', mfu: '-', elapsed: '0s', remaining: '--' });
       },
       onEval: (e) => {
         if (!started) return;
@@ -113,7 +113,7 @@ export async function trainCommand(opts: TrainOptions): Promise<number> {
           tps: m.tokens_per_s.toFixed(0),
           mfu: fmtPct(m.mfu),
           elapsed: fmtDuration(m.elapsed_s),
-          eta: fmtDuration(m.eta_s),
+          remaining: fmtDuration(m.eta_s),
         }),
       onEnd: (s) => {
         bar.stop();

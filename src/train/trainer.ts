@@ -72,7 +72,7 @@ export interface Summary {
   tokens: number;
   seconds: number;
   tokensPerSecond: number;
-  /** Median over steps after the first (warm-up) step. */
+  /** Median step time after the warm-up steps (BENCH.md: the first 3, when there are more). */
   stepMsMedian: number;
   mfu: number | null;
   initialValLoss: number;
@@ -278,14 +278,14 @@ export async function train(config: Config, hooks: TrainHooks = {}): Promise<Sum
   }
 
   const tokens = done * tokensPerStep;
-  const trained = stepMs.slice(1);
+  const trained = stepMs.slice(Math.min(3, stepMs.length - 1));
   const tps = seconds > 0 ? tokens / seconds : 0;
   const summary: Summary = {
     steps: done,
     tokens,
     seconds,
     tokensPerSecond: tps,
-    stepMsMedian: median(trained.length ? trained : stepMs),
+    stepMsMedian: median(trained),
     mfu: mfu(tps, fpt, peakFlops),
     initialValLoss,
     finalValLoss,
