@@ -29,7 +29,8 @@ function printStart(i: StartInfo): void {
       `${c.model.num_hidden_layers} layers, hidden ${c.model.hidden_size}, ${c.model.num_attention_heads} heads / ` +
       `${c.model.num_key_value_heads} kv, ffn ${c.model.intermediate_size}, vocab ${c.model.vocab_size}`,
   );
-  say(`  data      ${i.corpus.name}: ${fmtBytes(i.corpus.bytes)}, ${fmtCount(i.corpus.trainTokens)} train / ${fmtCount(i.corpus.valTokens)} val tokens`);
+  say(`  data      ${i.corpus.description}`);
+  say(`            ${fmtCount(i.corpus.trainTokens)} train / ${fmtCount(i.corpus.valTokens)} validation tokens`);
   say(
     `  batch     ${c.train.micro_batch_size} x ${c.train.seq_len} tokens x ${c.train.grad_accum_steps} accumulation = ` +
       `${i.tokensPerStep} tokens/step, ${c.train.steps} steps`,
@@ -95,7 +96,7 @@ export async function trainCommand(opts: TrainOptions): Promise<number> {
   try {
     await train(config, {
       onStatus: (m) => {
-        if (!started) say(`litespark: ${m}...`);
+        if (!started) say(`litespark: ${m}`);
       },
       onStart: (info) => {
         printStart(info);
