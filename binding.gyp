@@ -9,6 +9,8 @@
       "native/src/kernels/rmsnorm.cc",
       "native/src/kernels/rope.cc",
       "native/src/kernels/attention.cc",
+      "native/src/kernels/flash_attention.cc",
+      "native/src/kernels/linear_cross_entropy.cc",
       "native/src/kernels/swiglu.cc",
       "native/src/kernels/cross_entropy.cc",
       "native/src/kernels/adamw.cc",

@@ -95,9 +95,16 @@ const KernelTable<double>& table<double>() {
 }
 
 // Calls Impl<float> or Impl<double> by the dtype of argument `first`.
+// A kernel's own failure (out of memory for a workspace, say) becomes a JS Error.
 template <template <class> class Impl>
-Napi::Value by_dtype(const Napi::CallbackInfo& info, size_t first, const char* name) {
-  return dtype_of(info, first, name) == DType::F32 ? Impl<float>::call(info) : Impl<double>::call(info);
+Napi::Value by_dtype(const Napi::CallbackInfo& info, size_t first, const char* name, const char* fn) {
+  try {
+    return dtype_of(info, first, name) == DType::F32 ? Impl<float>::call(info) : Impl<double>::call(info);
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), std::string(fn) + ": " + e.what());
+  }
 }
 
 // Minimum element count of a row-major (rows, cols) matrix with leading dimension ld.
@@ -312,6 +319,86 @@ struct AttentionStandardBackward {
 };
 
 template <class T>
+struct AttentionFlashForward {
+  // attentionFlashForward(out, lse, q, k, v, B, T, H, KVH, D)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t B = int_arg(info, 5, "B"), Tn = int_arg(info, 6, "T"), H = int_arg(info, 7, "H", 1),
+            KVH = int_arg(info, 8, "KVH", 1), D = int_arg(info, 9, "D", 1);
+    check_gqa(info, H, KVH);
+    int64_t nq = B * Tn * H * D, nkv = B * Tn * KVH * D;
+    table<T>().attention_flash_forward(buf<T>(info, 0, "out", nq), buf<T>(info, 1, "lse", B * H * Tn), buf<T>(info, 2, "q", nq),
+                                       buf<T>(info, 3, "k", nkv), buf<T>(info, 4, "v", nkv), B, Tn, H, KVH, D);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
+struct AttentionFlashBackward {
+  // attentionFlashBackward(dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, D)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t B = int_arg(info, 9, "B"), Tn = int_arg(info, 10, "T"), H = int_arg(info, 11, "H", 1),
+            KVH = int_arg(info, 12, "KVH", 1), D = int_arg(info, 13, "D", 1);
+    check_gqa(info, H, KVH);
+    int64_t nq = B * Tn * H * D, nkv = B * Tn * KVH * D;
+    table<T>().attention_flash_backward(buf<T>(info, 0, "dq", nq), buf<T>(info, 1, "dk", nkv), buf<T>(info, 2, "dv", nkv),
+                                        buf<T>(info, 3, "dout", nq), buf<T>(info, 4, "q", nq), buf<T>(info, 5, "k", nkv),
+                                        buf<T>(info, 6, "v", nkv), buf<T>(info, 7, "out", nq), buf<T>(info, 8, "lse", B * H * Tn),
+                                        B, Tn, H, KVH, D);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
+struct LinearCrossEntropy {
+  // linearCrossEntropy(dx | null, dW | null, lse, x, W, targets, N, C, V, dloss) -> summed loss
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t N = int_arg(info, 6, "N"), C = int_arg(info, 7, "C", 1), V = int_arg(info, 8, "V", 1);
+    T dloss = static_cast<T>(num_arg(info, 9, "dloss"));
+    bool grads = !info[0].IsNull();
+    if (grads == info[1].IsNull()) fail(info.Env(), "dx and dW: pass both (training) or both null (evaluation)");
+    T* dx = grads ? buf<T>(info, 0, "dx", N * C) : nullptr;
+    T* dW = grads ? buf<T>(info, 1, "dW", V * C) : nullptr;
+    const int32_t* tg = ids(info, 5, "targets", N, -1, V);
+    double s = table<T>().linear_cross_entropy(dx, dW, buf<T>(info, 2, "lse", N), buf<T>(info, 3, "x", N * C),
+                                               buf<T>(info, 4, "W", V * C), tg, N, C, V, dloss);
+    return Napi::Number::New(info.Env(), s);
+  }
+};
+
+template <class T>
+struct AddRmsnormForward {
+  // addRmsnormForward(resid, out, rstd, x, y, w, N, C, eps)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t N = int_arg(info, 6, "N"), C = int_arg(info, 7, "C", 1);
+    T eps = static_cast<T>(num_arg(info, 8, "eps"));
+    table<T>().add_rmsnorm_forward(buf<T>(info, 0, "resid", N * C), buf<T>(info, 1, "out", N * C), buf<T>(info, 2, "rstd", N),
+                                   buf<T>(info, 3, "x", N * C), buf<T>(info, 4, "y", N * C), buf<T>(info, 5, "w", C), N, C, eps);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
+struct SwigluPackedForward {
+  // swigluPackedForward(out, gu, N, F)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t N = int_arg(info, 2, "N"), F = int_arg(info, 3, "F");
+    table<T>().swiglu_packed_forward(buf<T>(info, 0, "out", N * F), buf<T>(info, 1, "gu", 2 * N * F), N, F);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
+struct SwigluPackedBackward {
+  // swigluPackedBackward(dgu, dout, gu, N, F)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t N = int_arg(info, 3, "N"), F = int_arg(info, 4, "F");
+    table<T>().swiglu_packed_backward(buf<T>(info, 0, "dgu", 2 * N * F), buf<T>(info, 1, "dout", N * F),
+                                      buf<T>(info, 2, "gu", 2 * N * F), N, F);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
 struct SwigluForward {
   // swigluForward(out, gate, up, n)
   static Napi::Value call(const Napi::CallbackInfo& info) {
@@ -424,7 +511,7 @@ struct Randn {
 
 #define LS_EXPORT_KERNEL(js, Impl, first, firstName)                                               \
   exports.Set(js, Napi::Function::New(env, [](const Napi::CallbackInfo& info) {                      \
-                return by_dtype<Impl>(info, first, firstName);                                       \
+                return by_dtype<Impl>(info, first, firstName, js);                                   \
               }))
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -447,6 +534,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   LS_EXPORT_KERNEL("ropeApply", RopeApply, 0, "x");
   LS_EXPORT_KERNEL("attentionStandardForward", AttentionStandardForward, 0, "out");
   LS_EXPORT_KERNEL("attentionStandardBackward", AttentionStandardBackward, 0, "dq");
+  LS_EXPORT_KERNEL("attentionFlashForward", AttentionFlashForward, 0, "out");
+  LS_EXPORT_KERNEL("attentionFlashBackward", AttentionFlashBackward, 0, "dq");
+  LS_EXPORT_KERNEL("linearCrossEntropy", LinearCrossEntropy, 2, "lse");
+  LS_EXPORT_KERNEL("addRmsnormForward", AddRmsnormForward, 0, "resid");
+  LS_EXPORT_KERNEL("swigluPackedForward", SwigluPackedForward, 0, "out");
+  LS_EXPORT_KERNEL("swigluPackedBackward", SwigluPackedBackward, 0, "dgu");
   LS_EXPORT_KERNEL("swigluForward", SwigluForward, 0, "out");
   LS_EXPORT_KERNEL("swigluBackward", SwigluBackward, 0, "dgate");
   LS_EXPORT_KERNEL("crossEntropyForward", CrossEntropyForward, 0, "lse");

@@ -56,6 +56,18 @@ export interface NativeAddon {
     B: number, T: number, H: number, KVH: number, D: number): void;
   attentionStandardBackward(dq: FloatArray, dk: FloatArray, dv: FloatArray, dout: FloatArray, q: FloatArray,
     k: FloatArray, v: FloatArray, probs: FloatArray, B: number, T: number, H: number, KVH: number, D: number): void;
+  attentionFlashForward(out: FloatArray, lse: FloatArray, q: FloatArray, k: FloatArray, v: FloatArray,
+    B: number, T: number, H: number, KVH: number, D: number): void;
+  attentionFlashBackward(dq: FloatArray, dk: FloatArray, dv: FloatArray, dout: FloatArray, q: FloatArray,
+    k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray, B: number, T: number, H: number, KVH: number,
+    D: number): void;
+  /** Fused head + cross-entropy; with dx and dW (both or neither) the backward runs in the same pass. */
+  linearCrossEntropy(dx: FloatArray | null, dW: FloatArray | null, lse: FloatArray, x: FloatArray, W: FloatArray,
+    targets: Int32Array, N: number, C: number, V: number, dloss: number): number;
+  addRmsnormForward(resid: FloatArray, out: FloatArray, rstd: FloatArray, x: FloatArray, y: FloatArray, w: FloatArray,
+    N: number, C: number, eps: number): void;
+  swigluPackedForward(out: FloatArray, gu: FloatArray, N: number, F: number): void;
+  swigluPackedBackward(dgu: FloatArray, dout: FloatArray, gu: FloatArray, N: number, F: number): void;
   swigluForward(out: FloatArray, gate: FloatArray, up: FloatArray, n: number): void;
   swigluBackward(dgate: FloatArray, dup: FloatArray, dout: FloatArray, gate: FloatArray, up: FloatArray, n: number): void;
   crossEntropyForward(lse: FloatArray, logits: FloatArray, targets: Int32Array, N: number, V: number): number;

@@ -53,6 +53,34 @@ struct KernelTable {
                                       const T* v, const T* probs, int64_t B, int64_t Tn, int64_t H,
                                       int64_t KVH, int64_t D);
 
+  // ---- the fused (litespark) path ----
+  // Flash attention: tiled over queries and keys with an online softmax, causal tiles skipped,
+  // K/V read once per GQA group, memory linear in T. q, out: (B,T,H,D); k, v: (B,T,KVH,D);
+  // lse: (B,H,T) log-sum-exp of each query row's scaled scores, the only softmax state saved.
+  void (*attention_flash_forward)(T* out, T* lse, const T* q, const T* k, const T* v, int64_t B,
+                                  int64_t Tn, int64_t H, int64_t KVH, int64_t D);
+  // dq (B,T,H,D), dk, dv (B,T,KVH,D) overwritten; probabilities recomputed tile by tile from
+  // q, k and lse; out is the forward output (for the rowwise dot(dout, out) term).
+  void (*attention_flash_backward)(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k,
+                                   const T* v, const T* out, const T* lse, int64_t B, int64_t Tn,
+                                   int64_t H, int64_t KVH, int64_t D);
+  // Output head + cross-entropy fused and chunked over rows: the (N,V) logits never exist,
+  // only one chunk of rows at a time. x: (N,C), W: (V,C), lse: (N) written. Returns the summed
+  // loss over targets >= 0. When dx is not null: dx (N,C) overwritten with dL/dx and dW (V,C)
+  // accumulated, for L = dloss * summed loss (the backward is done in the same pass).
+  double (*linear_cross_entropy)(T* dx, T* dW, T* lse, const T* x, const T* W,
+                                 const int32_t* targets, int64_t N, int64_t C, int64_t V,
+                                 T dloss);
+  // resid(N,C) = x + y; out = rmsnorm(resid) * w with rstd(N): the residual add folded into
+  // the norm's pass. resid may alias x.
+  void (*add_rmsnorm_forward)(T* resid, T* out, T* rstd, const T* x, const T* y, const T* w,
+                              int64_t N, int64_t C, T eps);
+  // SwiGLU over the output of the concatenated gate/up projection: gu (N, 2F) holds the gate
+  // in columns [0,F) and up in [F,2F) of each row. out (N,F) = silu(gate) * up.
+  void (*swiglu_packed_forward)(T* out, const T* gu, int64_t N, int64_t F);
+  // dgu (N,2F) overwritten (may alias gu) from dout (N,F) and gu.
+  void (*swiglu_packed_backward)(T* dgu, const T* dout, const T* gu, int64_t N, int64_t F);
+
   // out(n) = silu(gate) * up.
   void (*swiglu_forward)(T* out, const T* gate, const T* up, int64_t n);
   // dgate, dup overwritten.

@@ -36,6 +36,23 @@ void attention_standard_backward(T* dq, T* dk, T* dv, const T* dout, const T* q,
                                  const T* v, const T* probs, int64_t B, int64_t Tn, int64_t H,
                                  int64_t KVH, int64_t D);
 template <class T>
+void attention_flash_forward(T* out, T* lse, const T* q, const T* k, const T* v, int64_t B, int64_t Tn,
+                             int64_t H, int64_t KVH, int64_t D);
+template <class T>
+void attention_flash_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v,
+                              const T* out, const T* lse, int64_t B, int64_t Tn, int64_t H, int64_t KVH,
+                              int64_t D);
+template <class T>
+double linear_cross_entropy(T* dx, T* dW, T* lse, const T* x, const T* W, const int32_t* targets, int64_t N,
+                            int64_t C, int64_t V, T dloss);
+template <class T>
+void add_rmsnorm_forward(T* resid, T* out, T* rstd, const T* x, const T* y, const T* w, int64_t N, int64_t C,
+                         T eps);
+template <class T>
+void swiglu_packed_forward(T* out, const T* gu, int64_t N, int64_t F);
+template <class T>
+void swiglu_packed_backward(T* dgu, const T* dout, const T* gu, int64_t N, int64_t F);
+template <class T>
 void swiglu_forward(T* out, const T* gate, const T* up, int64_t n);
 template <class T>
 void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t n);

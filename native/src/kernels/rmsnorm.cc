@@ -24,6 +24,31 @@ void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t N, int64_t
   }
 }
 
+// The fused path's residual add + norm in one pass: resid (N, C) = x + y (resid may alias x),
+// out = resid * rstd * w.
+template <class T>
+void add_rmsnorm_forward(T* resid, T* out, T* rstd, const T* x, const T* y, const T* w, int64_t N, int64_t C,
+                         T eps) {
+#pragma omp parallel for schedule(static) if (N * C > kParallelMin)
+  for (int64_t n = 0; n < N; ++n) {
+    const T* xr = x + n * C;
+    const T* yr = y + n * C;
+    T* r = resid + n * C;
+    T* o = out + n * C;
+    T ss = 0;
+#pragma omp simd reduction(+ : ss)
+    for (int64_t c = 0; c < C; ++c) {
+      const T v = xr[c] + yr[c];
+      r[c] = v;
+      ss += v * v;
+    }
+    const T rs = T(1) / std::sqrt(ss / T(C) + eps);
+    rstd[n] = rs;
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) o[c] = r[c] * rs * w[c];
+  }
+}
+
 // dx: (N, C) += dL/dx; dw: (C) += dL/dw. With y_c = x_c r w_c and r = (mean(x^2)+eps)^-1/2:
 //   dx_c = r w_c g_c - x_c r^3 / C * sum_j(g_j w_j x_j)
 template <class T>
@@ -64,3 +89,4 @@ void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, const
 
 LS_INSTANTIATE(rmsnorm_forward)
 LS_INSTANTIATE(rmsnorm_backward)
+LS_INSTANTIATE(add_rmsnorm_forward)

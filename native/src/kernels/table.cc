@@ -19,6 +19,12 @@ static KernelTable<T> make_table() {
   t.rope_apply = rope_apply<T>;
   t.attention_standard_forward = attention_standard_forward<T>;
   t.attention_standard_backward = attention_standard_backward<T>;
+  t.attention_flash_forward = attention_flash_forward<T>;
+  t.attention_flash_backward = attention_flash_backward<T>;
+  t.linear_cross_entropy = linear_cross_entropy<T>;
+  t.add_rmsnorm_forward = add_rmsnorm_forward<T>;
+  t.swiglu_packed_forward = swiglu_packed_forward<T>;
+  t.swiglu_packed_backward = swiglu_packed_backward<T>;
   t.swiglu_forward = swiglu_forward<T>;
   t.swiglu_backward = swiglu_backward<T>;
   t.cross_entropy_forward = cross_entropy_forward<T>;
