@@ -378,6 +378,36 @@ struct AddRmsnormForward {
 };
 
 template <class T>
+struct RopeQkvSplit {
+  // ropeQkvSplit(q, k, v, qkv, cos, sin, B, T, H, KVH, D)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t B = int_arg(info, 6, "B"), Tn = int_arg(info, 7, "T"), H = int_arg(info, 8, "H", 1),
+            KVH = int_arg(info, 9, "KVH", 1), D = int_arg(info, 10, "D", 2);
+    check_even(info, D);
+    int64_t nq = B * Tn * H * D, nkv = B * Tn * KVH * D;
+    table<T>().rope_qkv_split(buf<T>(info, 0, "q", nq), buf<T>(info, 1, "k", nkv), buf<T>(info, 2, "v", nkv),
+                              buf<T>(info, 3, "qkv", nq + 2 * nkv), buf<T>(info, 4, "cos", Tn * D / 2),
+                              buf<T>(info, 5, "sin", Tn * D / 2), B, Tn, H, KVH, D);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
+struct RopeQkvMerge {
+  // ropeQkvMerge(dqkv, dq, dk, dv, cos, sin, B, T, H, KVH, D)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t B = int_arg(info, 6, "B"), Tn = int_arg(info, 7, "T"), H = int_arg(info, 8, "H", 1),
+            KVH = int_arg(info, 9, "KVH", 1), D = int_arg(info, 10, "D", 2);
+    check_even(info, D);
+    int64_t nq = B * Tn * H * D, nkv = B * Tn * KVH * D;
+    table<T>().rope_qkv_merge(buf<T>(info, 0, "dqkv", nq + 2 * nkv), buf<T>(info, 1, "dq", nq), buf<T>(info, 2, "dk", nkv),
+                              buf<T>(info, 3, "dv", nkv), buf<T>(info, 4, "cos", Tn * D / 2),
+                              buf<T>(info, 5, "sin", Tn * D / 2), B, Tn, H, KVH, D);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
 struct SwigluPackedForward {
   // swigluPackedForward(out, gu, N, F)
   static Napi::Value call(const Napi::CallbackInfo& info) {
@@ -538,6 +568,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   LS_EXPORT_KERNEL("attentionFlashBackward", AttentionFlashBackward, 0, "dq");
   LS_EXPORT_KERNEL("linearCrossEntropy", LinearCrossEntropy, 2, "lse");
   LS_EXPORT_KERNEL("addRmsnormForward", AddRmsnormForward, 0, "resid");
+  LS_EXPORT_KERNEL("ropeQkvSplit", RopeQkvSplit, 0, "q");
+  LS_EXPORT_KERNEL("ropeQkvMerge", RopeQkvMerge, 0, "dqkv");
   LS_EXPORT_KERNEL("swigluPackedForward", SwigluPackedForward, 0, "out");
   LS_EXPORT_KERNEL("swigluPackedBackward", SwigluPackedBackward, 0, "dgu");
   LS_EXPORT_KERNEL("swigluForward", SwigluForward, 0, "out");

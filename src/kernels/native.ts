@@ -66,6 +66,10 @@ export interface NativeAddon {
     targets: Int32Array, N: number, C: number, V: number, dloss: number): number;
   addRmsnormForward(resid: FloatArray, out: FloatArray, rstd: FloatArray, x: FloatArray, y: FloatArray, w: FloatArray,
     N: number, C: number, eps: number): void;
+  ropeQkvSplit(q: FloatArray, k: FloatArray, v: FloatArray, qkv: FloatArray, cos: FloatArray, sin: FloatArray,
+    B: number, T: number, H: number, KVH: number, D: number): void;
+  ropeQkvMerge(dqkv: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray, cos: FloatArray, sin: FloatArray,
+    B: number, T: number, H: number, KVH: number, D: number): void;
   swigluPackedForward(out: FloatArray, gu: FloatArray, N: number, F: number): void;
   swigluPackedBackward(dgu: FloatArray, dout: FloatArray, gu: FloatArray, N: number, F: number): void;
   swigluForward(out: FloatArray, gate: FloatArray, up: FloatArray, n: number): void;
@@ -90,7 +94,7 @@ function load(): NativeAddon {
   if (!found) {
     throw new Error(
       `litespark: the native addon is not built (looked for ${candidates[0]}). ` +
-        'Run `npm ci` (or `npx node-gyp rebuild`) in the package directory; it needs python3, make, ' +
+        'Run `npm ci` (or `npm run build:native`) in the package directory; it needs python3, make, ' +
         'a C++17 compiler with OpenMP (g++) and the Node.js headers.',
     );
   }

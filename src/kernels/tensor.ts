@@ -74,7 +74,7 @@ export class Tensor {
 /**
  * Many named tensors in one storage, so a whole-buffer pass (optimizer, gradient norm,
  * all-reduce, checkpoint) is one call. Entries are laid out in the given order, each aligned to
- * 16 elements (64 bytes in fp32).
+ * 16 elements (64 bytes in fp32) unless packed with the next one.
  */
 export class FlatBuffer {
   readonly flat: Tensor;
@@ -83,13 +83,15 @@ export class FlatBuffer {
 
   constructor(
     readonly dtype: DType,
-    entries: ReadonlyArray<{ name: string; shape: readonly number[] }>,
+    /** packNext: no alignment padding after this entry, so it and the next form one matrix. */
+    entries: ReadonlyArray<{ name: string; shape: readonly number[]; packNext?: boolean }>,
   ) {
     let total = 0;
     const at: number[] = [];
     for (const e of entries) {
       at.push(total);
-      total += Math.ceil(numel(e.shape) / 16) * 16;
+      total += numel(e.shape);
+      if (!e.packNext) total = Math.ceil(total / 16) * 16;
     }
     this.flat = Tensor.empty(dtype, [total]);
     entries.forEach((e, i) => {

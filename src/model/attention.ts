@@ -93,3 +93,87 @@ export function attentionBackward(
   linearBackward(dh, dw.k, g.dk.data, h, w.k, N, s.C, s.KVH * s.D, true);
   linearBackward(dh, dw.v, g.dv.data, h, w.v, N, s.C, s.KVH * s.D, true);
 }
+
+// ---- the fused (litespark) path ----------------------------------------------------------
+// One GEMM for q, k and v over their packed (H + 2 KVH) D x C weights, RoPE applied while the
+// result is split into heads, flash attention (only the per-row log-sum-exp saved: memory
+// linear in T), the output projection.
+
+/** What one layer's fused attention saves for backward. */
+export class FusedAttentionActs {
+  readonly q: Tensor; // (B, T, H, D), after RoPE
+  readonly k: Tensor; // (B, T, KVH, D), after RoPE
+  readonly v: Tensor; // (B, T, KVH, D)
+  readonly att: Tensor; // (B, T, H*D)
+  readonly lse: Tensor; // (B, H, T)
+
+  constructor(dtype: DType, s: AttentionShape) {
+    const N = s.B * s.T;
+    this.q = Tensor.empty(dtype, [N, s.H * s.D]);
+    this.k = Tensor.empty(dtype, [N, s.KVH * s.D]);
+    this.v = Tensor.empty(dtype, [N, s.KVH * s.D]);
+    this.att = Tensor.empty(dtype, [N, s.H * s.D]);
+    this.lse = Tensor.empty(dtype, [s.B, s.H, s.T]);
+  }
+}
+
+/** Scratch shared by all layers of the fused path. */
+export class FusedAttentionGrads {
+  readonly qkv: Tensor; // (N, (H + 2 KVH) D): projection output, then its gradient
+  readonly datt: Tensor; // (N, H*D)
+  readonly dq: Tensor;
+  readonly dk: Tensor;
+  readonly dv: Tensor;
+
+  constructor(dtype: DType, s: AttentionShape) {
+    const N = s.B * s.T;
+    this.qkv = Tensor.empty(dtype, [N, (s.H + 2 * s.KVH) * s.D]);
+    this.datt = Tensor.empty(dtype, [N, s.H * s.D]);
+    this.dq = Tensor.empty(dtype, [N, s.H * s.D]);
+    this.dk = Tensor.empty(dtype, [N, s.KVH * s.D]);
+    this.dv = Tensor.empty(dtype, [N, s.KVH * s.D]);
+  }
+}
+
+export interface FusedAttentionWeights {
+  qkv: FloatArray; // ((H + 2 KVH) D, C): q_proj, k_proj, v_proj stored back to back
+  o: FloatArray; // (C, H*D)
+}
+
+// out: (N, C)
+export function fusedAttentionForward(
+  out: FloatArray,
+  a: FusedAttentionActs,
+  g: FusedAttentionGrads,
+  h: FloatArray,
+  w: FusedAttentionWeights,
+  rope: Rope,
+  s: AttentionShape,
+): void {
+  const N = s.B * s.T;
+  const W = (s.H + 2 * s.KVH) * s.D;
+  linearForward(g.qkv.data, h, w.qkv, N, s.C, W);
+  native.ropeQkvSplit(a.q.data, a.k.data, a.v.data, g.qkv.data, rope.cos, rope.sin, s.B, s.T, s.H, s.KVH, s.D);
+  native.attentionFlashForward(a.att.data, a.lse.data, a.q.data, a.k.data, a.v.data, s.B, s.T, s.H, s.KVH, s.D);
+  linearForward(out, a.att.data, w.o, N, s.H * s.D, s.C);
+}
+
+// dh: (N, C) overwritten; weight gradients accumulate into dw.
+export function fusedAttentionBackward(
+  dh: FloatArray,
+  dw: FusedAttentionWeights,
+  dout: FloatArray,
+  a: FusedAttentionActs,
+  g: FusedAttentionGrads,
+  h: FloatArray,
+  w: FusedAttentionWeights,
+  rope: Rope,
+  s: AttentionShape,
+): void {
+  const N = s.B * s.T;
+  const W = (s.H + 2 * s.KVH) * s.D;
+  linearBackward(g.datt.data, dw.o, dout, a.att.data, w.o, N, s.H * s.D, s.C);
+  native.attentionFlashBackward(g.dq.data, g.dk.data, g.dv.data, g.datt.data, a.q.data, a.k.data, a.v.data, a.att.data, a.lse.data, s.B, s.T, s.H, s.KVH, s.D);
+  native.ropeQkvMerge(g.qkv.data, g.dq.data, g.dk.data, g.dv.data, rope.cos, rope.sin, s.B, s.T, s.H, s.KVH, s.D);
+  linearBackward(dh, dw.qkv, g.qkv.data, h, w.qkv, N, s.C, W);
+}

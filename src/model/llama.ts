@@ -4,53 +4,122 @@
 // step is allocated once per (batch, sequence) shape, so a step allocates nothing.
 import { native, type FloatArray } from '../kernels/native.js';
 import { Tensor, type DType } from '../kernels/tensor.js';
-import { AttentionActs, AttentionGrads, attentionBackward, attentionForward, type AttentionShape, type AttentionWeights } from './attention.js';
+import {
+  AttentionActs, AttentionGrads, FusedAttentionActs, FusedAttentionGrads, attentionBackward, attentionForward,
+  fusedAttentionBackward, fusedAttentionForward, type AttentionShape, type AttentionWeights, type FusedAttentionWeights,
+} from './attention.js';
 import { linearBackward, linearForward } from './linear.js';
-import { MlpActs, MlpGrads, mlpBackward, mlpForward, type MlpShape, type MlpWeights } from './mlp.js';
+import {
+  FusedMlpScratch, MlpActs, MlpGrads, fusedMlpBackward, fusedMlpForward, mlpBackward, mlpForward, type FusedMlpWeights,
+  type MlpShape, type MlpWeights,
+} from './mlp.js';
 import { ParamStore, headDim, type LlamaConfig } from './params.js';
+
+/**
+ * 'standard': what a typical framework does (separate GEMMs, materialized attention
+ * probabilities and logits, separate elementwise passes): the baseline. 'litespark': the fused
+ * path (packed QKV and gate/up GEMMs, RoPE in the QKV split, flash attention, residual adds
+ * folded into the norms, chunked head + cross-entropy).
+ */
+export type KernelPath = 'standard' | 'litespark';
 
 interface LayerWeights {
   inNorm: FloatArray;
   postNorm: FloatArray;
   attn: AttentionWeights;
   mlp: MlpWeights;
+  fusedAttn: FusedAttentionWeights;
+  fusedMlp: FusedMlpWeights;
 }
 
-function layerWeights(p: ParamStore, l: number): LayerWeights {
-  const g = (n: string) => p.get(`model.layers.${l}.${n}`).data;
+function layerWeights(p: ParamStore, c: LlamaConfig, l: number): LayerWeights {
+  const name = (n: string) => `model.layers.${l}.${n}`;
+  const g = (n: string) => p.get(name(n)).data;
+  const D = headDim(c);
   return {
     inNorm: g('input_layernorm.weight'),
     postNorm: g('post_attention_layernorm.weight'),
     attn: { q: g('self_attn.q_proj.weight'), k: g('self_attn.k_proj.weight'), v: g('self_attn.v_proj.weight'), o: g('self_attn.o_proj.weight') },
     mlp: { gate: g('mlp.gate_proj.weight'), up: g('mlp.up_proj.weight'), down: g('mlp.down_proj.weight') },
+    fusedAttn: {
+      qkv: p.packed(name('self_attn.q_proj.weight'), (c.num_attention_heads + 2 * c.num_key_value_heads) * D, c.hidden_size).data,
+      o: g('self_attn.o_proj.weight'),
+    },
+    fusedMlp: { gu: p.packed(name('mlp.gate_proj.weight'), 2 * c.intermediate_size, c.hidden_size).data, down: g('mlp.down_proj.weight') },
   };
 }
 
-/** What layer l saves for backward. */
-class LayerActs {
+/** What layer l saves for backward; `attn` and `mlp` hold the path's own activations. */
+class LayerActs<A, M> {
   readonly rstd1: Tensor; // (N)
   readonly h1: Tensor; // (N, C) input_layernorm output
-  readonly attn: AttentionActs;
   readonly mid: Tensor; // (N, C) residual stream after attention
   readonly rstd2: Tensor; // (N)
   readonly h2: Tensor; // (N, C) post_attention_layernorm output
-  readonly mlp: MlpActs;
 
-  constructor(dtype: DType, a: AttentionShape, m: MlpShape) {
-    const N = a.B * a.T;
+  constructor(dtype: DType, N: number, C: number, readonly attn: A, readonly mlp: M) {
     this.rstd1 = Tensor.empty(dtype, [N]);
-    this.h1 = Tensor.empty(dtype, [N, a.C]);
-    this.attn = new AttentionActs(dtype, a);
-    this.mid = Tensor.empty(dtype, [N, a.C]);
+    this.h1 = Tensor.empty(dtype, [N, C]);
+    this.mid = Tensor.empty(dtype, [N, C]);
     this.rstd2 = Tensor.empty(dtype, [N]);
-    this.h2 = Tensor.empty(dtype, [N, a.C]);
-    this.mlp = new MlpActs(dtype, m);
+    this.h2 = Tensor.empty(dtype, [N, C]);
+  }
+
+  bytes(): number {
+    return [this.rstd1, this.h1, this.mid, this.rstd2, this.h2].reduce((a, t) => a + t.bytes, 0);
+  }
+}
+
+const sumBytes = (ts: Tensor[]) => ts.reduce((a, t) => a + t.bytes, 0);
+
+/** The standard path's saved activations and gradient scratch. */
+class StandardParts {
+  readonly layers: Array<LayerActs<AttentionActs, MlpActs>>;
+  readonly attnGrads: AttentionGrads;
+  readonly mlpGrads: MlpGrads;
+
+  constructor(dtype: DType, L: number, a: AttentionShape, m: MlpShape) {
+    this.layers = Array.from({ length: L }, () => new LayerActs(dtype, m.N, a.C, new AttentionActs(dtype, a), new MlpActs(dtype, m)));
+    this.attnGrads = new AttentionGrads(dtype, a);
+    this.mlpGrads = new MlpGrads(dtype, m);
+  }
+
+  activationBytes(): number {
+    return this.layers.reduce((b, l) => b + l.bytes() + sumBytes([l.attn.q, l.attn.k, l.attn.v, l.attn.probs, l.attn.att, l.mlp.gate, l.mlp.up, l.mlp.act]), 0);
+  }
+
+  workspaceBytes(): number {
+    const g = this.attnGrads;
+    const m = this.mlpGrads;
+    return sumBytes([g.datt, g.dq, g.dk, g.dv, m.dact, m.dgate, m.dup]);
+  }
+}
+
+/** The fused path's saved activations (no probabilities, no gate/up) and scratch. */
+class FusedParts {
+  readonly layers: Array<LayerActs<FusedAttentionActs, Tensor>>; // mlp: the SwiGLU activation (N, F)
+  readonly attnGrads: FusedAttentionGrads;
+  readonly mlpScratch: FusedMlpScratch;
+
+  constructor(dtype: DType, L: number, a: AttentionShape, m: MlpShape) {
+    this.layers = Array.from({ length: L }, () => new LayerActs(dtype, m.N, a.C, new FusedAttentionActs(dtype, a), Tensor.empty(dtype, [m.N, m.F])));
+    this.attnGrads = new FusedAttentionGrads(dtype, a);
+    this.mlpScratch = new FusedMlpScratch(dtype, m);
+  }
+
+  activationBytes(): number {
+    return this.layers.reduce((b, l) => b + l.bytes() + sumBytes([l.attn.q, l.attn.k, l.attn.v, l.attn.att, l.attn.lse, l.mlp]), 0);
+  }
+
+  workspaceBytes(): number {
+    const g = this.attnGrads;
+    return sumBytes([g.qkv, g.datt, g.dq, g.dk, g.dv, this.mlpScratch.gu, this.mlpScratch.dact]);
   }
 }
 
 /**
- * Every buffer of one training step at a fixed (B, T): saved activations, gradient scratch,
- * rotary tables and the token buffers. Made once, reused by every step.
+ * Every buffer of one training step at a fixed (B, T) for one kernel path: saved activations,
+ * gradient scratch, rotary tables and the token buffers. Made once, reused by every step.
  */
 export class StepBuffers {
   readonly B: number;
@@ -60,24 +129,24 @@ export class StepBuffers {
   readonly ropeCos: Tensor; // (T, D/2)
   readonly ropeSin: Tensor;
   readonly resid: Tensor[]; // L+1 x (N, C): residual stream entering each layer, and the last
-  readonly layers: LayerActs[];
   readonly rstdF: Tensor; // (N)
   readonly hF: Tensor; // (N, C)
-  readonly logits: Tensor; // (N, V); turned into dlogits by backward
+  /** (N, V): the standard path's logits (turned into dlogits by backward); on the fused path only when asked for (sampling). */
+  readonly logits: Tensor | null;
   readonly lse: Tensor; // (N)
-  // gradient scratch
   readonly dres: Tensor; // (N, C)
   readonly dh: Tensor; // (N, C)
-  readonly dattGrads: AttentionGrads;
-  readonly mlpGrads: MlpGrads;
+  readonly standard: StandardParts | null;
+  readonly fused: FusedParts | null;
   readonly attnShape: AttentionShape;
   readonly mlpShape: MlpShape;
 
-  constructor(readonly config: LlamaConfig, readonly dtype: DType, B: number, T: number) {
+  constructor(readonly config: LlamaConfig, readonly dtype: DType, B: number, T: number, readonly kernels: KernelPath, withLogits = false) {
     const c = config;
     const C = c.hidden_size;
     const D = headDim(c);
     const N = B * T;
+    const L = c.num_hidden_layers;
     this.B = B;
     this.T = T;
     this.attnShape = { B, T, C, H: c.num_attention_heads, KVH: c.num_key_value_heads, D };
@@ -87,34 +156,27 @@ export class StepBuffers {
     this.ropeCos = Tensor.empty(dtype, [T, D / 2]);
     this.ropeSin = Tensor.empty(dtype, [T, D / 2]);
     native.ropeTable(this.ropeCos.data, this.ropeSin.data, T, D, c.rope_theta);
-    this.resid = Array.from({ length: c.num_hidden_layers + 1 }, () => Tensor.empty(dtype, [N, C]));
-    this.layers = Array.from({ length: c.num_hidden_layers }, () => new LayerActs(dtype, this.attnShape, this.mlpShape));
+    this.resid = Array.from({ length: L + 1 }, () => Tensor.empty(dtype, [N, C]));
     this.rstdF = Tensor.empty(dtype, [N]);
     this.hF = Tensor.empty(dtype, [N, C]);
-    this.logits = Tensor.empty(dtype, [N, c.vocab_size]);
+    this.logits = kernels === 'standard' || withLogits ? Tensor.empty(dtype, [N, c.vocab_size]) : null;
     this.lse = Tensor.empty(dtype, [N]);
     this.dres = Tensor.empty(dtype, [N, C]);
     this.dh = Tensor.empty(dtype, [N, C]);
-    this.dattGrads = new AttentionGrads(dtype, this.attnShape);
-    this.mlpGrads = new MlpGrads(dtype, this.mlpShape);
+    this.standard = kernels === 'standard' ? new StandardParts(dtype, L, this.attnShape, this.mlpShape) : null;
+    this.fused = kernels === 'litespark' ? new FusedParts(dtype, L, this.attnShape, this.mlpShape) : null;
   }
 
   /** Bytes of saved activations (what scales with batch, sequence and depth). */
   activationBytes(): number {
-    let b = this.resid.reduce((a, t) => a + t.bytes, 0) + this.rstdF.bytes + this.hF.bytes + this.logits.bytes + this.lse.bytes;
-    for (const l of this.layers) {
-      b += l.rstd1.bytes + l.h1.bytes + l.mid.bytes + l.rstd2.bytes + l.h2.bytes;
-      b += l.attn.q.bytes + l.attn.k.bytes + l.attn.v.bytes + l.attn.probs.bytes + l.attn.att.bytes;
-      b += l.mlp.gate.bytes + l.mlp.up.bytes + l.mlp.act.bytes;
-    }
-    return b;
+    const common = sumBytes(this.resid) + sumBytes([this.rstdF, this.hF, this.lse]) + (this.logits?.bytes ?? 0);
+    return common + (this.standard?.activationBytes() ?? 0) + (this.fused?.activationBytes() ?? 0);
   }
 
   /** Bytes of gradient scratch and rotary tables. */
   workspaceBytes(): number {
-    const g = this.dattGrads;
-    const m = this.mlpGrads;
-    return [this.dres, this.dh, g.datt, g.dq, g.dk, g.dv, m.dact, m.dgate, m.dup, this.ropeCos, this.ropeSin].reduce((a, t) => a + t.bytes, 0);
+    const common = sumBytes([this.dres, this.dh, this.ropeCos, this.ropeSin]);
+    return common + (this.standard?.workspaceBytes() ?? 0) + (this.fused?.workspaceBytes() ?? 0);
   }
 }
 
@@ -124,76 +186,158 @@ export class LlamaModel {
   private readonly layerW: LayerWeights[];
   private readonly layerG: LayerWeights[];
 
-  constructor(readonly config: LlamaConfig, readonly dtype: DType = 'f32') {
+  constructor(readonly config: LlamaConfig, readonly dtype: DType = 'f32', readonly kernels: KernelPath = 'standard') {
     this.params = new ParamStore(config, dtype);
     this.grads = new ParamStore(config, dtype);
-    this.layerW = Array.from({ length: config.num_hidden_layers }, (_, l) => layerWeights(this.params, l));
-    this.layerG = Array.from({ length: config.num_hidden_layers }, (_, l) => layerWeights(this.grads, l));
+    this.layerW = Array.from({ length: config.num_hidden_layers }, (_, l) => layerWeights(this.params, config, l));
+    this.layerG = Array.from({ length: config.num_hidden_layers }, (_, l) => layerWeights(this.grads, config, l));
   }
 
-  buffers(B: number, T: number): StepBuffers {
-    return new StepBuffers(this.config, this.dtype, B, T);
+  /** Buffers for steps of B sequences of T tokens; withLogits keeps full logits (sampling). */
+  buffers(B: number, T: number, withLogits = false): StepBuffers {
+    return new StepBuffers(this.config, this.dtype, B, T, this.kernels, withLogits);
   }
 
   /**
-   * Forward over s.ids. With targets, returns the summed cross-entropy over targets >= 0 and
-   * keeps what backward needs; without, leaves the logits in s.logits and returns 0.
+   * Forward over s.ids and s.targets; returns the summed cross-entropy over targets >= 0.
+   * Training passes `dloss` (1 / tokens in the global batch, so micro-batches and accumulation
+   * steps weigh tokens equally): the fused path then computes the head's gradients in the same
+   * pass, so this.grads must be zeroed before the forward of a step's first micro-batch.
+   * Without dloss (evaluation) nothing but the loss is computed.
    */
-  forward(s: StepBuffers, withLoss = true): number {
+  forward(s: StepBuffers, dloss?: number): number {
+    this.trunk(s);
     const c = this.config;
-    const { B, T } = s;
-    const N = B * T;
+    const N = s.B * s.T;
+    const head = this.params.head(c).data;
+    if (s.kernels === 'litespark') {
+      const train = dloss !== undefined;
+      return native.linearCrossEntropy(train ? s.dh.data : null, train ? this.grads.head(c).data : null, s.lse.data, s.hF.data, head, s.targets, N, c.hidden_size, c.vocab_size, dloss ?? 0);
+    }
+    linearForward(s.logits!.data, s.hF.data, head, N, c.hidden_size, c.vocab_size);
+    return native.crossEntropyForward(s.lse.data, s.logits!.data, s.targets, N, c.vocab_size);
+  }
+
+  /** Forward to the logits of every position (s.logits, which the buffers must have). */
+  forwardLogits(s: StepBuffers): FloatArray {
+    if (!s.logits) throw new Error('forwardLogits: these buffers keep no logits (make them with withLogits)');
+    this.trunk(s);
+    const c = this.config;
+    linearForward(s.logits.data, s.hF.data, this.params.head(c).data, s.B * s.T, c.hidden_size, c.vocab_size);
+    return s.logits.data;
+  }
+
+  /**
+   * Backward of `dloss * summed loss` after forward(s, dloss). Gradients ACCUMULATE into
+   * this.grads; the caller zeroes them once per optimizer step.
+   */
+  backward(s: StepBuffers, dloss: number): void {
+    const c = this.config;
+    const N = s.B * s.T;
     const C = c.hidden_size;
     const V = c.vocab_size;
+    if (s.kernels === 'standard') {
+      const dlogits = s.logits!.data; // in place
+      native.crossEntropyBackward(dlogits, s.logits!.data, s.lse.data, s.targets, N, V, dloss);
+      linearBackward(s.dh.data, this.grads.head(c).data, dlogits, s.hF.data, this.params.head(c).data, N, C, V);
+    } // the fused path left dL/dhF in s.dh during forward
+    const L = c.num_hidden_layers;
+    native.fill(s.dres.data, 0, N * C);
+    native.rmsnormBackward(s.dres.data, this.grads.get('model.norm.weight').data, s.dh.data, s.resid[L]!.data, this.params.get('model.norm.weight').data, s.rstdF.data, N, C);
+    if (s.kernels === 'standard') this.backwardStandard(s);
+    else this.backwardFused(s);
+    native.embeddingBackward(this.grads.get('model.embed_tokens.weight').data, s.dres.data, s.ids, N, C, V);
+  }
+
+  /** Embedding, the L blocks and the final norm: s.hF holds the final hidden states. */
+  private trunk(s: StepBuffers): void {
+    const c = this.config;
+    const N = s.B * s.T;
+    native.embeddingForward(s.resid[0]!.data, s.ids, this.params.get('model.embed_tokens.weight').data, N, c.hidden_size, c.vocab_size);
+    if (s.kernels === 'standard') this.trunkStandard(s);
+    else this.trunkFused(s);
+  }
+
+  private trunkStandard(s: StepBuffers): void {
+    const c = this.config;
+    const N = s.B * s.T;
+    const C = c.hidden_size;
+    const eps = c.rms_norm_eps;
     const rope = { cos: s.ropeCos.data, sin: s.ropeSin.data };
-    native.embeddingForward(s.resid[0]!.data, s.ids, this.params.get('model.embed_tokens.weight').data, N, C, V);
+    const parts = s.standard!;
     for (let l = 0; l < c.num_hidden_layers; l++) {
       const w = this.layerW[l]!;
-      const a = s.layers[l]!;
+      const a = parts.layers[l]!;
       const x = s.resid[l]!.data;
-      native.rmsnormForward(a.h1.data, a.rstd1.data, x, w.inNorm, N, C, c.rms_norm_eps);
+      native.rmsnormForward(a.h1.data, a.rstd1.data, x, w.inNorm, N, C, eps);
       attentionForward(a.mid.data, a.attn, a.h1.data, w.attn, rope, s.attnShape);
       native.addInplace(a.mid.data, x, N * C);
-      native.rmsnormForward(a.h2.data, a.rstd2.data, a.mid.data, w.postNorm, N, C, c.rms_norm_eps);
+      native.rmsnormForward(a.h2.data, a.rstd2.data, a.mid.data, w.postNorm, N, C, eps);
       const y = s.resid[l + 1]!.data;
       mlpForward(y, a.mlp, a.h2.data, w.mlp, s.mlpShape);
       native.addInplace(y, a.mid.data, N * C);
     }
-    native.rmsnormForward(s.hF.data, s.rstdF.data, s.resid[c.num_hidden_layers]!.data, this.params.get('model.norm.weight').data, N, C, c.rms_norm_eps);
-    linearForward(s.logits.data, s.hF.data, this.params.head(c).data, N, C, V);
-    if (!withLoss) return 0;
-    return native.crossEntropyForward(s.lse.data, s.logits.data, s.targets, N, V);
+    native.rmsnormForward(s.hF.data, s.rstdF.data, s.resid[c.num_hidden_layers]!.data, this.params.get('model.norm.weight').data, N, C, eps);
   }
 
-  /**
-   * Backward of the loss `dloss * sum(token losses)` (dloss = 1 / tokens in the global batch,
-   * so micro-batches and accumulation steps weigh tokens equally). Gradients ACCUMULATE into
-   * this.grads; the caller zeroes them once per optimizer step. Must follow forward(s).
-   */
-  backward(s: StepBuffers, dloss: number): void {
+  // Each residual add is folded into the norm that follows it: the next layer's input norm, or
+  // the final norm after the last layer.
+  private trunkFused(s: StepBuffers): void {
     const c = this.config;
-    const { B, T } = s;
-    const N = B * T;
+    const N = s.B * s.T;
     const C = c.hidden_size;
-    const V = c.vocab_size;
+    const eps = c.rms_norm_eps;
     const L = c.num_hidden_layers;
     const rope = { cos: s.ropeCos.data, sin: s.ropeSin.data };
-    const dlogits = s.logits.data; // in place
-    native.crossEntropyBackward(dlogits, s.logits.data, s.lse.data, s.targets, N, V, dloss);
-    linearBackward(s.dh.data, this.grads.head(c).data, dlogits, s.hF.data, this.params.head(c).data, N, C, V);
-    native.fill(s.dres.data, 0, N * C);
-    native.rmsnormBackward(s.dres.data, this.grads.get('model.norm.weight').data, s.dh.data, s.resid[L]!.data, this.params.get('model.norm.weight').data, s.rstdF.data, N, C);
-    for (let l = L - 1; l >= 0; l--) {
+    const parts = s.fused!;
+    const finalNorm = this.params.get('model.norm.weight').data;
+    const first = parts.layers[0]!;
+    native.rmsnormForward(first.h1.data, first.rstd1.data, s.resid[0]!.data, this.layerW[0]!.inNorm, N, C, eps);
+    for (let l = 0; l < L; l++) {
+      const w = this.layerW[l]!;
+      const a = parts.layers[l]!;
+      const o = s.dh.data; // scratch for each branch's output, before it is added
+      fusedAttentionForward(o, a.attn, parts.attnGrads, a.h1.data, w.fusedAttn, rope, s.attnShape);
+      native.addRmsnormForward(a.mid.data, a.h2.data, a.rstd2.data, s.resid[l]!.data, o, w.postNorm, N, C, eps);
+      fusedMlpForward(o, a.mlp.data, parts.mlpScratch, a.h2.data, w.fusedMlp, s.mlpShape);
+      const next = l + 1 < L ? parts.layers[l + 1]! : null;
+      native.addRmsnormForward(s.resid[l + 1]!.data, next ? next.h1.data : s.hF.data, next ? next.rstd1.data : s.rstdF.data, a.mid.data, o, next ? this.layerW[l + 1]!.inNorm : finalNorm, N, C, eps);
+    }
+  }
+
+  private backwardStandard(s: StepBuffers): void {
+    const c = this.config;
+    const N = s.B * s.T;
+    const C = c.hidden_size;
+    const rope = { cos: s.ropeCos.data, sin: s.ropeSin.data };
+    const parts = s.standard!;
+    for (let l = c.num_hidden_layers - 1; l >= 0; l--) {
       const w = this.layerW[l]!;
       const g = this.layerG[l]!;
-      const a = s.layers[l]!;
+      const a = parts.layers[l]!;
       // resid[l+1] = mid + mlp(norm2(mid)): dres is dL/dresid[l+1]; it becomes dL/dmid.
-      mlpBackward(s.dh.data, g.mlp, s.dres.data, a.mlp, s.mlpGrads, a.h2.data, w.mlp, s.mlpShape);
+      mlpBackward(s.dh.data, g.mlp, s.dres.data, a.mlp, parts.mlpGrads, a.h2.data, w.mlp, s.mlpShape);
       native.rmsnormBackward(s.dres.data, g.postNorm, s.dh.data, a.mid.data, w.postNorm, a.rstd2.data, N, C);
       // mid = resid[l] + attn(norm1(resid[l])): dres becomes dL/dresid[l].
-      attentionBackward(s.dh.data, g.attn, s.dres.data, a.attn, s.dattGrads, a.h1.data, w.attn, rope, s.attnShape);
+      attentionBackward(s.dh.data, g.attn, s.dres.data, a.attn, parts.attnGrads, a.h1.data, w.attn, rope, s.attnShape);
       native.rmsnormBackward(s.dres.data, g.inNorm, s.dh.data, s.resid[l]!.data, w.inNorm, a.rstd1.data, N, C);
     }
-    native.embeddingBackward(this.grads.get('model.embed_tokens.weight').data, s.dres.data, s.ids, N, C, V);
+  }
+
+  private backwardFused(s: StepBuffers): void {
+    const c = this.config;
+    const N = s.B * s.T;
+    const C = c.hidden_size;
+    const rope = { cos: s.ropeCos.data, sin: s.ropeSin.data };
+    const parts = s.fused!;
+    for (let l = c.num_hidden_layers - 1; l >= 0; l--) {
+      const w = this.layerW[l]!;
+      const g = this.layerG[l]!;
+      const a = parts.layers[l]!;
+      fusedMlpBackward(s.dh.data, g.fusedMlp, s.dres.data, a.mlp.data, parts.mlpScratch, a.h2.data, w.fusedMlp, s.mlpShape);
+      native.rmsnormBackward(s.dres.data, g.postNorm, s.dh.data, a.mid.data, w.postNorm, a.rstd2.data, N, C);
+      fusedAttentionBackward(s.dh.data, g.fusedAttn, s.dres.data, a.attn, parts.attnGrads, a.h1.data, w.fusedAttn, rope, s.attnShape);
+      native.rmsnormBackward(s.dres.data, g.inNorm, s.dh.data, s.resid[l]!.data, w.inNorm, a.rstd1.data, N, C);
+    }
   }
 }

@@ -55,3 +55,38 @@ export function mlpBackward(dh: FloatArray, dw: MlpWeights, dout: FloatArray, a:
   linearBackward(dh, dw.gate, g.dgate.data, h, w.gate, s.N, s.C, s.F);
   linearBackward(dh, dw.up, g.dup.data, h, w.up, s.N, s.C, s.F, true);
 }
+
+// ---- the fused (litespark) path ----------------------------------------------------------
+// Gate and up as one GEMM over their packed 2F x C weights, SwiGLU applied right after on the
+// still-hot result, only the activation saved: gate and up are recomputed in backward.
+
+export interface FusedMlpWeights {
+  gu: FloatArray; // (2F, C): gate_proj then up_proj
+  down: FloatArray; // (C, F)
+}
+
+/** Scratch shared by all layers: the gate/up projection output, then its gradient. */
+export class FusedMlpScratch {
+  readonly gu: Tensor; // (N, 2F)
+  readonly dact: Tensor; // (N, F)
+
+  constructor(dtype: DType, s: MlpShape) {
+    this.gu = Tensor.empty(dtype, [s.N, 2 * s.F]);
+    this.dact = Tensor.empty(dtype, [s.N, s.F]);
+  }
+}
+
+// out: (N, C); act: (N, F) saved for backward.
+export function fusedMlpForward(out: FloatArray, act: FloatArray, sc: FusedMlpScratch, h: FloatArray, w: FusedMlpWeights, s: MlpShape): void {
+  linearForward(sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F);
+  native.swigluPackedForward(act, sc.gu.data, s.N, s.F);
+  linearForward(out, act, w.down, s.N, s.F, s.C);
+}
+
+// dh: (N, C) overwritten; weight gradients accumulate.
+export function fusedMlpBackward(dh: FloatArray, dw: FusedMlpWeights, dout: FloatArray, act: FloatArray, sc: FusedMlpScratch, h: FloatArray, w: FusedMlpWeights, s: MlpShape): void {
+  linearForward(sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F); // recompute gate and up
+  linearBackward(sc.dact.data, dw.down, dout, act, w.down, s.N, s.F, s.C);
+  native.swigluPackedBackward(sc.gu.data, sc.dact.data, sc.gu.data, s.N, s.F); // in place: gu -> dgu
+  linearBackward(dh, dw.gu, sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F);
+}

@@ -25,6 +25,8 @@ export interface ParamSpec {
   /** 'normal' draws N(0, std^2); 'ones' is the RMSNorm gain. */
   init: 'normal' | 'ones';
   std: number;
+  /** Stored right before the next spec with no padding: q/k/v and gate/up form one matrix. */
+  packNext?: boolean;
 }
 
 export function headDim(c: LlamaConfig): number {
@@ -53,12 +55,14 @@ export function llamaParamSpecs(c: LlamaConfig): ParamSpec[] {
       init: 'normal',
       std: s,
     });
+    // q, k, v stored back to back form the fused path's (H + 2 KVH) D x C QKV matrix; gate and
+    // up form its 2F x C gate/up matrix. Checkpoints still see the separate HF tensors.
     mats.push(
-      m('self_attn.q_proj.weight', c.num_attention_heads * D, C),
-      m('self_attn.k_proj.weight', c.num_key_value_heads * D, C),
+      { ...m('self_attn.q_proj.weight', c.num_attention_heads * D, C), packNext: true },
+      { ...m('self_attn.k_proj.weight', c.num_key_value_heads * D, C), packNext: true },
       m('self_attn.v_proj.weight', c.num_key_value_heads * D, C),
       m('self_attn.o_proj.weight', C, c.num_attention_heads * D, resid),
-      m('mlp.gate_proj.weight', F, C),
+      { ...m('mlp.gate_proj.weight', F, C), packNext: true },
       m('mlp.up_proj.weight', F, C),
       m('mlp.down_proj.weight', C, F, resid),
     );
@@ -98,6 +102,11 @@ export class ParamStore extends FlatBuffer {
       if (s.init === 'ones') native.fill(t.data, 1, t.numel);
       else native.randn(t.data, t.numel, (seed * 65537 + i) % 2 ** 52, 0, s.std);
     });
+  }
+
+  /** `rows` x `cols` matrix starting at tensor `first` and running through the packed ones after it. */
+  packed(first: string, rows: number, cols: number): Tensor {
+    return this.flat.view(this.offsets.get(first)!, [rows, cols]);
   }
 
   zero(): void {

@@ -56,7 +56,7 @@ export function sampleFrom(logits: ArrayLike<number>, V: number, temperature: nu
  * last buf.T ids. Returns only the new ids.
  */
 export function sample(model: LlamaModel, buf: StepBuffers, prompt: ArrayLike<number>, opts: SampleOptions): number[] {
-  if (buf.B !== 1) throw new Error('sample: buffers must have batch size 1');
+  if (buf.B !== 1) throw new Error('sample: buffers must have batch size 1 (and keep logits)');
   const V = model.config.vocab_size;
   const rand = mulberry32(opts.seed);
   const ids = Array.from(prompt);
@@ -65,8 +65,8 @@ export function sample(model: LlamaModel, buf: StepBuffers, prompt: ArrayLike<nu
     const ctx = ids.slice(-buf.T);
     buf.ids.fill(0);
     buf.ids.set(ctx);
-    model.forward(buf, false);
-    const row = buf.logits.data.subarray((ctx.length - 1) * V, ctx.length * V);
+    const logits = model.forwardLogits(buf);
+    const row = logits.subarray((ctx.length - 1) * V, ctx.length * V);
     const next = sampleFrom(row, V, opts.temperature, opts.topK, rand);
     if (next === opts.stopId) break;
     ids.push(next);

@@ -137,7 +137,7 @@ export function trainStep(
   let lossSum = 0;
   for (let micro = 0; micro < accum; micro++) {
     next(buf.ids, buf.targets);
-    lossSum += model.forward(buf);
+    lossSum += model.forward(buf, 1 / tokens);
     model.backward(buf, 1 / tokens);
   }
   const gradNorm = opt.update(lr);
@@ -168,7 +168,7 @@ export async function train(config: Config, hooks: TrainHooks = {}): Promise<Sum
   }
 
   status('building the model');
-  const model = new LlamaModel(mc, 'f32');
+  const model = new LlamaModel(mc, 'f32', rc.kernels);
   model.params.init(tc.seed);
   const opt = new AdamW(mc, model.params, model.grads, tc);
   const B = tc.micro_batch_size;
@@ -271,7 +271,7 @@ export async function train(config: Config, hooks: TrainHooks = {}): Promise<Sum
   let sampleOut: Summary['sample'] = null;
   if (tc.sample_tokens > 0) {
     status('sampling');
-    const gen = model.buffers(1, T);
+    const gen = model.buffers(1, T, true);
     const promptIds = tokenizer.encode(SAMPLE_PROMPT);
     const ids = sample(model, gen, promptIds, { maxTokens: tc.sample_tokens, temperature: 0.8, topK: 40, seed: tc.seed, stopId: tokenizer.eosId });
     sampleOut = { prompt: SAMPLE_PROMPT, text: tokenizer.decode(ids) };

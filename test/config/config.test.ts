@@ -195,10 +195,11 @@ describe('bad input names the field', () => {
     rejects({ overrides: { 'train.lr': 1e-3, 'train.min_lr': 2e-3 } }, 'config: train.min_lr: must be <= lr');
   });
 
-  test("kernels 'litespark' and dtype 'bf16' arrive later, and say so", () => {
-    rejects({ overrides: { 'runtime.kernels': 'litespark' } }, 'runtime.kernels', "'litespark' (the fused kernels)", 'later issue');
+  test("kernels: 'litespark' and 'standard' exist, dtype 'bf16' arrives later and says so", () => {
+    assert.equal(resolveConfig({ overrides: { 'runtime.kernels': 'litespark' } }).runtime.kernels, 'litespark');
+    assert.equal(resolveConfig({ overrides: { 'runtime.kernels': 'standard' } }).runtime.kernels, 'standard');
     rejects({ overrides: { 'runtime.dtype': 'bf16' } }, 'runtime.dtype', "'bf16'", 'later issue');
-    rejects({ overrides: { 'runtime.kernels': 'fast' } }, "config: runtime.kernels: must be one of 'standard' (got 'fast')");
+    rejects({ overrides: { 'runtime.kernels': 'fast' } }, "config: runtime.kernels: must be one of 'litespark', 'standard' (got 'fast')");
   });
 
   test('wrong types of sections and override paths', () => {

@@ -44,3 +44,24 @@ test('rmsnorm backward equals finite differences of forward (native f64)', () =>
   native.rmsnormBackward(dx, dw, dout, x, w, rstd, N, C);
   fdCheck([x, w], [dx, dw], loss, { names: ['x', 'w'] });
 });
+
+test('add+rmsnorm (fused path) equals an add followed by rmsnorm, also in place, on every ISA', () => {
+  forEachIsa((isa) => {
+    for (const [N, C] of [[1, 1], [5, 33], [64, 512]] as const) {
+      const x = randArray(Float64Array, N * C, 21), y = randArray(Float64Array, N * C, 22), w = randArray(Float64Array, C, 23);
+      const sum = x.map((v, i) => v + y[i]!);
+      const out = new Float64Array(N * C), rstd = new Float64Array(N);
+      rmsnormForwardRef(out, rstd, sum, w, N, C, 1e-6);
+      for (const [ctor, dt] of [[Float32Array, 'f32'], [Float64Array, 'f64']] as const) {
+        const r = new ctor(N * C), o = new ctor(N * C), rs = new ctor(N);
+        native.addRmsnormForward(r, o, rs, new ctor(x), new ctor(y), new ctor(w), N, C, 1e-6);
+        assertClose(r, sum, tol(dt, 2), `${isa} ${dt} resid`);
+        assertClose(o, out, tol(dt, C), `${isa} ${dt} out`);
+        assertClose(rs, rstd, tol(dt, C), `${isa} ${dt} rstd`);
+        const inPlace = new ctor(x);
+        native.addRmsnormForward(inPlace, o, rs, inPlace, new ctor(y), new ctor(w), N, C, 1e-6);
+        assertClose(inPlace, sum, tol(dt, 2), `${isa} ${dt} resid aliasing x`);
+      }
+    }
+  });
+});

@@ -51,3 +51,44 @@ test('inverse rope undoes rope, and is its backward (finite differences, f64)', 
 test('rope rejects an odd head dimension', () => {
   assert.throws(() => native.ropeTable(new Float32Array(10), new Float32Array(10), 2, 5, 10000), /head dim must be even/);
 });
+
+test('rope QKV split/merge (fused path) equal slicing + rope, and merge is the backward of split', () => {
+  forEachIsa((isa) => {
+    for (const [B, T, H, KVH, D] of [[1, 1, 1, 1, 2], [2, 9, 4, 2, 6], [1, 17, 8, 2, 64]] as const) {
+      const W = (H + 2 * KVH) * D, N = B * T;
+      const cos = new Float64Array((T * D) / 2), sin = new Float64Array((T * D) / 2);
+      ropeTableRef(cos, sin, T, D, 10000);
+      const qkv = randArray(Float64Array, N * W, 41);
+      const q = new Float64Array(N * H * D), k = new Float64Array(N * KVH * D), v = new Float64Array(N * KVH * D);
+      for (let n = 0; n < N; n++) {
+        q.set(qkv.subarray(n * W, n * W + H * D), n * H * D);
+        k.set(qkv.subarray(n * W + H * D, n * W + (H + KVH) * D), n * KVH * D);
+        v.set(qkv.subarray(n * W + (H + KVH) * D, (n + 1) * W), n * KVH * D);
+      }
+      ropeApplyRef(q, cos, sin, B, T, H, D, false);
+      ropeApplyRef(k, cos, sin, B, T, KVH, D, false);
+      for (const [ctor, dt] of [[Float32Array, 'f32'], [Float64Array, 'f64']] as const) {
+        const gq = new ctor(q.length), gk = new ctor(k.length), gv = new ctor(v.length);
+        native.ropeQkvSplit(gq, gk, gv, new ctor(qkv), new ctor(cos), new ctor(sin), B, T, H, KVH, D);
+        assertClose(gq, q, tol(dt, 4), `${isa} ${dt} q`);
+        assertClose(gk, k, tol(dt, 4), `${isa} ${dt} k`);
+        assertClose(gv, v, tol(dt, 1), `${isa} ${dt} v`);
+        const back = new ctor(N * W).fill(9);
+        native.ropeQkvMerge(back, gq, gk, gv, new ctor(cos), new ctor(sin), B, T, H, KVH, D);
+        assertClose(back, qkv, tol(dt, 8), `${isa} ${dt} merge(split(x)) = x`);
+      }
+    }
+  });
+  // merge is split's transpose: <split(x), w> = <x, merge(w)>
+  const [B, T, H, KVH, D] = [2, 5, 4, 2, 4];
+  const W = (H + 2 * KVH) * D, N = B * T;
+  const cos = new Float64Array((T * D) / 2), sin = new Float64Array((T * D) / 2);
+  native.ropeTable(cos, sin, T, D, 10000);
+  const x = randArray(Float64Array, N * W, 51);
+  const wq = randArray(Float64Array, N * H * D, 52), wk = randArray(Float64Array, N * KVH * D, 53), wv = randArray(Float64Array, N * KVH * D, 54);
+  const q = new Float64Array(wq.length), k = new Float64Array(wk.length), v = new Float64Array(wv.length);
+  const loss = () => (native.ropeQkvSplit(q, k, v, x, cos, sin, B, T, H, KVH, D), weightedSum(q, wq) + weightedSum(k, wk) + weightedSum(v, wv));
+  const g = new Float64Array(N * W);
+  native.ropeQkvMerge(g, wq, wk, wv, cos, sin, B, T, H, KVH, D);
+  fdCheck([x], [g], loss, { names: ['qkv'] });
+});

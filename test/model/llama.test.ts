@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { native } from '../../src/kernels/native.js';
 import { LlamaModel } from '../../src/model/llama.js';
 import { llamaParamSpecs, type LlamaConfig } from '../../src/model/params.js';
-import { assertClose, randInts } from '../helpers.js';
+import { assertClose, maxAbs, randInts } from '../helpers.js';
 import { fdCheck } from '../kernels/harness.js';
 
 function tiny(over: Partial<LlamaConfig> = {}): LlamaConfig {
@@ -42,34 +42,72 @@ test('parameter names and shapes are those of Hugging Face LlamaForCausalLM', ()
   assert.ok(!llamaParamSpecs(tiny({ tie_word_embeddings: true })).some((s) => s.name === 'lm_head.weight'));
 });
 
-// Whole-model gradient check in float64: every parameter tensor, GQA ratios 1, 2 and 4, tied
-// and untied head, one ignored target.
-for (const [H, KVH, tied] of [[4, 4, false], [4, 2, true], [4, 1, false]] as const) {
-  test(`whole-model gradients equal finite differences (f64, H=${H}, KVH=${KVH}, tied=${tied})`, () => {
-    const cfg = tiny({ num_attention_heads: H, num_key_value_heads: KVH, tie_word_embeddings: tied });
-    const model = new LlamaModel(cfg, 'f64');
-    model.params.init(3);
-    // norm gains away from 1 so their gradients are exercised non-trivially
-    for (const s of model.params.specs) if (s.init === 'ones') native.randn(model.params.get(s.name).data, s.shape[0], 9, 1, 0.2);
-    const B = 2, T = 5;
-    const buf = model.buffers(B, T);
-    buf.ids.set(randInts(B * T, cfg.vocab_size, 4));
-    buf.targets.set(randInts(B * T, cfg.vocab_size, 5));
-    buf.targets[3] = -1;
-    const tokens = B * T - 1;
-    const loss = () => model.forward(buf) / tokens;
-    loss();
-    model.grads.zero();
-    model.backward(buf, 1 / tokens);
-    const names = model.params.specs.map((s) => s.name);
-    fdCheck(
-      names.map((n) => model.params.get(n).data as Float64Array),
-      names.map((n) => model.grads.get(n).data),
-      loss,
-      { names, maxPerInput: 12, atol: 1e-9, rtol: 1e-6 },
-    );
-  });
+// Whole-model gradient check in float64, on both kernel paths: every parameter tensor, GQA
+// ratios 1, 2 and 4, tied and untied head, one ignored target.
+for (const kernels of ['standard', 'litespark'] as const) {
+  for (const [H, KVH, tied] of [[4, 4, false], [4, 2, true], [4, 1, false]] as const) {
+    test(`whole-model gradients equal finite differences (${kernels}, f64, H=${H}, KVH=${KVH}, tied=${tied})`, () => {
+      const cfg = tiny({ num_attention_heads: H, num_key_value_heads: KVH, tie_word_embeddings: tied });
+      const model = new LlamaModel(cfg, 'f64', kernels);
+      model.params.init(3);
+      // norm gains away from 1 so their gradients are exercised non-trivially
+      for (const s of model.params.specs) if (s.init === 'ones') native.randn(model.params.get(s.name).data, s.shape[0], 9, 1, 0.2);
+      const B = 2, T = 5;
+      const buf = model.buffers(B, T);
+      buf.ids.set(randInts(B * T, cfg.vocab_size, 4));
+      buf.targets.set(randInts(B * T, cfg.vocab_size, 5));
+      buf.targets[3] = -1;
+      const tokens = B * T - 1;
+      const loss = () => model.forward(buf) / tokens;
+      model.grads.zero();
+      model.forward(buf, 1 / tokens);
+      model.backward(buf, 1 / tokens);
+      const names = model.params.specs.map((s) => s.name);
+      fdCheck(
+        names.map((n) => model.params.get(n).data as Float64Array),
+        names.map((n) => model.grads.get(n).data),
+        loss,
+        { names, maxPerInput: 12, atol: 1e-9, rtol: 1e-6 },
+      );
+    });
+  }
 }
+
+test("the fused path gives the standard path's loss, logits and gradients (f32, odd sizes, GQA 3)", () => {
+  const cfg = tiny({ vocab_size: 301, hidden_size: 48, intermediate_size: 70, num_attention_heads: 6, num_key_value_heads: 2, num_hidden_layers: 3 });
+  const std = new LlamaModel(cfg, 'f32', 'standard');
+  const fused = new LlamaModel(cfg, 'f32', 'litespark');
+  std.params.init(7);
+  fused.params.flat.data.set(std.params.flat.data);
+  const B = 3, T = 37;
+  const bs = std.buffers(B, T), bf = fused.buffers(B, T, true);
+  const ids = randInts(B * T, cfg.vocab_size, 8), tg = randInts(B * T, cfg.vocab_size, 9);
+  tg[5] = -1;
+  for (const b of [bs, bf]) b.ids.set(ids), b.targets.set(tg);
+  const tokens = B * T - 1;
+  std.grads.zero();
+  fused.grads.zero();
+  const ls = std.forward(bs, 1 / tokens), lf = fused.forward(bf, 1 / tokens);
+  assertClose([lf / tokens], [ls / tokens], { atol: 1e-5, rtol: 1e-5 }, 'mean loss');
+  std.backward(bs, 1 / tokens);
+  fused.backward(bf, 1 / tokens);
+  for (const spec of std.params.specs) {
+    const a = std.grads.get(spec.name).data;
+    assertClose(fused.grads.get(spec.name).data, a, { atol: 2e-6 + 1e-3 * maxAbs(a), rtol: 1e-3 }, `grad ${spec.name}`);
+  }
+  // the standard backward turned its logits into dlogits: compute both afresh
+  std.forwardLogits(bs);
+  fused.forwardLogits(bf);
+  assertClose(bf.logits!.data, bs.logits!.data, { atol: 1e-4, rtol: 1e-4 }, 'logits');
+});
+
+test('the fused path keeps no probabilities or logits: its activation memory is far below the standard path at T=256', () => {
+  const cfg = tiny({ vocab_size: 4096, hidden_size: 64, intermediate_size: 128, num_attention_heads: 4, num_key_value_heads: 2 });
+  const s = new LlamaModel(cfg, 'f32', 'standard').buffers(2, 256);
+  const f = new LlamaModel(cfg, 'f32', 'litespark').buffers(2, 256);
+  assert.equal(f.logits, null);
+  assert.ok(f.activationBytes() * 3 < s.activationBytes(), `fused ${f.activationBytes()} vs standard ${s.activationBytes()}`);
+});
 
 test('float32 model forward and gradients track the float64 model', () => {
   const cfg = tiny({ vocab_size: 50, hidden_size: 32, intermediate_size: 40 });
@@ -81,10 +119,10 @@ test('float32 model forward and gradients track the float64 model', () => {
   const b64 = m64.buffers(B, T), b32 = m32.buffers(B, T);
   const ids = randInts(B * T, cfg.vocab_size, 1), tg = randInts(B * T, cfg.vocab_size, 2);
   for (const b of [b64, b32]) b.ids.set(ids), b.targets.set(tg);
-  const l64 = m64.forward(b64), l32 = m32.forward(b32);
-  assertClose([l32], [l64], { atol: 1e-5, rtol: 1e-5 }, 'loss');
   m64.grads.zero();
   m32.grads.zero();
+  const l64 = m64.forward(b64, 1 / (B * T)), l32 = m32.forward(b32, 1 / (B * T));
+  assertClose([l32], [l64], { atol: 1e-5, rtol: 1e-5 }, 'loss');
   m64.backward(b64, 1 / (B * T));
   m32.backward(b32, 1 / (B * T));
   // gradients of O(1e-2): fp32 round-off through 2 layers stays below 1e-5 absolute

@@ -75,6 +75,14 @@ struct KernelTable {
   // the norm's pass. resid may alias x.
   void (*add_rmsnorm_forward)(T* resid, T* out, T* rstd, const T* x, const T* y, const T* w,
                               int64_t N, int64_t C, T eps);
+  // The fused QKV projection writes rows of (H + 2 KVH) * D: q heads, then k heads, then v
+  // heads. rope_qkv_split applies RoPE to q and k while splitting into q (B,T,H,D),
+  // k, v (B,T,KVH,D); rope_qkv_merge is its backward: dqkv rows from dq, dk (inverse RoPE)
+  // and dv.
+  void (*rope_qkv_split)(T* q, T* k, T* v, const T* qkv, const T* cos, const T* sin, int64_t B,
+                         int64_t Tn, int64_t H, int64_t KVH, int64_t D);
+  void (*rope_qkv_merge)(T* dqkv, const T* dq, const T* dk, const T* dv, const T* cos,
+                         const T* sin, int64_t B, int64_t Tn, int64_t H, int64_t KVH, int64_t D);
   // SwiGLU over the output of the concatenated gate/up projection: gu (N, 2F) holds the gate
   // in columns [0,F) and up in [F,2F) of each row. out (N,F) = silu(gate) * up.
   void (*swiglu_packed_forward)(T* out, const T* gu, int64_t N, int64_t F);

@@ -49,6 +49,12 @@ template <class T>
 void add_rmsnorm_forward(T* resid, T* out, T* rstd, const T* x, const T* y, const T* w, int64_t N, int64_t C,
                          T eps);
 template <class T>
+void rope_qkv_split(T* q, T* k, T* v, const T* qkv, const T* cos, const T* sin, int64_t B, int64_t Tn, int64_t H,
+                    int64_t KVH, int64_t D);
+template <class T>
+void rope_qkv_merge(T* dqkv, const T* dq, const T* dk, const T* dv, const T* cos, const T* sin, int64_t B,
+                    int64_t Tn, int64_t H, int64_t KVH, int64_t D);
+template <class T>
 void swiglu_packed_forward(T* out, const T* gu, int64_t N, int64_t F);
 template <class T>
 void swiglu_packed_backward(T* dgu, const T* dout, const T* gu, int64_t N, int64_t F);
