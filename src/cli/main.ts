@@ -3,6 +3,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '../config/schema.js';
 import { DataError } from '../data/errors.js';
+import { benchCommand } from './bench.js';
 import { peakCommand } from './peak.js';
 import { trainCommand } from './train.js';
 
@@ -52,6 +53,22 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .action(async (opts) => {
       await peakCommand(opts);
+    });
+
+  program
+    .command('bench')
+    .description('BENCH.md rows side by side: tokens/s, step ms, MFU, peak memory and the litespark/standard speed-up, one process per row')
+    .option('--configs <list>', 'comma-separated BENCH.md configs (XS, S, L) or preset names', 'XS,S,L')
+    .option('--kernels <list>', 'comma-separated kernel paths: standard, litespark', 'standard,litespark')
+    .option('--dtype <list>', 'comma-separated compute dtypes: fp32', 'fp32')
+    .option('--steps <n>', 'measured steps per row (kernel runs with --kernels-only)', int('--steps', 1), 10)
+    .option('--warmup <n>', 'unmeasured warm-up steps first', int('--warmup', 0), 3)
+    .option('--threads <n>', 'threads per row (0 = all cores)', int('--threads', 0))
+    .option('--json <file>', 'also write the rows (a JSON array) to this file')
+    .option('--out <dir>', 'results directory (rows.json, results.md); default runs/bench-<timestamp>')
+    .option('--kernels-only', 'time the kernels alone (GEMM shapes, attention, MLP, loss) instead of whole steps')
+    .action(async (opts) => {
+      process.exitCode = await benchCommand(opts);
     });
 
   return program;

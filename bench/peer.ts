@@ -1,0 +1,296 @@
+// The BENCH.md peer comparison: the identical Llama configuration trained in PyTorch (Debian's
+// python3-torch, CPU, eager, torch.optim.AdamW; bench/pytorch/llama_train.py) and in litespark
+// (both kernel paths, via the `litespark bench` worker), in ONE run, on the same thread count,
+// with one FLOPs formula (6·P + 12·L·d·T) and one measured peak for every MFU figure.
+//
+//   npx tsc -p . && node dist/bench/peer.js --config S [--threads 2] [--steps 10] [--warmup 3]
+//                                           [--json FILE] [--no-install]
+//
+// PyTorch runs twice: with glibc malloc (default) and with tcmalloc (LD_PRELOAD of
+// libtcmalloc_minimal.so.4, what PyTorch's CPU performance guide recommends); litespark is
+// compared with the better of the two. python3-torch and libtcmalloc-minimal4 are an optional
+// benchmark dependency, never installed by `npm ci`: when missing and running as root, this
+// script installs them with apt-get and says so; otherwise it prints the command to run.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { resolveConfig } from '../src/config/load.js';
+import { fmtBytes, fmtPct } from '../src/cli/format.js';
+import { flopsPerToken, mfu } from '../src/metrics/flops.js';
+import { machineLine } from '../src/bench/report.js';
+import { describeBenchMachine, runJob } from '../src/bench/run.js';
+import { parseConfigs, type StepRow } from '../src/bench/spec.js';
+import { failureReason } from '../src/bench/util.js';
+
+const PYTHON = '/usr/bin/python3';
+const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'pytorch', 'llama_train.py');
+/** Environment variables that pin OpenBLAS to a core type or cache size: a current numpy/torch is slower with them. */
+const OPENBLAS_PINS = ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'];
+
+const say = (line = '') => process.stdout.write(line + '\n');
+
+interface Args {
+  config: string;
+  threads: number;
+  steps: number;
+  warmup: number;
+  json?: string;
+  install: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { config: 'S', threads: os.availableParallelism(), steps: 10, warmup: 3, install: true };
+  const int = (flag: string, v: string | undefined, min: number) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) usage(`${flag} must be an integer >= ${min}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const f = argv[i]!;
+    if (f === '--config') a.config = argv[++i] ?? usage('--config needs a value');
+    else if (f === '--threads') a.threads = int(f, argv[++i], 1);
+    else if (f === '--steps') a.steps = int(f, argv[++i], 1);
+    else if (f === '--warmup') a.warmup = int(f, argv[++i], 0);
+    else if (f === '--json') a.json = argv[++i] ?? usage('--json needs a file');
+    else if (f === '--no-install') a.install = false;
+    else if (f === '--help' || f === '-h') {
+      say('usage: node dist/bench/peer.js --config XS|S|L [--threads N] [--steps 10] [--warmup 3] [--json FILE] [--no-install]');
+      process.exit(0);
+    } else usage(`unknown flag '${f}'`);
+  }
+  return a;
+}
+
+function usage(msg: string): never {
+  process.stderr.write(`peer: ${msg}\n(run with --help for usage)\n`);
+  process.exit(2);
+}
+
+function torchVersion(): string | null {
+  if (!existsSync(PYTHON)) return null;
+  const r = spawnSync(PYTHON, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8', timeout: 120_000 });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+/** libtcmalloc_minimal.so.4 from the linker cache, else the usual Debian paths. */
+function findTcmalloc(): string | null {
+  const r = spawnSync('ldconfig', ['-p'], { encoding: 'utf8' });
+  const m = /libtcmalloc_minimal\.so\.4 \([^)]*\) => (\S+)/.exec(r.stdout ?? '');
+  if (m && existsSync(m[1]!)) return m[1]!;
+  const arch = os.arch() === 'arm64' ? 'aarch64-linux-gnu' : 'x86_64-linux-gnu';
+  return [`/usr/lib/${arch}/libtcmalloc_minimal.so.4`, '/usr/lib/libtcmalloc_minimal.so.4'].find((p) => existsSync(p)) ?? null;
+}
+
+function aptInstall(packages: string[]): void {
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const cmd = `apt-get update && apt-get install -y ${packages.join(' ')}`;
+  if (!isRoot) {
+    process.stderr.write(`peer: missing ${packages.join(', ')} (optional benchmark dependencies); as root run:\n  ${cmd}\n`);
+    process.exit(1);
+  }
+  say(`peer: installing ${packages.join(', ')} with apt-get (running as root; an optional benchmark dependency, never installed by npm ci)`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  for (const args of [['update'], ['install', '-y', ...packages]]) {
+    const r = spawnSync('apt-get', args, { stdio: 'inherit', env });
+    if (r.status !== 0) {
+      process.stderr.write(`peer: 'apt-get ${args.join(' ')}' failed (exit ${r.status})\n`);
+      process.exit(1);
+    }
+  }
+}
+
+interface PeerRow {
+  name: string;
+  framework: 'pytorch' | 'litespark';
+  ok: boolean;
+  error: string | null;
+  tokens_per_s: number | null;
+  step_ms_median: number | null;
+  step_ms_min: number | null;
+  step_ms_max: number | null;
+  mfu: number | null;
+  peak_bytes: number | null;
+  vs_pytorch_best: number | null;
+  /** 1-minute load average when the run ended: above --threads, other work shared the cores. */
+  loadavg_1m: number | null;
+  detail: Record<string, unknown>;
+}
+
+/** One PyTorch run in its own process; its JSON line, or a failed row. */
+function runPytorch(name: string, args: string[], env: NodeJS.ProcessEnv, status: (s: string) => void): Promise<PeerRow> {
+  const failed = (error: string): PeerRow => ({
+    name, framework: 'pytorch', ok: false, error, tokens_per_s: null, step_ms_median: null, step_ms_min: null,
+    step_ms_max: null, mfu: null, peak_bytes: null, vs_pytorch_best: null, loadavg_1m: os.loadavg()[0]!, detail: {},
+  });
+  return new Promise((resolve) => {
+    const child = spawn(PYTHON, [SCRIPT, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => {
+      err = (err + c).slice(-8192);
+      const last = c.trim().split('\n').pop() ?? '';
+      try {
+        const e = JSON.parse(last) as { event?: string; done?: number; total?: number };
+        if (e.event === 'progress') status(`${name}: step ${e.done}/${e.total}`);
+      } catch {
+        // not a progress line
+      }
+    });
+    child.on('error', (e) => resolve(failed(e.message)));
+    child.on('close', (code, signal) => {
+      const line = out.trim().split('\n').pop() ?? '';
+      try {
+        if (code !== 0) throw new Error('exit');
+        const r = JSON.parse(line) as Record<string, number | string | null>;
+        resolve({
+          name, framework: 'pytorch', ok: true, error: null,
+          tokens_per_s: r.tokens_per_s as number, step_ms_median: r.step_ms_median as number,
+          step_ms_min: r.step_ms_min as number, step_ms_max: r.step_ms_max as number, mfu: null,
+          peak_bytes: r.peak_bytes as number, vs_pytorch_best: null, loadavg_1m: os.loadavg()[0]!, detail: r,
+        });
+      } catch {
+        const why = failureReason(err.split('\n').filter((l) => !l.startsWith('{"event"')).join('\n'));
+        resolve(failed(signal ? `killed by ${signal}` : why || `exit ${code}`));
+      }
+    });
+  });
+}
+
+function fromLitespark(name: string, r: StepRow): PeerRow {
+  return {
+    name, framework: 'litespark', ok: r.ok, error: r.error, tokens_per_s: r.tokens_per_s, step_ms_median: r.step_ms_median,
+    step_ms_min: r.step_ms_min, step_ms_max: r.step_ms_max, mfu: r.mfu, peak_bytes: r.peak_bytes, vs_pytorch_best: null,
+    loadavg_1m: r.loadavg_1m,
+    detail: { isa: r.isa, native_peak_bytes: r.native_peak_bytes, commit: r.commit, loss: r.loss },
+  };
+}
+
+function table(rows: PeerRow[]): string {
+  const ms = (x: number | null) => (x === null ? '—' : x.toFixed(0));
+  const head = ['run', 'tokens/s', 'step ms median (min-max)', 'MFU', 'peak RSS', 'vs PyTorch best', 'load'];
+  const body = rows.map((r) => [
+    r.name,
+    r.ok ? r.tokens_per_s!.toFixed(0) : 'FAILED',
+    r.ok ? `${ms(r.step_ms_median)} (${ms(r.step_ms_min)}-${ms(r.step_ms_max)})` : '—',
+    r.ok ? fmtPct(r.mfu) : '—',
+    r.peak_bytes === null ? '—' : fmtBytes(r.peak_bytes),
+    r.vs_pytorch_best === null ? '—' : `${r.vs_pytorch_best.toFixed(2)}x`,
+    r.loadavg_1m === null ? '—' : r.loadavg_1m.toFixed(2),
+  ]);
+  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (c: string[]) => c.map((x, i) => (i === 0 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join('  ');
+  return [line(head), w.map((n) => '-'.repeat(n)).join('  '), ...body.map(line)].join('\n');
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  let bench;
+  try {
+    const configs = parseConfigs(args.config);
+    if (configs.length !== 1) usage('--config takes one config');
+    bench = configs[0]!;
+  } catch (e) {
+    usage((e as Error).message);
+  }
+
+  // 1. The peer's dependencies (optional, never part of npm ci).
+  let torch = torchVersion();
+  let tcmalloc = findTcmalloc();
+  const missing = [...(torch ? [] : ['python3-torch']), ...(tcmalloc ? [] : ['libtcmalloc-minimal4'])];
+  if (missing.length && !args.install) usage(`missing ${missing.join(', ')} and --no-install given`);
+  if (missing.length) {
+    aptInstall(missing);
+    torch = torchVersion();
+    tcmalloc = findTcmalloc();
+    if (!torch) usage(`${PYTHON} still cannot import torch after installing python3-torch`);
+  }
+
+  // 2. One config, one thread count, one FLOPs formula, one measured peak for every row.
+  const config = resolveConfig({ preset: bench.preset });
+  const mc = config.model, tc = config.train;
+  const machine = describeBenchMachine(args.threads);
+  const fpt = flopsPerToken(mc, tc.seq_len);
+  const peakFlops = machine.peak_gflops === null ? null : machine.peak_gflops * 1e9;
+  say(`peer: ${bench.name} (${bench.preset}): dim ${mc.hidden_size}, ${mc.num_hidden_layers} layers, ${mc.num_attention_heads} heads / ` +
+    `${mc.num_key_value_heads} kv, ffn ${mc.intermediate_size}, vocab ${mc.vocab_size}, seq ${tc.seq_len}, batch ${tc.micro_batch_size}; ` +
+    `fp32, AdamW, ${args.warmup} warm-up + ${args.steps} measured steps`);
+  say(`machine: ${machineLine(machine)}; commit ${machine.commit ?? 'n/a'}${machine.dirty ? ' (dirty)' : ''}`);
+  say(`PyTorch: ${PYTHON}, torch ${torch}; tcmalloc: ${tcmalloc ?? 'not found'}`);
+
+  // 3. PyTorch at its best: no OpenBLAS pins, threads fixed for OpenMP and OpenBLAS alike.
+  const pyEnv: NodeJS.ProcessEnv = { ...process.env };
+  const unset = OPENBLAS_PINS.filter((k) => pyEnv[k] !== undefined);
+  for (const k of OPENBLAS_PINS) delete pyEnv[k];
+  say(unset.length
+    ? `PyTorch runs: unset ${unset.map((k) => `${k}=${process.env[k]}`).join(', ')} (they pin OpenBLAS to a core type / cache size and slow a current torch)`
+    : `PyTorch runs: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE not set (they would be unset: they slow a current torch)`);
+  pyEnv.OMP_NUM_THREADS = String(args.threads);
+  pyEnv.OPENBLAS_NUM_THREADS = String(args.threads);
+  delete pyEnv.LD_PRELOAD;
+  const pyArgs = [
+    '--config', bench.name in { XS: 1, S: 1, L: 1 } ? bench.name : 'S',
+    '--dim', mc.hidden_size, '--layers', mc.num_hidden_layers, '--heads', mc.num_attention_heads,
+    '--kv-heads', mc.num_key_value_heads, '--ffn', mc.intermediate_size, '--vocab', mc.vocab_size,
+    '--seq', tc.seq_len, '--batch', tc.micro_batch_size, '--eps', mc.rms_norm_eps, '--theta', mc.rope_theta,
+    '--lr', tc.lr, '--weight-decay', tc.weight_decay, '--grad-clip', tc.grad_clip, '--init-std', mc.initializer_range,
+    '--threads', args.threads, '--warmup', args.warmup, '--steps', args.steps, '--seed', tc.seed,
+  ].map(String);
+
+  const tty = process.stdout.isTTY === true;
+  const status = (s: string) => {
+    if (tty) process.stdout.write(`\r\x1b[K  ${s}`);
+  };
+  const done = (r: PeerRow) => {
+    if (tty) process.stdout.write('\r\x1b[K');
+    say(`  ${r.name}: ${r.ok ? `${r.tokens_per_s!.toFixed(0)} tokens/s, median step ${r.step_ms_median!.toFixed(0)} ms` : `FAILED: ${r.error}`}`);
+  };
+
+  const rows: PeerRow[] = [];
+  const py = async (name: string, env: NodeJS.ProcessEnv) => {
+    if (tty) status(`${name}: starting`);
+    else say(`  ${name} ...`);
+    const r = await runPytorch(name, pyArgs, env, status);
+    r.mfu = r.ok ? mfu(r.tokens_per_s!, fpt, peakFlops) : null;
+    rows.push(r);
+    done(r);
+  };
+  await py('PyTorch (glibc malloc)', pyEnv);
+  if (tcmalloc) await py('PyTorch + tcmalloc', { ...pyEnv, LD_PRELOAD: tcmalloc });
+  for (const kernels of ['standard', 'litespark'] as const) {
+    const name = `litespark ${kernels}`;
+    if (!tty) say(`  ${name} ...`);
+    const got = await runJob(
+      { mode: 'step', config: bench.name, preset: bench.preset, kernels, dtype: 'fp32', threads: args.threads, steps: args.steps,
+        warmup: args.warmup, seed: tc.seed, peakGflops: machine.peak_gflops, commit: machine.commit },
+      (d, t) => status(`${name}: step ${d}/${t}`),
+    );
+    const r = fromLitespark(name, got[0] as StepRow);
+    rows.push(r);
+    done(r);
+  }
+
+  // 4. Ratios against the faster PyTorch run.
+  const best = rows.filter((r) => r.framework === 'pytorch' && r.ok).sort((a, b) => b.tokens_per_s! - a.tokens_per_s!)[0];
+  for (const r of rows) if (best && r.ok) r.vs_pytorch_best = r.tokens_per_s! / best.tokens_per_s!;
+
+  say();
+  say(table(rows));
+  say();
+  say(`load = 1-minute load average at the end of each run (above ${args.threads}: other work shared the cores).`);
+  say(`MFU = tokens/s x ${(fpt / 1e6).toFixed(1)} MFLOP/token (6P + 12LdT, same for all rows) / measured fp32 peak ` +
+    `${machine.peak_gflops?.toFixed(1) ?? 'n/a'} GFLOP/s at ${args.threads} threads.`);
+  const lit = rows.find((r) => r.name === 'litespark litespark');
+  if (best && lit?.ok) say(`litespark (fused) / PyTorch best (${best.name}): ${lit.vs_pytorch_best!.toFixed(2)}x tokens/s`);
+  if (args.json) {
+    mkdirSync(dirname(args.json), { recursive: true });
+    writeFileSync(args.json, JSON.stringify({ machine, config: bench.name, threads: args.threads, torch, flops_per_token: fpt, unset_env: unset, rows }, null, 2) + '\n');
+    say(`rows: ${args.json}`);
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`peer: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,40 @@
+// The message a bench worker process receives (as one JSON argument) and the lines it prints.
+import type { BenchDtype, BenchRow, KernelPath } from './spec.js';
+
+export interface StepJob {
+  mode: 'step';
+  /** Name shown in the row (XS, S, L or a preset name). */
+  config: string;
+  preset: string;
+  kernels: KernelPath;
+  dtype: BenchDtype;
+  threads: number;
+  steps: number;
+  warmup: number;
+  seed: number;
+  /** The parent's measured peak (GFLOP/s) so every row of a run shares one denominator. */
+  peakGflops: number | null;
+  commit: string | null;
+}
+
+export interface KernelsJob {
+  mode: 'kernels';
+  config: string;
+  preset: string;
+  /** Kernel paths to compare; GEMM rows are shared by both. */
+  kernels: KernelPath[];
+  dtype: BenchDtype;
+  threads: number;
+  steps: number;
+  warmup: number;
+  seed: number;
+  peakGflops: number | null;
+  commit: string | null;
+}
+
+export type BenchJob = StepJob | KernelsJob;
+
+/** Worker stdout, one JSON object per line. */
+export type WorkerEvent =
+  | { event: 'progress'; done: number; total: number; what: string }
+  | { event: 'rows'; rows: BenchRow[] };

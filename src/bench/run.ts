@@ -1,0 +1,227 @@
+// `litespark bench`, the orchestration: one child process per (config, kernels, dtype) row —
+// per config with --kernels-only — run one after another (never side by side: they would share
+// the cores they measure), the litespark/standard speed-up computed from rows of the same run,
+// and the rows written as JSON (rows.json, and --json FILE) and Markdown (results.md).
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { native } from '../kernels/native.js';
+import { machineInfo } from '../metrics/machine.js';
+import { getPeak } from '../metrics/peak.js';
+import type { BenchJob, KernelsJob, StepJob, WorkerEvent } from './job.js';
+import { markdownReport } from './report.js';
+import type { BenchConfig, BenchDtype, BenchRow, KernelPath, KernelRow, StepRow } from './spec.js';
+import { failureReason, gitCommit } from './util.js';
+
+export interface BenchOptions {
+  configs: BenchConfig[];
+  kernels: KernelPath[];
+  dtypes: BenchDtype[];
+  /** Measured steps (kernel runs with kernelsOnly). */
+  steps: number;
+  warmup: number;
+  /** Threads per row; 0 = all cores. */
+  threads: number;
+  kernelsOnly: boolean;
+  /** Results directory; default runs/bench-<timestamp>. */
+  out?: string;
+  /** Extra copy of the rows as a JSON array. */
+  json?: string;
+  seed?: number;
+}
+
+/** What every figure of the run was measured on (the head of results.md). */
+export interface BenchMachine {
+  cpu: string;
+  cores: number;
+  threads: number;
+  isa: string;
+  available_isas: string[];
+  amx: boolean;
+  avx512_bf16: boolean;
+  peak_gflops: number | null;
+  peak_measured_at: string | null;
+  peak_cached: boolean;
+  date: string;
+  commit: string | null;
+  dirty: boolean | null;
+  node: string;
+  platform: string;
+  /** 1-minute load average before the first row (a shared machine's noise, in one number). */
+  loadavg_1m: number;
+}
+
+export interface BenchResult {
+  machine: BenchMachine;
+  options: { steps: number; warmup: number; kernelsOnly: boolean };
+  rows: BenchRow[];
+  outDir: string;
+  jsonFiles: string[];
+  markdownFile: string;
+}
+
+export interface BenchHooks {
+  /** A row (job) starts: index from 0, how many, its label. */
+  onJobStart?(index: number, total: number, label: string): void;
+  /** Progress inside the running job (steps, or kernel ops). */
+  onProgress?(done: number, total: number, what: string): void;
+  /** A job finished with these rows (failed rows included). */
+  onJobEnd?(rows: BenchRow[]): void;
+}
+
+/** dist/src/bench/worker.js, next to this file. */
+export const WORKER = join(dirname(fileURLToPath(import.meta.url)), 'worker.js');
+
+function timestamp(d: Date): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+/** A row that did not run: the error, null figures. */
+export function failedStepRow(job: StepJob, error: string): StepRow {
+  return {
+    kind: 'step', config: job.config, kernels: job.kernels, dtype: job.dtype, threads: job.threads, isa: null, cpu: null,
+    commit: job.commit, node: process.version, loadavg_1m: os.loadavg()[0]!, ok: false, error,
+    tokens_per_s: null, step_ms_median: null, step_ms_min: null, step_ms_max: null, steps: job.steps, warmup: job.warmup,
+    mfu: null, peak_gflops: job.peakGflops, peak_bytes: null, native_peak_bytes: null,
+    joules_per_token: null, energy_source: 'none', tokens_per_step: 0, flops_per_token: 0, params: 0, speedup: null, loss: null,
+  };
+}
+
+function failedKernelsRow(job: KernelsJob, error: string): KernelRow {
+  return {
+    kind: 'kernel', config: job.config, kernels: job.kernels.join(','), dtype: job.dtype, threads: job.threads, isa: null,
+    cpu: null, commit: job.commit, node: process.version, loadavg_1m: os.loadavg()[0]!, ok: false, error, group: '*', op: 'all kernels', shape: '',
+    ms_median: null, ms_min: null, ms_max: null, gflops: null, peak_fraction: null, speedup: null, saved_bytes: null,
+  };
+}
+
+/**
+ * Runs one job in its own Node process and returns its rows. Never throws: a crash, a signal or
+ * unreadable output becomes the job's failed row with the reason.
+ */
+export function runJob(job: BenchJob, onProgress?: BenchHooks['onProgress']): Promise<BenchRow[]> {
+  const fail = (error: string): BenchRow[] => [job.mode === 'step' ? failedStepRow(job, error) : failedKernelsRow(job, error)];
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [WORKER, JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let rows: BenchRow[] | null = null;
+    let pending = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      pending += chunk;
+      let nl: number;
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, nl).trim();
+        pending = pending.slice(nl + 1);
+        if (!line.startsWith('{')) continue;
+        try {
+          const e = JSON.parse(line) as WorkerEvent;
+          if (e.event === 'progress') onProgress?.(e.done, e.total, e.what);
+          else if (e.event === 'rows') rows = e.rows;
+        } catch {
+          // not one of ours (a stray log line): ignore
+        }
+      }
+    });
+    child.stderr.on('data', (chunk: string) => {
+      stderr = (stderr + chunk).slice(-8192);
+    });
+    child.on('error', (e) => resolve(fail(`could not start the worker: ${e.message}`)));
+    child.on('close', (code, signal) => {
+      const why = failureReason(stderr);
+      if (rows && code === 0) return resolve(rows);
+      if (signal) {
+        const hint = signal === 'SIGKILL' ? ' (out of memory?)' : '';
+        return resolve(fail(`worker killed by ${signal}${hint}${why ? `: ${why}` : ''}`));
+      }
+      resolve(fail(why || `worker exited with code ${code} and no result`));
+    });
+  });
+}
+
+/** Speed-up of each litespark row over the standard row of the same config and dtype. */
+export function fillSpeedups(rows: BenchRow[]): void {
+  for (const r of rows) {
+    if (r.kind !== 'step' || r.kernels !== 'litespark' || !r.ok || r.tokens_per_s === null) continue;
+    const std = rows.find((s): s is StepRow =>
+      s.kind === 'step' && s.kernels === 'standard' && s.config === r.config && s.dtype === r.dtype && s.ok);
+    if (std?.tokens_per_s) r.speedup = r.tokens_per_s / std.tokens_per_s;
+  }
+}
+
+/** The machine header: CPU, threads, ISA path, measured peak (cached per machine), date, commit. */
+export function describeBenchMachine(threads: number): BenchMachine {
+  const m = machineInfo();
+  const peak = getPeak({ threads });
+  const git = gitCommit();
+  return {
+    cpu: m.cpuModel, cores: m.cores, threads, isa: native.isa(), available_isas: m.availableIsas,
+    amx: m.features.amx_tile, avx512_bf16: m.features.avx512_bf16,
+    peak_gflops: peak.gflops > 0 ? peak.gflops : null, peak_measured_at: peak.measuredAt, peak_cached: peak.cached,
+    date: new Date().toISOString(), commit: git.commit, dirty: git.dirty, node: process.version,
+    platform: `${os.platform()} ${os.release()}`, loadavg_1m: os.loadavg()[0]!,
+  };
+}
+
+/** The jobs of a run, in order: per config, per dtype, standard before litespark. */
+export function planJobs(opts: BenchOptions, machine: BenchMachine): BenchJob[] {
+  const common = {
+    threads: machine.threads, steps: opts.steps, warmup: opts.warmup, seed: opts.seed ?? 1337,
+    peakGflops: machine.peak_gflops, commit: machine.commit,
+  };
+  const order = (k: KernelPath[]) => [...k].sort((a, b) => (a === 'standard' ? -1 : b === 'standard' ? 1 : 0));
+  const jobs: BenchJob[] = [];
+  for (const c of opts.configs) {
+    for (const dtype of opts.dtypes) {
+      if (opts.kernelsOnly) {
+        jobs.push({ mode: 'kernels', config: c.name, preset: c.preset, kernels: order(opts.kernels), dtype, ...common });
+      } else {
+        for (const kernels of order(opts.kernels)) {
+          jobs.push({ mode: 'step', config: c.name, preset: c.preset, kernels, dtype, ...common });
+        }
+      }
+    }
+  }
+  return jobs;
+}
+
+export function jobLabel(job: BenchJob): string {
+  return job.mode === 'step'
+    ? `${job.config} ${job.kernels} ${job.dtype}`
+    : `${job.config} kernels (${job.kernels.join(' vs ')}) ${job.dtype}`;
+}
+
+export async function runBench(opts: BenchOptions, hooks: BenchHooks = {}): Promise<BenchResult> {
+  const threads = opts.threads > 0 ? opts.threads : os.availableParallelism();
+  const machine = describeBenchMachine(threads);
+  const outDir = opts.out ?? join('runs', `bench-${timestamp(new Date())}`);
+  mkdirSync(outDir, { recursive: true });
+
+  const jobs = planJobs(opts, machine);
+  const rows: BenchRow[] = [];
+  for (const [i, job] of jobs.entries()) {
+    hooks.onJobStart?.(i, jobs.length, jobLabel(job));
+    const got = await runJob(job, hooks.onProgress);
+    rows.push(...got);
+    hooks.onJobEnd?.(got);
+  }
+  fillSpeedups(rows);
+
+  const options = { steps: opts.steps, warmup: opts.warmup, kernelsOnly: opts.kernelsOnly };
+  const jsonText = JSON.stringify(rows, null, 2) + '\n';
+  const jsonFiles = [join(outDir, 'rows.json')];
+  writeFileSync(jsonFiles[0]!, jsonText);
+  if (opts.json) {
+    mkdirSync(dirname(opts.json), { recursive: true });
+    writeFileSync(opts.json, jsonText);
+    jsonFiles.push(opts.json);
+  }
+  writeFileSync(join(outDir, 'machine.json'), JSON.stringify({ machine, options }, null, 2) + '\n');
+  const markdownFile = join(outDir, 'results.md');
+  writeFileSync(markdownFile, markdownReport(machine, options, rows));
+  return { machine, options, rows, outDir, jsonFiles, markdownFile };
+}

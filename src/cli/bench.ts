@@ -1,0 +1,94 @@
+// `litespark bench`: BENCH.md's reference rows measured side by side in one run — whole training
+// steps (default) or the kernels alone (--kernels-only) — printed as one table and written as
+// JSON and Markdown under the results directory.
+import cliProgress from 'cli-progress';
+import { ConfigError } from '../config/schema.js';
+import { runBench } from '../bench/run.js';
+import { machineLine, textReport } from '../bench/report.js';
+import { parseConfigs, parseDtypes, parseKernels } from '../bench/spec.js';
+import type { BenchRow } from '../bench/spec.js';
+import { fmtPct } from './format.js';
+
+export interface BenchCommandOptions {
+  configs?: string;
+  kernels?: string;
+  dtype?: string;
+  steps?: number;
+  warmup?: number;
+  threads?: number;
+  json?: string;
+  out?: string;
+  kernelsOnly?: boolean;
+}
+
+const say = (line = '') => process.stdout.write(line + '\n');
+
+function rowLine(r: BenchRow): string {
+  if (!r.ok) return `failed: ${r.error}`;
+  if (r.kind === 'step') {
+    return `${r.tokens_per_s!.toFixed(0)} tokens/s, median step ${r.step_ms_median!.toFixed(1)} ms, MFU ${fmtPct(r.mfu)}`;
+  }
+  return `${r.op} (${r.kernels}) ${r.ms_median!.toFixed(2)} ms`;
+}
+
+export async function benchCommand(opts: BenchCommandOptions): Promise<number> {
+  // All flags are checked before anything runs: bad usage costs no measurement.
+  const configs = parseConfigs(opts.configs ?? 'XS,S,L');
+  const kernels = parseKernels(opts.kernels ?? 'standard,litespark');
+  const dtypes = parseDtypes(opts.dtype ?? 'fp32');
+  const steps = opts.steps ?? 10;
+  const warmup = opts.warmup ?? 3;
+  if (opts.json !== undefined && opts.json.trim() === '') throw new ConfigError('bench: --json needs a file name');
+
+  const tty = process.stdout.isTTY === true;
+  const bar = new cliProgress.SingleBar(
+    { format: '  {label} |{bar}| {value}/{total} {what}', barsize: 20, hideCursor: true, noTTYOutput: false, clearOnComplete: true },
+    cliProgress.Presets.shades_classic,
+  );
+  let barOn = false;
+  let current = '';
+  const stopBar = () => {
+    if (barOn) bar.stop();
+    barOn = false;
+  };
+
+  try {
+    const result = await runBench(
+      { configs, kernels, dtypes, steps, warmup, threads: opts.threads ?? 0, kernelsOnly: opts.kernelsOnly === true, out: opts.out, json: opts.json },
+      {
+        onJobStart: (i, n, label) => {
+          if (i === 0) {
+            say(`litespark bench${opts.kernelsOnly ? ' --kernels-only' : ''}: ${n} ${opts.kernelsOnly ? 'config' : 'row'}${n === 1 ? '' : 's'}, ` +
+              `${warmup} warm-up + ${steps} measured ${opts.kernelsOnly ? 'runs per kernel' : 'steps'}, one process each`);
+          }
+          current = `[${i + 1}/${n}] ${label}`;
+          if (!tty) say(`${current} ...`);
+        },
+        onProgress: (done, total, what) => {
+          if (!tty || total <= 0) return;
+          if (!barOn) {
+            bar.start(total, done, { label: current, what });
+            barOn = true;
+          } else bar.update(done, { what });
+        },
+        onJobEnd: (rows) => {
+          stopBar();
+          if (opts.kernelsOnly) {
+            const failed = rows.filter((r) => !r.ok).length;
+            say(`${current}: ${rows.length - failed} kernel rows${failed ? `, ${failed} failed` : ''}`);
+          } else for (const r of rows) say(`${current}: ${rowLine(r)}`);
+        },
+      },
+    );
+    say();
+    say(`machine: ${machineLine(result.machine)}; commit ${result.machine.commit ?? 'n/a'}${result.machine.dirty ? ' (dirty)' : ''}; load average ${result.machine.loadavg_1m.toFixed(2)}`);
+    say();
+    process.stdout.write(textReport(result.rows));
+    if (!opts.kernelsOnly) say('J/token: not measured yet (energy meters arrive with a later issue): energy_source "none"');
+    say(`rows: ${result.jsonFiles.join(', ')}; report: ${result.markdownFile}`);
+    // Failed rows are reported, not fatal: the run itself succeeded if it wrote its results.
+    return 0;
+  } finally {
+    stopBar();
+  }
+}

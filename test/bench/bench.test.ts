@@ -1,0 +1,79 @@
+// `litespark bench` as a script meets it: a short XS run writes one row per kernel path with
+// every field of the DESIGN.md `bench --json` contract, plus results.md; bad flags exit 2 and
+// name the culprit. Times are never asserted (BENCH.md: tests assert correctness, not speed).
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const BIN = fileURLToPath(new URL('../../../bin/litespark.js', import.meta.url));
+const tmp = mkdtempSync(join(os.tmpdir(), 'litespark-bench-'));
+
+function cli(args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, LITESPARK_CACHE_DIR: join(tmp, 'cache') },
+    timeout: 120_000,
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** DESIGN.md: `bench --json` writes an array of rows with at least these fields. */
+const CONTRACT = ['config', 'kernels', 'dtype', 'threads', 'tokens_per_s', 'step_ms_median', 'mfu', 'peak_bytes',
+  'joules_per_token', 'energy_source'];
+
+test('bench --configs XS writes a row per kernel path with every contract field, and results.md', () => {
+  const out = join(tmp, 'out');
+  const json = join(tmp, 'rows.json');
+  const r = cli(['bench', '--configs', 'XS', '--steps', '2', '--warmup', '1', '--threads', '2', '--json', json, '--out', out]);
+  assert.equal(r.code, 0, `stderr: ${r.err}\nstdout: ${r.out}`);
+  const rows = JSON.parse(readFileSync(json, 'utf8')) as Array<Record<string, unknown>>;
+  assert.ok(Array.isArray(rows));
+  assert.deepEqual(rows.map((x) => x.kernels).sort(), ['litespark', 'standard']);
+  for (const row of rows) {
+    const label = `${row.config} ${row.kernels}`;
+    for (const f of CONTRACT) assert.ok(Object.hasOwn(row, f), `${label}: field '${f}' missing`);
+    assert.equal(row.ok, true, `${label} failed: ${row.error}`);
+    assert.equal(row.config, 'XS');
+    assert.equal(row.dtype, 'fp32');
+    assert.equal(row.threads, 2);
+    assert.equal(row.tokens_per_step, 8 * 256);
+    for (const f of ['tokens_per_s', 'step_ms_median', 'peak_bytes', 'native_peak_bytes', 'flops_per_token']) {
+      assert.ok(typeof row[f] === 'number' && (row[f] as number) > 0, `${label}: ${f} = ${row[f]}`);
+    }
+    // tokens/s is tokens per step over the median step time
+    assert.ok(Math.abs((row.tokens_per_s as number) - (2048 * 1000) / (row.step_ms_median as number)) < 1e-6 * (row.tokens_per_s as number));
+    assert.ok((row.step_ms_min as number) <= (row.step_ms_median as number) && (row.step_ms_median as number) <= (row.step_ms_max as number));
+    assert.ok(typeof row.mfu === 'number' && row.mfu > 0 && row.mfu < 1, `${label}: mfu ${row.mfu}`);
+    assert.equal(row.joules_per_token, null);
+    assert.equal(row.energy_source, 'none');
+    assert.ok(Number.isFinite(row.loss), `${label}: loss ${row.loss}`);
+  }
+  const lit = rows.find((x) => x.kernels === 'litespark')!;
+  assert.ok(typeof lit.speedup === 'number' && lit.speedup > 0, `speedup ${lit.speedup}`);
+  // the same rows in the results directory, and the report headed by the machine
+  assert.deepEqual(JSON.parse(readFileSync(join(out, 'rows.json'), 'utf8')), rows);
+  assert.ok(existsSync(join(out, 'results.md')));
+  const md = readFileSync(join(out, 'results.md'), 'utf8');
+  for (const s of ['CPU', 'ISA path', 'GFLOP/s', '| XS | standard | fp32 |', '| XS | litespark | fp32 |', 'energy']) assert.ok(md.includes(s), `results.md lacks '${s}'`);
+  assert.match(r.out, /config\s+kernels\s+dtype\s+tokens\/s/);
+});
+
+const BAD: Array<[string, string[], RegExp]> = [
+  ['an unknown config', ['bench', '--configs', 'XS,XXL'], /unknown config 'XXL'/],
+  ['an unknown kernel path', ['bench', '--kernels', 'standard,turbo'], /unknown kernels 'turbo'/],
+  ['a dtype not built yet', ['bench', '--dtype', 'bf16'], /bf16/],
+  ['a non-integer step count', ['bench', '--steps', 'x'], /--steps must be an integer/],
+];
+
+for (const [what, args, message] of BAD) {
+  test(`bench with ${what} exits 2 and names it`, () => {
+    const r = cli([...args, '--out', join(tmp, 'never')]);
+    assert.equal(r.code, 2, `exit code ${r.code}; stderr: ${r.err}`);
+    assert.match(r.err, message);
+    assert.ok(!existsSync(join(tmp, 'never')), 'bad usage must not start a run');
+  });
+}
