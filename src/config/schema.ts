@@ -133,7 +133,7 @@ export const runtimeSchema = z
   .object({
     /** OpenMP threads; 0 = all cores. */
     threads: int(0).default(0),
-    kernels: choice(KERNELS, PLANNED_KERNELS).default('standard'),
+    kernels: choice(KERNELS, PLANNED_KERNELS).default('litespark'),
     dtype: choice(DTYPES, PLANNED_DTYPES).default('fp32'),
     /** Run directory; the loader fills in runs/<preset>-<timestamp> when absent. */
     out: z.string().min(1).optional(),
