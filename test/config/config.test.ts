@@ -95,7 +95,7 @@ describe('defaults', () => {
     assert.equal(c.data.source, 'embedded');
     assert.equal(c.data.val_fraction, 0.05);
     assert.equal(c.runtime.threads, 0);
-    assert.equal(c.runtime.kernels, 'standard');
+    assert.equal(c.runtime.kernels, 'litespark');
     assert.equal(c.runtime.dtype, 'fp32');
   });
 
