@@ -6,40 +6,14 @@
 //
 // Prints ms (median of --runs after 3 warm-ups) per kernel, the standard/flash ratio, and
 // the softmax state each path keeps for backward: standard probs (B, H, T, T), flash lse (B, H, T).
-import { readFileSync } from 'node:fs';
 import { native } from '../src/kernels/native.js';
+import { arg, buffer, cpuModel, median } from './common.js';
 
 type Shape = { name: string; B: number; T: number; H: number; KVH: number; D: number };
 const SHAPES: Shape[] = [
   { name: 'S', B: 4, T: 512, H: 8, KVH: 4, D: 64 },
   { name: 'L', B: 1, T: 2048, H: 8, KVH: 4, D: 64 },
 ];
-
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
-function cpuModel(): string {
-  try {
-    const m = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    return m?.[1]?.trim() ?? 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
-
-function buffer(n: number, seed: number, std = 1): Float32Array {
-  const a = new Float32Array(native.alloc(4 * n)); // 64-byte aligned native storage
-  if (seed) native.randn(a, n, seed, 0, std);
-  return a;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 function time(fn: () => void, warmup: number, runs: number): number {
   const times: number[] = [];
@@ -72,14 +46,14 @@ function main(): void {
     for (const s of SHAPES.filter((x) => !only || only.includes(x.name))) {
       const { B, T, H, KVH, D } = s;
       const nq = B * T * H * D, nkv = B * T * KVH * D;
-      const q = buffer(nq, 1), k = buffer(nkv, 2), v = buffer(nkv, 3), dout = buffer(nq, 4, 0.02);
-      const out = buffer(nq, 0), dq = buffer(nq, 0), dk = buffer(nkv, 0), dv = buffer(nkv, 0);
+      const q = buffer(nq, 1, 1), k = buffer(nkv, 2, 1), v = buffer(nkv, 3, 1), dout = buffer(nq, 4, 0.02);
+      const out = buffer(nq, 0, 0), dq = buffer(nq, 0, 0), dk = buffer(nkv, 0, 0), dv = buffer(nkv, 0, 0);
       const label = `${s.name} B${B} T${T} H${H} KVH${KVH} D${D}`;
 
-      const probs = buffer(B * H * T * T, 0);
+      const probs = buffer(B * H * T * T, 0, 0);
       const sf = time(() => native.attentionStandardForward(out, probs, q, k, v, B, T, H, KVH, D), warmup, runs);
       const sb = time(() => native.attentionStandardBackward(dq, dk, dv, dout, q, k, v, probs, B, T, H, KVH, D), warmup, runs);
-      const lse = buffer(B * H * T, 0);
+      const lse = buffer(B * H * T, 0, 0);
       const ff = time(() => native.attentionFlashForward(out, lse, q, k, v, B, T, H, KVH, D), warmup, runs);
       const fb = time(() => native.attentionFlashBackward(dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, D), warmup, runs);
 

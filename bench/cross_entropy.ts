@@ -7,8 +7,8 @@
 // fused:    linearCrossEntropy(dx, dW, ...)                         -> one (R, V) chunk held
 // Prints the median of --runs after 3 warm-ups (ms), the logits memory of each path, their
 // ratio, the CPU model, the ISA path and the thread count. fp32.
-import { readFileSync } from 'node:fs';
 import { native } from '../src/kernels/native.js';
+import { arg, buffer, cpuModel, median } from './common.js';
 
 // N = tokens (batch x sequence), C = model width, V = vocabulary (BENCH.md configs).
 const CONFIGS: Record<string, { N: number; C: number; V: number }> = {
@@ -17,32 +17,6 @@ const CONFIGS: Record<string, { N: number; C: number; V: number }> = {
 };
 // Rows per chunk of the fused kernel (kChunkRows in native/src/kernels/linear_cross_entropy.cc).
 const CHUNK_ROWS = 384;
-
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
-function cpuModel(): string {
-  try {
-    const m = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    return m?.[1]?.trim() ?? 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
-
-function buffer(n: number, seed: number, std = 0.02): Float32Array {
-  const a = new Float32Array(native.alloc(4 * n)); // 64-byte aligned native storage
-  native.randn(a, n, seed, 0, std);
-  return a;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 function time(runs: number, warmup: number, fn: () => void): number[] {
   const times: number[] = [];
@@ -77,13 +51,13 @@ function main(): void {
     const cfg = CONFIGS[name];
     if (!cfg) throw new Error(`--configs: unknown config '${name}' (known: ${Object.keys(CONFIGS).join(', ')})`);
     const { N, C, V } = cfg;
-    const x = buffer(N * C, 1, 1), W = buffer(V * C, 2);
+    const x = buffer(N * C, 1, 1), W = buffer(V * C, 2, 0.02);
     const targets = new Int32Array(N);
     for (let n = 0; n < N; n++) targets[n] = (n * 7919) % V;
-    const dx = buffer(N * C, 3), dW = buffer(V * C, 4), lse = buffer(N, 5);
+    const dx = buffer(N * C, 3, 0.02), dW = buffer(V * C, 4, 0.02), lse = buffer(N, 5, 0.02);
     const dloss = 1 / N;
 
-    const logits = buffer(N * V, 6); // (N, V): the standard path's materialized logits
+    const logits = buffer(N * V, 6, 0.02); // (N, V): the standard path's materialized logits
     const standard = time(runs, warmup, () => {
       native.gemm(false, true, N, V, C, 1, x, C, W, C, 0, logits, V);
       native.crossEntropyForward(lse, logits, targets, N, V);

@@ -20,11 +20,12 @@
 // absent. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from the OpenBLAS runs' environment
 // (some machines set them, and they can slow OpenBLAS); the core it picked is printed.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { native } from '../src/kernels/native.js';
+import { arg, buffer, cpuModel, median } from './common.js';
 
 const TOKENS = 2048, C = 512, F = 1536, V = 32000; // S config: batch 4 x seq 512, dim, ffn, vocab
 const LAYERS: Record<string, [number, number]> = {
@@ -51,32 +52,6 @@ function shapesFor(layer: string, out: number, inp: number): Shape[] {
     { name: `${layer} dX`, ta: false, tb: false, M: TOKENS, N: inp, K: out, beta: 0 },
     { name: `${layer} dW`, ta: true, tb: false, M: out, N: inp, K: TOKENS, beta: 1 },
   ];
-}
-
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
-
-function cpuModel(): string {
-  try {
-    const m = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    return m?.[1]?.trim() ?? 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
-
-function buffer(n: number, seed: number): Float32Array {
-  const a = new Float32Array(native.alloc(4 * n)); // 64-byte aligned native storage
-  native.randn(a, n, seed, 0, 0.02);
-  return a;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 interface Peer {
@@ -195,7 +170,7 @@ function main(): void {
       for (const s of shapes) {
         const [ar, ac] = s.ta ? [s.K, s.M] : [s.M, s.K];
         const [br, bc] = s.tb ? [s.N, s.K] : [s.K, s.N];
-        const A = buffer(ar * ac, 1), B = buffer(br * bc, 2), Cm = buffer(s.M * s.N, 3);
+        const A = buffer(ar * ac, 1, 0.02), B = buffer(br * bc, 2, 0.02), Cm = buffer(s.M * s.N, 3, 0.02);
         const times: number[] = [];
         for (let r = 0; r < warmup + runs; r++) {
           const t0 = process.hrtime.bigint();

@@ -3,12 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export function median(xs: number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
+export { median } from '../metrics/stats.js';
 
 /** Mulberry32 stream of token ids in [0, vocab): seeded, independent of threads. */
 export function randomTokens(n: number, vocab: number, seed: number): Int32Array {

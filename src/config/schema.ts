@@ -19,7 +19,7 @@ export class ConfigError extends Error {
 
 /** Kernel sets: the fused path and the standard baseline it is measured against. */
 export const KERNELS = ['litespark', 'standard'] as const;
-/** Kernel sets announced but not implemented yet: value -> what the error says. */
+/** Kernel sets announced for a later issue: value -> what the error says. */
 const PLANNED_KERNELS: Record<string, string> = {};
 /** Compute dtypes that are implemented. */
 export const DTYPES = ['fp32'] as const;

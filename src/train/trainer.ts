@@ -13,6 +13,7 @@ import { native } from '../kernels/native.js';
 import { LlamaModel, type StepBuffers } from '../model/llama.js';
 import { flopsPerToken, mfu, parameterCounts } from '../metrics/flops.js';
 import { MetricsLog, peakRssBytes } from '../metrics/jsonl.js';
+import { median } from '../metrics/stats.js';
 import { cpuModel } from '../metrics/machine.js';
 import { defaultCacheDir, getPeak } from '../metrics/peak.js';
 import { AdamW } from './optimizer.js';
@@ -95,13 +96,6 @@ export interface TrainHooks {
 
 /** The prompt of the end-of-run sample: the opening of a doc comment, as in the default corpus. */
 export const SAMPLE_PROMPT = '/**\n * Returns';
-
-function median(xs: number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 /** Mean loss per token over fixed batches (forward only). */
 export function evaluate(model: LlamaModel, buf: StepBuffers, batches: Array<{ inputs: Int32Array; targets: Int32Array }>): number {
