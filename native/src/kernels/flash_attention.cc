@@ -37,6 +37,7 @@
 
 #include "kernels/common.h"
 #include "kernels/ops.h"
+#include "kernels/vexp.h"
 #include "memory.h"
 
 // Register tile per ISA: MR rows x up to NV vectors of accumulators.
@@ -201,25 +202,8 @@ void tile_mm(int64_t M, int64_t N, int64_t K, const T* const* arow, const T* b, 
 
 // ---- exp --------------------------------------------------------------------------------
 
-// exp(x) lane by lane; -inf (a masked score) gives 0. float: Cephes expf (x = n ln2 + r,
-// |r| <= ln2/2, degree-7 polynomial, 2^n from exponent bits; ~1 ulp), inputs below -87 give 0.
-inline Vt<float> vexp(Vt<float> x) {
-  typedef Vt<float> VF;
-  const VF lo = VF{} - 87.0f;
-  const VF xc = x < lo ? lo : x;
-  const VF nf = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
-  const VF r = (xc - nf * 0.693359375f) + nf * 2.12194440e-4f;
-  VF p = VF{} + 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
-  const VInt bits = (__builtin_convertvector(nf, VInt) + 127) << 23;
-  const VF e = p * (VF)bits;  // same-size vector cast: reinterprets the bits
-  return x < lo ? VF{} : e;
-}
+// float: the shared vectorized exp (kernels/vexp.h: Cephes, ~1 ulp, -inf and below -87.3 give 0).
+using ls::LS_ISA::vexp;  // Vt<float> is the same vector type as vfloat
 
 // double is the float64 reference path (gradient checks): std::exp per lane.
 inline Vt<double> vexp(Vt<double> x) {

@@ -22,15 +22,8 @@
 
 #include "kernels/common.h"
 #include "kernels/ops.h"
+#include "kernels/vexp.h"
 #include "memory.h"
-
-#if defined(__AVX512F__)
-#define LS_LCE_VB 64
-#elif defined(__AVX2__)
-#define LS_LCE_VB 32
-#else
-#define LS_LCE_VB 16  // SSE2
-#endif
 
 namespace ls {
 namespace LS_ISA {
@@ -45,9 +38,8 @@ namespace {
 // is one KC block of the dW GEMM (K = R) and a multiple of 2 x MR so two threads split it evenly.
 constexpr int64_t kChunkRows = 384;
 
-typedef float VF __attribute__((vector_size(LS_LCE_VB)));
-typedef int32_t VI __attribute__((vector_size(LS_LCE_VB)));
-constexpr int kW = LS_LCE_VB / sizeof(float);  // lanes
+typedef vfloat VF;  // the ISA's widest float vector (kernels/vexp.h)
+constexpr int kW = LS_VEC_BYTES / sizeof(float);  // lanes
 
 inline VF splat(float v) { return VF{} + v; }
 inline VF loadu(const float* p) {
@@ -56,30 +48,6 @@ inline VF loadu(const float* p) {
   return v;
 }
 inline void storeu(float* p, VF v) { std::memcpy(p, &v, sizeof(v)); }
-
-// exp on every lane (Cephes expf: Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, degree-5
-// polynomial, scale by 2^n through the exponent bits): about 1 ulp on [-87.3, 88.3]. Below
-// -87.3 gives 0 (true exp is subnormal there), NaN stays NaN.
-inline VF vexp(VF x) {
-  const VF lo = splat(-87.33654f), hi = splat(88.37626f);
-  const VF xc0 = x < lo ? lo : x;
-  const VF xc = xc0 > hi ? hi : xc0;
-  const VF magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
-  const VF n = (xc * splat(1.44269504088896341f) + magic) - magic;
-  const VF r = xc - n * splat(0.693359375f) - n * splat(-2.12194440e-4f);
-  VF p = splat(1.9875691500e-4f);
-  p = p * r + splat(1.3981999507e-3f);
-  p = p * r + splat(8.3334519073e-3f);
-  p = p * r + splat(4.1665795894e-2f);
-  p = p * r + splat(1.6666665459e-1f);
-  p = p * r + splat(5.0000001201e-1f);
-  p = p * (r * r) + r + splat(1.0f);
-  const VI bits = (__builtin_convertvector(n, VI) + 127) << 23;
-  VF scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  const VF y = p * scale;
-  return x < lo ? splat(0.0f) : y;
-}
 
 inline float hsum(VF v) {
   float s = 0;
