@@ -15,7 +15,7 @@ const bytes = (x: number | null) => (x === null ? '—' : fmtBytes(x));
 
 export function stepTable(rows: StepRow[], markdown = false): Table {
   const head = ['config', 'kernels', 'dtype', 'tokens/s', 'step ms median (min-max)', 'MFU', 'peak memory', 'speedup'];
-  if (markdown) head.push('native peak', 'J/token');
+  if (markdown) head.push('native peak', 'activations', 'J/token');
   const body = rows.map((r) => {
     const cells = [
       r.config, r.kernels, r.dtype,
@@ -25,7 +25,7 @@ export function stepTable(rows: StepRow[], markdown = false): Table {
       bytes(r.peak_bytes),
       r.kernels === 'standard' ? (r.ok ? '1.00x' : '—') : times(r.speedup),
     ];
-    if (markdown) cells.push(bytes(r.native_peak_bytes), r.joules_per_token === null ? `n/a (${r.energy_source})` : r.joules_per_token.toExponential(3));
+    if (markdown) cells.push(bytes(r.native_peak_bytes), bytes(r.activation_bytes), r.joules_per_token === null ? `n/a (${r.energy_source})` : r.joules_per_token.toExponential(3));
     return cells;
   });
   return { head, rows: body, right: head.map((_, i) => i >= 3) };

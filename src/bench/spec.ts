@@ -96,6 +96,8 @@ export interface StepRow extends RowBase {
   peak_bytes: number | null;
   /** The framework's own count: native storage high-water mark + live kernel workspaces. */
   native_peak_bytes: number | null;
+  /** Saved activations of one step (what grows with batch, sequence and depth). */
+  activation_bytes: number | null;
   joules_per_token: number | null;
   energy_source: 'none' | 'measured' | 'estimated';
   tokens_per_step: number;

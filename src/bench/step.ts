@@ -88,6 +88,7 @@ export function runStepRow(job: StepJob, onProgress: (done: number, total: numbe
     peak_gflops: peakGflops > 0 ? peakGflops : null,
     peak_bytes: peakRssBytes(),
     native_peak_bytes: mem.storagePeakBytes + mem.workspaceBytes,
+    activation_bytes: buf.activationBytes(),
     joules_per_token: null,
     energy_source: 'none',
     tokens_per_step: tokensPerStep,
