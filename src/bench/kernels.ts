@@ -3,8 +3,9 @@
 //   gemm       every linear layer's fwd (x·W^T), dX (dy·W) and dW (dy^T·x) GEMM, as GFLOP/s and
 //              the fraction of the measured peak
 //   attention  forward and backward: standard (materialized (B,H,T,T) probabilities) vs flash
-//   mlp        forward and backward: standard (gate GEMM + up GEMM + swiglu + down GEMM) vs
-//              fused (one GEMM over the concatenated (2F, C) gate/up weights + swigluPacked + down)
+//   mlp        forward and backward, the model's own functions: standard (gate GEMM + up GEMM +
+//              swiglu + down GEMM) vs fused (one GEMM over the packed (2F, C) gate/up weights +
+//              swigluPacked + down; gate/up recomputed in backward)
 //   loss       forward + backward: standard (head GEMM + cross-entropy + dX/dW GEMMs) vs
 //              linearCrossEntropy in training mode
 // Each op: `warmup` unmeasured runs, then the median (min, max) of `steps` runs. A kernel that
@@ -14,6 +15,7 @@ import { resolveConfig } from '../config/load.js';
 import { native } from '../kernels/native.js';
 import { cpuModel } from '../metrics/machine.js';
 import { getPeak } from '../metrics/peak.js';
+import { FusedMlpScratch, MlpActs, MlpGrads, fusedMlpBackward, fusedMlpForward, mlpBackward, mlpForward } from '../model/mlp.js';
 import type { KernelsJob } from './job.js';
 import type { KernelPath, KernelRow } from './spec.js';
 import { errorText, median, randomTokens } from './util.js';
@@ -128,57 +130,40 @@ function attentionOps(B: number, T: number, H: number, KVH: number, D: number, p
   return ops;
 }
 
+// The model's own MLP functions (src/model/mlp.ts), so the rows time exactly what the trainer
+// runs: standard saves gate, up and the activation; fused saves the activation only and
+// recomputes gate/up in backward.
 function mlpOps(N: number, C: number, F: number, paths: KernelPath[], seed: number): Op[] {
   const h = buffer(N * C, seed + 21, 0.5), dout = buffer(N * C, seed + 22, 0.01);
   const y = buffer(N * C, 0), dh = buffer(N * C, 0);
+  const s = { N, C, F };
   const shape = `N=${N} C=${C} F=${F}`;
   const fwdFlops = 2 * N * C * F * 3;
   const ops: Op[] = [];
   for (const path of paths) {
     if (path === 'standard') {
-      const Wg = buffer(F * C, seed + 23, 0.02), Wu = buffer(F * C, seed + 24, 0.02), Wd = buffer(C * F, seed + 25, 0.02);
-      const dWg = buffer(F * C, 0), dWu = buffer(F * C, 0), dWd = buffer(C * F, 0);
-      const gate = buffer(N * F, 0), up = buffer(N * F, 0), act = buffer(N * F, 0);
-      const dact = buffer(N * F, 0), dgate = buffer(N * F, 0), dup = buffer(N * F, 0);
-      const fwd = () => {
-        gemm(false, true, N, F, C, h, Wg, 0, gate);
-        gemm(false, true, N, F, C, h, Wu, 0, up);
-        native.swigluForward(act, gate, up, N * F);
-        gemm(false, true, N, C, F, act, Wd, 0, y);
-      };
+      const w = { gate: buffer(F * C, seed + 23, 0.02), up: buffer(F * C, seed + 24, 0.02), down: buffer(C * F, seed + 25, 0.02) };
+      const dw = { gate: buffer(F * C, 0), up: buffer(F * C, 0), down: buffer(C * F, 0) };
+      const acts = new MlpActs('f32', s);
+      const grads = new MlpGrads('f32', s);
+      const saved = acts.gate.bytes + acts.up.bytes + acts.act.bytes;
+      const fwd = () => mlpForward(y, acts, h, w, s);
       ops.push(
-        { group: 'mlp', op: 'mlp fwd', shape, kernels: path, flops: fwdFlops, savedBytes: 3 * N * F * 4, run: fwd },
-        { group: 'mlp', op: 'mlp bwd', shape, kernels: path, flops: 2 * fwdFlops, savedBytes: 3 * N * F * 4, prepare: fwd,
-          run: () => {
-            gemm(true, false, C, F, N, dout, act, 1, dWd);
-            gemm(false, false, N, F, C, dout, Wd, 0, dact);
-            native.swigluBackward(dgate, dup, dact, gate, up, N * F);
-            gemm(true, false, F, C, N, dgate, h, 1, dWg);
-            gemm(false, false, N, C, F, dgate, Wg, 0, dh);
-            gemm(true, false, F, C, N, dup, h, 1, dWu);
-            gemm(false, false, N, C, F, dup, Wu, 1, dh);
-          } },
+        { group: 'mlp', op: 'mlp fwd', shape, kernels: path, flops: fwdFlops, savedBytes: saved, run: fwd },
+        { group: 'mlp', op: 'mlp bwd', shape, kernels: path, flops: 2 * fwdFlops, savedBytes: saved, prepare: fwd,
+          run: () => mlpBackward(dh, dw, dout, acts, grads, h, w, s) },
       );
     } else {
-      // gate rows [0, F) and up rows [F, 2F) of one (2F, C) matrix: gu = h·Wgu^T is (N, 2F).
-      const Wgu = buffer(2 * F * C, seed + 23, 0.02), Wd = buffer(C * F, seed + 25, 0.02);
-      const dWgu = buffer(2 * F * C, 0), dWd = buffer(C * F, 0);
-      const gu = buffer(N * 2 * F, 0), act = buffer(N * F, 0), dact = buffer(N * F, 0), dgu = buffer(N * 2 * F, 0);
-      const fwd = () => {
-        gemm(false, true, N, 2 * F, C, h, Wgu, 0, gu);
-        native.swigluPackedForward(act, gu, N, F);
-        gemm(false, true, N, C, F, act, Wd, 0, y);
-      };
+      // gate rows [0, F) and up rows [F, 2F) of one (2F, C) matrix, as the parameter store packs them
+      const w = { gu: buffer(2 * F * C, seed + 23, 0.02), down: buffer(C * F, seed + 25, 0.02) };
+      const dw = { gu: buffer(2 * F * C, 0), down: buffer(C * F, 0) };
+      const act = buffer(N * F, 0);
+      const scratch = new FusedMlpScratch('f32', s);
+      const fwd = () => fusedMlpForward(y, act, scratch, h, w, s);
       ops.push(
-        { group: 'mlp', op: 'mlp fwd', shape, kernels: path, flops: fwdFlops, savedBytes: 2 * N * F * 4, run: fwd },
-        { group: 'mlp', op: 'mlp bwd', shape, kernels: path, flops: 2 * fwdFlops, savedBytes: 2 * N * F * 4, prepare: fwd,
-          run: () => {
-            gemm(true, false, C, F, N, dout, act, 1, dWd);
-            gemm(false, false, N, F, C, dout, Wd, 0, dact);
-            native.swigluPackedBackward(dgu, dact, gu, N, F);
-            gemm(true, false, 2 * F, C, N, dgu, h, 1, dWgu);
-            gemm(false, false, N, C, 2 * F, dgu, Wgu, 0, dh);
-          } },
+        { group: 'mlp', op: 'mlp fwd', shape, kernels: path, flops: fwdFlops, savedBytes: act.byteLength, run: fwd },
+        { group: 'mlp', op: 'mlp bwd', shape, kernels: path, flops: 2 * fwdFlops, savedBytes: act.byteLength, prepare: fwd,
+          run: () => fusedMlpBackward(dh, dw, dout, act, scratch, h, w, s) },
       );
     }
   }
