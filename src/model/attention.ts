@@ -117,21 +117,13 @@ export class FusedAttentionActs {
   }
 }
 
-/** Scratch shared by all layers of the fused path. */
-export class FusedAttentionGrads {
+/** Scratch shared by all layers of the fused path: the standard gradients plus the QKV rows. */
+export class FusedAttentionGrads extends AttentionGrads {
   readonly qkv: Tensor; // (N, (H + 2 KVH) D): projection output, then its gradient
-  readonly datt: Tensor; // (N, H*D)
-  readonly dq: Tensor;
-  readonly dk: Tensor;
-  readonly dv: Tensor;
 
   constructor(dtype: DType, s: AttentionShape) {
-    const N = s.B * s.T;
-    this.qkv = Tensor.empty(dtype, [N, (s.H + 2 * s.KVH) * s.D]);
-    this.datt = Tensor.empty(dtype, [N, s.H * s.D]);
-    this.dq = Tensor.empty(dtype, [N, s.H * s.D]);
-    this.dk = Tensor.empty(dtype, [N, s.KVH * s.D]);
-    this.dv = Tensor.empty(dtype, [N, s.KVH * s.D]);
+    super(dtype, s);
+    this.qkv = Tensor.empty(dtype, [s.B * s.T, (s.H + 2 * s.KVH) * s.D]);
   }
 }
 
