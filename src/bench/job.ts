@@ -1,12 +1,11 @@
 // The message a bench worker process receives (as one JSON argument) and the lines it prints.
 import type { BenchDtype, BenchRow, KernelPath } from './spec.js';
 
-export interface StepJob {
-  mode: 'step';
+/** What every worker job carries. */
+interface JobBase {
   /** Name shown in the row (XS, S, L or a preset name). */
   config: string;
   preset: string;
-  kernels: KernelPath;
   dtype: BenchDtype;
   threads: number;
   steps: number;
@@ -17,19 +16,15 @@ export interface StepJob {
   commit: string | null;
 }
 
-export interface KernelsJob {
+export interface StepJob extends JobBase {
+  mode: 'step';
+  kernels: KernelPath;
+}
+
+export interface KernelsJob extends JobBase {
   mode: 'kernels';
-  config: string;
-  preset: string;
   /** Kernel paths to compare; GEMM rows are shared by both. */
   kernels: KernelPath[];
-  dtype: BenchDtype;
-  threads: number;
-  steps: number;
-  warmup: number;
-  seed: number;
-  peakGflops: number | null;
-  commit: string | null;
 }
 
 export type BenchJob = StepJob | KernelsJob;
