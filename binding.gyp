@@ -1,6 +1,8 @@
 # The native addon: one N-API module (litespark.node) linking one static library per ISA.
 # Every kernel source is compiled three times (AVX-512, AVX2+FMA, baseline x86-64) into its own
-# namespace; native/src/dispatch.cc picks one table at load time by CPUID.
+# namespace; native/src/dispatch.cc picks one table at load time by CPUID. The bf16 matrix units
+# (AMX tiles, AVX-512 BF16) are one more library, compiled with those instruction sets and
+# called only when dispatch.cc has found them (and Linux's AMX permission) at run time.
 {
   "variables": {
     "kernel_sources": [
@@ -48,8 +50,16 @@
       "cflags_cc": ["<@(common_cflags)"]
     },
     {
+      "target_name": "ls_bf16",
+      "type": "static_library",
+      "sources": ["native/src/bf16/gemm_bf16.cc", "native/src/bf16/peak_bf16.cc"],
+      # -Wno-maybe-uninitialized: GCC 12 warns on the _mm512_undefined_* inside its own
+      # intrinsics headers (a known false positive), hundreds of lines that hide real warnings.
+      "cflags_cc": ["<@(common_cflags)", "-Wno-maybe-uninitialized", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx512bf16", "-mamx-tile", "-mamx-bf16", "-mavx2", "-mfma", "-mprefer-vector-width=512"]
+    },
+    {
       "target_name": "litespark",
-      "dependencies": ["ls_kernels_avx512", "ls_kernels_avx2", "ls_kernels_scalar"],
+      "dependencies": ["ls_kernels_avx512", "ls_kernels_avx2", "ls_kernels_scalar", "ls_bf16"],
       "sources": [
         "native/src/addon.cc",
         "native/src/dispatch.cc",

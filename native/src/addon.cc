@@ -8,6 +8,7 @@
 
 #include <string>
 
+#include "bf16/units.h"
 #include "dispatch.h"
 #include "memory.h"
 
@@ -181,6 +182,47 @@ Napi::Value CpuFeatures(const Napi::CallbackInfo& info) {
   return o;
 }
 
+Napi::Value Bf16Units(const Napi::CallbackInfo& info) {
+  auto names = ls::available_bf16_units();
+  auto a = Napi::Array::New(info.Env(), names.size());
+  for (size_t i = 0; i < names.size(); ++i) a.Set(static_cast<uint32_t>(i), names[i]);
+  return a;
+}
+
+Napi::Value Bf16Unit(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), ls::current_bf16_unit());
+}
+
+Napi::Value SetBf16Unit(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsString()) fail(info.Env(), "unit: expected a string");
+  try {
+    ls::set_bf16_unit(info[0].As<Napi::String>().Utf8Value());
+  } catch (const std::invalid_argument& e) {
+    throw Napi::Error::New(info.Env(), e.what());
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value AmxUnavailableReason(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), ls::amx_unavailable_reason());
+}
+
+// peakBf16(unit, threads, seconds): GFLOP/s of the unit's calibration loop ("fp32" is the fp32
+// FMA loop of the current ISA: the fallback unit runs on it).
+Napi::Value PeakBf16(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsString()) fail(info.Env(), "unit: expected a string");
+  const std::string unit = info[0].As<Napi::String>().Utf8Value();
+  int threads = static_cast<int>(int_arg(info, 1, "threads", 1));
+  double seconds = num_arg(info, 2, "seconds");
+  bool ok = false;
+  for (auto& u : ls::available_bf16_units()) ok = ok || u == unit;
+  if (!ok) throw Napi::Error::New(info.Env(), "peakBf16: unit '" + unit + "' is not available on this machine");
+  double g = unit == "amx"          ? ls::bf16::peak_amx_gflops(threads, seconds)
+             : unit == "avx512bf16" ? ls::bf16::peak_dpbf16_gflops(threads, seconds)
+                                    : ls::current_isa().peak_fma_gflops(threads, seconds);
+  return Napi::Number::New(info.Env(), g);
+}
+
 Napi::Value PeakFma(const Napi::CallbackInfo& info) {
   int threads = static_cast<int>(int_arg(info, 0, "threads", 1));
   double seconds = num_arg(info, 1, "seconds");
@@ -189,19 +231,72 @@ Napi::Value PeakFma(const Napi::CallbackInfo& info) {
 
 // ---- kernels ------------------------------------------------------------------------------
 
+// The GEMM that runs a bf16 product in dtype T: the current bf16 unit for float, the float64
+// reference (bf16-rounded operands, double accumulation) for double.
+template <class T>
+ls::GemmFn<T> bf16_gemm_for();
+template <>
+ls::GemmFn<float> bf16_gemm_for<float>() {
+  return ls::bf16_gemm();
+}
+template <>
+ls::GemmFn<double> bf16_gemm_for<double>() {
+  return table<double>().gemm_bf16;
+}
+
+// gemm / gemmBf16(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+template <class T>
+Napi::Value gemm_call(const Napi::CallbackInfo& info, ls::GemmFn<T> fn) {
+  bool ta = bool_arg(info, 0, "transA"), tb = bool_arg(info, 1, "transB");
+  int64_t M = int_arg(info, 2, "M"), N = int_arg(info, 3, "N"), K = int_arg(info, 4, "K");
+  T alpha = static_cast<T>(num_arg(info, 5, "alpha"));
+  int64_t lda = int_arg(info, 7, "lda", 1), ldb = int_arg(info, 9, "ldb", 1), ldc = int_arg(info, 12, "ldc", 1);
+  T beta = static_cast<T>(num_arg(info, 10, "beta"));
+  const T* A = buf<T>(info, 6, "A", ta ? span(info, "A", K, M, lda) : span(info, "A", M, K, lda));
+  const T* B = buf<T>(info, 8, "B", tb ? span(info, "B", N, K, ldb) : span(info, "B", K, N, ldb));
+  T* C = buf<T>(info, 11, "C", span(info, "C", M, N, ldc));
+  fn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  return info.Env().Undefined();
+}
+
 template <class T>
 struct Gemm {
-  // gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+  static Napi::Value call(const Napi::CallbackInfo& info) { return gemm_call<T>(info, table<T>().gemm); }
+};
+
+template <class T>
+struct GemmBf16 {
+  static Napi::Value call(const Napi::CallbackInfo& info) { return gemm_call<T>(info, bf16_gemm_for<T>()); }
+};
+
+// A Uint16Array (bf16 bit patterns) of at least `need` elements.
+uint16_t* u16buf(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t need) {
+  if (i >= info.Length() || !info[i].IsTypedArray() ||
+      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array)
+    fail(info.Env(), std::string(name) + ": expected a Uint16Array (bf16 bits)");
+  auto a = info[i].As<Napi::TypedArray>();
+  if (static_cast<int64_t>(a.ElementLength()) < need)
+    fail(info.Env(), std::string(name) + ": has " + std::to_string(a.ElementLength()) + " elements, needs " +
+                         std::to_string(need));
+  return reinterpret_cast<uint16_t*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
+}
+
+template <class T>
+struct CastToBf16 {
+  // castToBf16(y: Uint16Array, x, n)
   static Napi::Value call(const Napi::CallbackInfo& info) {
-    bool ta = bool_arg(info, 0, "transA"), tb = bool_arg(info, 1, "transB");
-    int64_t M = int_arg(info, 2, "M"), N = int_arg(info, 3, "N"), K = int_arg(info, 4, "K");
-    T alpha = static_cast<T>(num_arg(info, 5, "alpha"));
-    int64_t lda = int_arg(info, 7, "lda", 1), ldb = int_arg(info, 9, "ldb", 1), ldc = int_arg(info, 12, "ldc", 1);
-    T beta = static_cast<T>(num_arg(info, 10, "beta"));
-    const T* A = buf<T>(info, 6, "A", ta ? span(info, "A", K, M, lda) : span(info, "A", M, K, lda));
-    const T* B = buf<T>(info, 8, "B", tb ? span(info, "B", N, K, ldb) : span(info, "B", K, N, ldb));
-    T* C = buf<T>(info, 11, "C", span(info, "C", M, N, ldc));
-    table<T>().gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    int64_t n = int_arg(info, 2, "n");
+    table<T>().cast_to_bf16(u16buf(info, 0, "y", n), buf<T>(info, 1, "x", n), n);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
+struct CastFromBf16 {
+  // castFromBf16(y, x: Uint16Array, n)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t n = int_arg(info, 2, "n");
+    table<T>().cast_from_bf16(buf<T>(info, 0, "y", n), u16buf(info, 1, "x", n), n);
     return info.Env().Undefined();
   }
 };
@@ -350,7 +445,7 @@ struct AttentionFlashBackward {
 
 template <class T>
 struct LinearCrossEntropy {
-  // linearCrossEntropy(dx | null, dW | null, lse, x, W, targets, N, C, V, dloss) -> summed loss
+  // linearCrossEntropy(dx | null, dW | null, lse, x, W, targets, N, C, V, dloss, bf16?) -> summed loss
   static Napi::Value call(const Napi::CallbackInfo& info) {
     int64_t N = int_arg(info, 6, "N"), C = int_arg(info, 7, "C", 1), V = int_arg(info, 8, "V", 1);
     T dloss = static_cast<T>(num_arg(info, 9, "dloss"));
@@ -359,8 +454,10 @@ struct LinearCrossEntropy {
     T* dx = grads ? buf<T>(info, 0, "dx", N * C) : nullptr;
     T* dW = grads ? buf<T>(info, 1, "dW", V * C) : nullptr;
     const int32_t* tg = ids(info, 5, "targets", N, -1, V);
+    const bool bf16 = info.Length() > 10 && !info[10].IsUndefined() && bool_arg(info, 10, "bf16");
     double s = table<T>().linear_cross_entropy(dx, dW, buf<T>(info, 2, "lse", N), buf<T>(info, 3, "x", N * C),
-                                               buf<T>(info, 4, "W", V * C), tg, N, C, V, dloss);
+                                               buf<T>(info, 4, "W", V * C), tg, N, C, V, dloss,
+                                               bf16 ? bf16_gemm_for<T>() : nullptr);
     return Napi::Number::New(info.Env(), s);
   }
 };
@@ -555,7 +652,15 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
   exports.Set("cpuFeatures", Napi::Function::New(env, CpuFeatures));
   exports.Set("peakFma", Napi::Function::New(env, PeakFma));
+  exports.Set("bf16Units", Napi::Function::New(env, Bf16Units));
+  exports.Set("bf16Unit", Napi::Function::New(env, Bf16Unit));
+  exports.Set("setBf16Unit", Napi::Function::New(env, SetBf16Unit));
+  exports.Set("amxUnavailableReason", Napi::Function::New(env, AmxUnavailableReason));
+  exports.Set("peakBf16", Napi::Function::New(env, PeakBf16));
   LS_EXPORT_KERNEL("gemm", Gemm, 6, "A");
+  LS_EXPORT_KERNEL("gemmBf16", GemmBf16, 6, "A");
+  LS_EXPORT_KERNEL("castToBf16", CastToBf16, 1, "x");
+  LS_EXPORT_KERNEL("castFromBf16", CastFromBf16, 0, "y");
   LS_EXPORT_KERNEL("embeddingForward", EmbeddingForward, 0, "out");
   LS_EXPORT_KERNEL("embeddingBackward", EmbeddingBackward, 0, "dtable");
   LS_EXPORT_KERNEL("rmsnormForward", RmsnormForward, 0, "out");

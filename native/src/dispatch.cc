@@ -1,9 +1,13 @@
 #include "dispatch.h"
 
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <stdexcept>
+
+#include "bf16/units.h"
 
 namespace ls {
 namespace {
@@ -92,6 +96,83 @@ void set_isa(const std::string& name) {
     }
   }
   throw std::invalid_argument("ISA '" + name + "' is not available on this CPU");
+}
+
+// ---- bf16 units ----------------------------------------------------------------------------
+
+namespace {
+
+// Linux hands out the 8 KiB AMX tile state only to processes that ask (kernel 5.16+).
+constexpr long kArchGetXcompPerm = 0x1022;
+constexpr long kArchReqXcompPerm = 0x1023;
+constexpr long kXfeatureXtiledata = 18;
+
+std::string amx_check() {
+  CpuFeatures f = cpu_features();
+  if (!f.amx_tile || !f.amx_bf16) return "the CPU has no AMX-BF16 tiles";
+  if (!f.avx512_bf16) return "the CPU has AMX but no AVX-512 BF16 (needed by the packing code)";
+  unsigned lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  if ((lo & (3u << 17)) != (3u << 17)) return "the OS does not enable the AMX tile state (XCR0)";
+  if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0)
+    return "Linux refused AMX tile permission (arch_prctl ARCH_REQ_XCOMP_PERM; kernel older than 5.16?)";
+  unsigned long bitmask = 0;
+  if (syscall(SYS_arch_prctl, kArchGetXcompPerm, &bitmask) != 0 || !(bitmask & (1ul << kXfeatureXtiledata)))
+    return "Linux did not grant AMX tile permission";
+  return "";
+}
+
+struct Bf16State {
+  std::vector<std::string> units;
+  std::string amx_reason;
+  std::string current;
+};
+
+Bf16State& bf16_state() {
+  static Bf16State st = [] {
+    Bf16State s;
+    s.amx_reason = amx_check();
+    CpuFeatures f = cpu_features();
+    if (s.amx_reason.empty()) s.units.push_back("amx");
+    if (f.avx512_bf16 && f.avx512f && f.avx512bw && f.avx512vl) s.units.push_back("avx512bf16");
+    s.units.push_back("fp32");
+    s.current = s.units.front();
+    const char* env = std::getenv("LITESPARK_BF16_UNIT");
+    if (env && *env)
+      for (auto& u : s.units)
+        if (u == env) s.current = u;  // an unusable request keeps the best; the JS side reports it
+    return s;
+  }();
+  return st;
+}
+
+void gemm_bf16_fallback(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                        int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  current_isa().f32->gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+}  // namespace
+
+std::vector<std::string> available_bf16_units() { return bf16_state().units; }
+const std::string& current_bf16_unit() { return bf16_state().current; }
+const std::string& amx_unavailable_reason() { return bf16_state().amx_reason; }
+
+void set_bf16_unit(const std::string& name) {
+  for (auto& u : bf16_state().units) {
+    if (u == name) {
+      bf16_state().current = u;
+      return;
+    }
+  }
+  throw std::invalid_argument("bf16 unit '" + name + "' is not available on this machine" +
+                              (name == "amx" && !bf16_state().amx_reason.empty() ? ": " + bf16_state().amx_reason : ""));
+}
+
+GemmFn<float> bf16_gemm() {
+  const std::string& u = current_bf16_unit();
+  if (u == "amx") return bf16::gemm_amx;
+  if (u == "avx512bf16") return bf16::gemm_dpbf16;
+  return gemm_bf16_fallback;
 }
 
 }  // namespace ls

@@ -18,3 +18,18 @@ const IsaInfo& current_isa();
 void set_isa(const std::string& name);  // throws std::invalid_argument if unknown/unsupported
 
 }  // namespace ls
+
+namespace ls {
+
+// Mixed precision: the unit that runs bf16 GEMMs, best first: "amx" (tiles; needs the CPU's
+// AMX-BF16 and Linux's permission, asked once with arch_prctl), "avx512bf16" (vdpbf16ps),
+// "fp32" (bf16-rounded operands on the current ISA's fp32 GEMM: correct everywhere).
+// LITESPARK_BF16_UNIT or set_bf16_unit() may pick a lower one.
+std::vector<std::string> available_bf16_units();
+const std::string& current_bf16_unit();
+void set_bf16_unit(const std::string& name);  // throws std::invalid_argument if unavailable
+GemmFn<float> bf16_gemm();                    // the current unit's GEMM
+// Why AMX is not in available_bf16_units() on a CPU that has it ("" when it is, or absent).
+const std::string& amx_unavailable_reason();
+
+}  // namespace ls

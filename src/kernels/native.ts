@@ -8,6 +8,9 @@ import { fileURLToPath } from 'node:url';
 
 export type FloatArray = Float32Array | Float64Array;
 
+/** Units that run bf16 GEMMs: AMX tiles, AVX-512 BF16 dot products, or fp32 FMA on rounded operands. */
+export type Bf16Unit = 'amx' | 'avx512bf16' | 'fp32';
+
 export interface CpuFeatures {
   avx2: boolean;
   fma: boolean;
@@ -41,9 +44,27 @@ export interface NativeAddon {
   cpuFeatures(): CpuFeatures;
   /** GFLOP/s of a tight FMA loop on the current ISA with `threads` threads. */
   peakFma(threads: number, seconds: number): number;
+  /** bf16 GEMM units on this machine, best first: 'amx', 'avx512bf16', 'fp32' (always). */
+  bf16Units(): Bf16Unit[];
+  /** The unit gemmBf16 (and bf16 training) runs on now. */
+  bf16Unit(): Bf16Unit;
+  setBf16Unit(unit: string): void;
+  /** Why 'amx' is missing from bf16Units() ('' when it is there). */
+  amxUnavailableReason(): string;
+  /** GFLOP/s of the unit's calibration loop ('fp32': the FMA loop of the current ISA). */
+  peakBf16(unit: Bf16Unit, threads: number, seconds: number): number;
 
   gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
     A: FloatArray, lda: number, B: FloatArray, ldb: number, beta: number, C: FloatArray, ldc: number): void;
+  /**
+   * gemm with bf16 operands (rounded to nearest even as packed) and fp32 accumulation, on the
+   * current bf16 unit; with Float64Array buffers, the float64 reference of the same product.
+   */
+  gemmBf16(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+    A: FloatArray, lda: number, B: FloatArray, ldb: number, beta: number, C: FloatArray, ldc: number): void;
+  /** y = bf16 bits of x (round to nearest even; NaN stays NaN; subnormals kept). */
+  castToBf16(y: Uint16Array, x: FloatArray, n: number): void;
+  castFromBf16(y: FloatArray, x: Uint16Array, n: number): void;
   embeddingForward(out: FloatArray, ids: Int32Array, table: FloatArray, N: number, C: number, V: number): void;
   embeddingBackward(dtable: FloatArray, dout: FloatArray, ids: Int32Array, N: number, C: number, V: number): void;
   rmsnormForward(out: FloatArray, rstd: FloatArray, x: FloatArray, w: FloatArray, N: number, C: number, eps: number): void;
@@ -63,7 +84,7 @@ export interface NativeAddon {
     D: number): void;
   /** Fused head + cross-entropy; with dx and dW (both or neither) the backward runs in the same pass. */
   linearCrossEntropy(dx: FloatArray | null, dW: FloatArray | null, lse: FloatArray, x: FloatArray, W: FloatArray,
-    targets: Int32Array, N: number, C: number, V: number, dloss: number): number;
+    targets: Int32Array, N: number, C: number, V: number, dloss: number, bf16?: boolean): number;
   addRmsnormForward(resid: FloatArray, out: FloatArray, rstd: FloatArray, x: FloatArray, y: FloatArray, w: FloatArray,
     N: number, C: number, eps: number): void;
   ropeQkvSplit(q: FloatArray, k: FloatArray, v: FloatArray, qkv: FloatArray, cos: FloatArray, sin: FloatArray,

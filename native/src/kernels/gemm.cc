@@ -43,6 +43,7 @@
 #include <immintrin.h>
 #endif
 
+#include "bf16/convert.h"
 #include "kernels/common.h"
 #include "kernels/ops.h"
 #include "memory.h"
@@ -439,7 +440,16 @@ struct Problem {
   int64_t kc_max, mc_max, nc_max;  // balanced block sizes for this call
   T* Bbuf[2];                      // shared packed-B blocks (KC, NC), double-buffered
   T* Abuf_master;                  // the calling thread's packed-A block (MC, KC)
+  bool round_bf16;                 // gemm_bf16: round every packed operand to bf16
 };
+
+// The packed panels hold op(A) and op(B) exactly as the micro-kernel reads them, so rounding
+// them in place (while they are still in cache) makes the product one of bf16 operands.
+template <class T>
+void round_packed(T* p, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) p[i] = round_bf16(p[i]);
+}
 
 // The work of thread `tid` of `nthreads` (every thread runs the same block loops).
 template <class T>
@@ -462,6 +472,7 @@ void run_thread(const Problem<T>& p, int tid, int nthreads) {
       int64_t q0, q1;
       split(npanels, nthreads, tid, q0, q1);
       pack_b(Bp, p.B, p.ldb, p.transB, pc, kc, jc, nc, q0, q1);
+      if (p.round_bf16) round_packed(Bp + q0 * kc * NR, (q1 - q0) * kc * NR);
       // One barrier per block: with two B buffers, a thread packing block i+1 knows every
       // thread has finished computing block i-1 (it passed barrier i).
       if (nthreads > 1) {
@@ -475,6 +486,7 @@ void run_thread(const Problem<T>& p, int tid, int nthreads) {
       for (int64_t ic = r0; ic < r1; ic += mc_even) {
         const int64_t mc = std::min(mc_even, r1 - ic);
         pack_a(Ap, p.A, p.lda, p.transA, ic, mc, pc, kc);
+        if (p.round_bf16) round_packed(Ap, ceil_div(mc, MR) * MR * kc);
         macro_kernel(mc, nc, kc, q0, q1, Ap, Bp, p.C + ic * p.ldc + jc, p.ldc, p.alpha, beta);
       }
     }
@@ -493,16 +505,14 @@ void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc) {
   }
 }
 
-}  // namespace
-
 template <class T>
-void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
-          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+               int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc, bool round) {
   using Bl = Blocking<T>;
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == T(0)) return scale_c(M, N, beta, C, ldc);  // BLAS: A, B not read
 
-  Problem<T> p{transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0, 0, 0, {}, nullptr};
+  Problem<T> p{transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0, 0, 0, {}, nullptr, round};
   // Balanced blocks: K = 800 runs as 3 x 267, not 384 + 384 + 32.
   p.kc_max = ceil_div(K, ceil_div(K, Bl::KC));
   p.nc_max = ceil_div(ceil_div(N, ceil_div(N, Bl::NC)), Bl::NR) * Bl::NR;
@@ -525,7 +535,22 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, co
   run_thread(p, omp_get_thread_num(), omp_get_num_threads());
 }
 
+}  // namespace
+
+template <class T>
+void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  gemm_impl(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, false);
+}
+
+template <class T>
+void gemm_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+               int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  gemm_impl(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, true);
+}
+
 }  // namespace LS_ISA
 }  // namespace ls
 
 LS_INSTANTIATE(gemm)
+LS_INSTANTIATE(gemm_bf16)

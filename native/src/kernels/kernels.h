@@ -16,6 +16,11 @@
 
 namespace ls {
 
+// A GEMM with the signature of KernelTable::gemm (fused kernels take one to run in bf16).
+template <class T>
+using GemmFn = void (*)(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                        int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+
 template <class T>
 struct KernelTable {
   // C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C. Row-major; op(X) = X or X^T.
@@ -24,6 +29,14 @@ struct KernelTable {
   // an OpenMP parallel region (then single-threaded, thread-safe).
   void (*gemm)(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
                int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+  // gemm with bf16 operands: A and B rounded to bf16 (convert.h, ties to even) as they are
+  // packed, products accumulated in T. The fp32 fallback unit of mixed precision (no AMX, no
+  // AVX-512 BF16) and, in float64, the reference the bf16 units are tested against.
+  void (*gemm_bf16)(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                    int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+  // y(n) = bf16 bits of x rounded to nearest even (convert.h); and back, exactly.
+  void (*cast_to_bf16)(uint16_t* y, const T* x, int64_t n);
+  void (*cast_from_bf16)(T* y, const uint16_t* x, int64_t n);
 
   // out(N,C) = table[ids[n]]; ids must be in [0, V) (checked by the binding).
   void (*embedding_forward)(T* out, const int32_t* ids, const T* table, int64_t N, int64_t C);
@@ -68,9 +81,10 @@ struct KernelTable {
   // only one chunk of rows at a time. x: (N,C), W: (V,C), lse: (N) written. Returns the summed
   // loss over targets >= 0. When dx is not null: dx (N,C) overwritten with dL/dx and dW (V,C)
   // accumulated, for L = dloss * summed loss (the backward is done in the same pass).
+  // mm runs the three GEMMs (nullptr: this table's gemm; the bf16 unit in mixed precision).
   double (*linear_cross_entropy)(T* dx, T* dW, T* lse, const T* x, const T* W,
                                  const int32_t* targets, int64_t N, int64_t C, int64_t V,
-                                 T dloss);
+                                 T dloss, GemmFn<T> mm);
   // resid(N,C) = x + y; out = rmsnorm(resid) * w with rstd(N): the residual add folded into
   // the norm's pass. resid may alias x.
   void (*add_rmsnorm_forward)(T* resid, T* out, T* rstd, const T* x, const T* y, const T* w,

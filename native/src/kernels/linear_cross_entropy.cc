@@ -154,7 +154,8 @@ void softmax_chunk(T* logits, T* lse, double* row_loss, const int32_t* targets, 
 // W: (V, C), targets: (N) in [-1, V). Returns the summed loss of rows with target >= 0.
 template <class T>
 double linear_cross_entropy(T* dx, T* dW, T* lse, const T* x, const T* W, const int32_t* targets,
-                            int64_t N, int64_t C, int64_t V, T dloss) {
+                            int64_t N, int64_t C, int64_t V, T dloss, GemmFn<T> mm) {
+  if (!mm) mm = gemm<T>;
   if (N <= 0) return 0.0;
   const bool train = dx != nullptr;
   const int64_t R = std::min(N, kChunkRows);
@@ -168,12 +169,12 @@ double linear_cross_entropy(T* dx, T* dW, T* lse, const T* x, const T* W, const 
   for (int64_t n0 = 0; n0 < N; n0 += R) {
     const int64_t rows = std::min(R, N - n0);
     const T* xc = x + n0 * C;  // (rows, C)
-    gemm<T>(false, true, rows, V, C, T(1), xc, C, W, C, T(0), logits, V);
+    mm(false, true, rows, V, C, T(1), xc, C, W, C, T(0), logits, V);
     softmax_chunk(logits, lse + n0, row_loss, targets + n0, rows, V, dloss, train);
     for (int64_t r = 0; r < rows; ++r) total += row_loss[r];
     if (!train) continue;
-    gemm<T>(false, false, rows, C, V, T(1), logits, V, W, C, T(0), dx + n0 * C, C);
-    gemm<T>(true, false, V, C, rows, T(1), logits, V, xc, C, T(1), dW, C);
+    mm(false, false, rows, C, V, T(1), logits, V, W, C, T(0), dx + n0 * C, C);
+    mm(true, false, V, C, rows, T(1), logits, V, xc, C, T(1), dW, C);
   }
   return total;
 }

@@ -14,6 +14,13 @@ template <class T>
 void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
           int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
 template <class T>
+void gemm_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+               int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+template <class T>
+void cast_to_bf16(uint16_t* y, const T* x, int64_t n);
+template <class T>
+void cast_from_bf16(T* y, const uint16_t* x, int64_t n);
+template <class T>
 void embedding_forward(T* out, const int32_t* ids, const T* table, int64_t N, int64_t C);
 template <class T>
 void embedding_backward(T* dtable, const T* dout, const int32_t* ids, int64_t N, int64_t C,
@@ -44,7 +51,7 @@ void attention_flash_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, co
                               int64_t D);
 template <class T>
 double linear_cross_entropy(T* dx, T* dW, T* lse, const T* x, const T* W, const int32_t* targets, int64_t N,
-                            int64_t C, int64_t V, T dloss);
+                            int64_t C, int64_t V, T dloss, GemmFn<T> mm);
 template <class T>
 void add_rmsnorm_forward(T* resid, T* out, T* rstd, const T* x, const T* y, const T* w, int64_t N, int64_t C,
                          T eps);

@@ -12,10 +12,10 @@
 #include <immintrin.h>
 #include <omp.h>
 
-#include <chrono>
 #include <cstdint>
 
 #include "kernels/ops.h"
+#include "kernels/peak_harness.h"
 
 namespace ls {
 namespace LS_ISA {
@@ -43,18 +43,11 @@ constexpr int64_t kChunk = int64_t{1} << 18;
 // Flops counted per lane-op (one FMA, or one mul + one add on the scalar path).
 constexpr double kFlopsPerIter = 2.0 * kChains * kLanes;
 
-// Keeps the results live: the compiler cannot drop a loop whose result is stored here.
-volatile float g_sink = 0.0f;
 // Read through volatile so the constants cannot be folded into the loop at compile time.
 volatile float g_a = 0.999999f;
 volatile float g_b = 1e-7f;
 
-double now_s() {
-  using clock = std::chrono::steady_clock;
-  return std::chrono::duration<double>(clock::now().time_since_epoch()).count();
-}
-
-// Runs `chunks` * kChunk iterations unless `deadline` (seconds on now_s()) passes first, checking
+// Runs `chunks` * kChunk iterations unless `deadline` (seconds on peak_now_s()) passes first, checking
 // the clock between chunks. Returns the number of iterations done; writes a sum of the chains.
 int64_t fma_loop(double deadline, int64_t max_chunks, float* result) {
   const float a0 = g_a, b0 = g_b;
@@ -69,7 +62,7 @@ int64_t fma_loop(double deadline, int64_t max_chunks, float* result) {
       for (int c = 0; c < kChains; c++) acc[c] = _mm512_fmadd_ps(acc[c], a, b);
     }
     iters += kChunk;
-    if (now_s() >= deadline) break;
+    if (peak_now_s() >= deadline) break;
   }
   __m512 s = acc[0];
   for (int c = 1; c < kChains; c++) s = _mm512_add_ps(s, acc[c]);
@@ -88,7 +81,7 @@ int64_t fma_loop(double deadline, int64_t max_chunks, float* result) {
       for (int c = 0; c < kChains; c++) acc[c] = _mm256_fmadd_ps(acc[c], a, b);
     }
     iters += kChunk;
-    if (now_s() >= deadline) break;
+    if (peak_now_s() >= deadline) break;
   }
   __m256 s = acc[0];
   for (int c = 1; c < kChains; c++) s = _mm256_add_ps(s, acc[c]);
@@ -107,7 +100,7 @@ int64_t fma_loop(double deadline, int64_t max_chunks, float* result) {
       for (int c = 0; c < kChains; c++) acc[c] = _mm_add_ps(_mm_mul_ps(acc[c], a), b);
     }
     iters += kChunk;
-    if (now_s() >= deadline) break;
+    if (peak_now_s() >= deadline) break;
   }
   __m128 s = acc[0];
   for (int c = 1; c < kChains; c++) s = _mm_add_ps(s, acc[c]);
@@ -121,39 +114,7 @@ int64_t fma_loop(double deadline, int64_t max_chunks, float* result) {
 }  // namespace
 
 double peak_fma_gflops(int threads, double seconds) {
-  if (threads < 1) threads = 1;
-  if (!(seconds > 0)) seconds = 0;
-  // Warm-up lets the cores settle at the clock they hold under wide-vector load (AVX-512
-  // frequency licence) before the timed part starts: 10% of the run, at most 50 ms.
-  const double warmup = seconds * 0.1 < 0.05 ? seconds * 0.1 : 0.05;
-  const int saved_dynamic = omp_get_dynamic();
-  omp_set_dynamic(0);  // exactly `threads` threads, never fewer
-
-  double t0 = 0, t1 = 0;
-  double flops = 0;
-  float sink = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : flops, sink)
-  {
-    float r = 0;
-    double start = now_s();
-    fma_loop(start + warmup, 1 << 30, &r);  // warm-up, not counted
-    sink += r;
-#pragma omp barrier
-#pragma omp master
-    t0 = now_s();
-#pragma omp barrier
-    // At least one chunk each, so a tiny `seconds` still measures something.
-    int64_t iters = fma_loop(t0 + seconds, int64_t{1} << 40, &r);
-    flops += static_cast<double>(iters) * kFlopsPerIter;
-    sink += r;
-#pragma omp barrier
-#pragma omp master
-    t1 = now_s();
-  }
-  omp_set_dynamic(saved_dynamic);
-  g_sink = sink;
-  const double elapsed = t1 - t0;
-  return elapsed > 0 ? flops / elapsed * 1e-9 : 0.0;
+  return measure_peak_gflops(threads, seconds, kFlopsPerIter, fma_loop);
 }
 
 }  // namespace LS_ISA

@@ -11,6 +11,9 @@ template <class T>
 static KernelTable<T> make_table() {
   KernelTable<T> t{};
   t.gemm = gemm<T>;
+  t.gemm_bf16 = gemm_bf16<T>;
+  t.cast_to_bf16 = cast_to_bf16<T>;
+  t.cast_from_bf16 = cast_from_bf16<T>;
   t.embedding_forward = embedding_forward<T>;
   t.embedding_backward = embedding_backward<T>;
   t.rmsnorm_forward = rmsnorm_forward<T>;

@@ -1,6 +1,7 @@
 // Whole-buffer vector helpers: reductions, fills, scaling, residual adds, seeded normal init.
 #include <cmath>
 
+#include "bf16/convert.h"
 #include "kernels/common.h"
 #include "kernels/ops.h"
 #include "memory.h"
@@ -72,6 +73,20 @@ void randn(T* y, int64_t n, uint64_t seed, T mean, T std) {
   }
 }
 
+// The casts are memory-bound: one streaming pass, vectorized by the compiler from the scalar
+// recipe in convert.h (the same bits on every ISA).
+template <class T>
+void cast_to_bf16(uint16_t* y, const T* x, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] = bf16_from_f32(static_cast<float>(x[i]));
+}
+
+template <class T>
+void cast_from_bf16(T* y, const uint16_t* x, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] = static_cast<T>(f32_from_bf16(x[i]));
+}
+
 }  // namespace LS_ISA
 }  // namespace ls
 
@@ -80,3 +95,5 @@ LS_INSTANTIATE(add_inplace)
 LS_INSTANTIATE(scale_inplace)
 LS_INSTANTIATE(fill)
 LS_INSTANTIATE(randn)
+LS_INSTANTIATE(cast_to_bf16)
+LS_INSTANTIATE(cast_from_bf16)
