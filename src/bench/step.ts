@@ -28,7 +28,7 @@ export function runStepRow(job: StepJob, onProgress: (done: number, total: numbe
   const fpt = flopsPerToken(mc, T);
   const peakGflops = job.peakGflops ?? getPeak({ threads: job.threads }).gflops;
 
-  const model = new LlamaModel(mc, 'f32', job.kernels);
+  const model = new LlamaModel(mc, 'f32', job.kernels, job.dtype ?? 'fp32');
   model.params.init(job.seed);
   const opt = new AdamW(mc, model.params, model.grads, tc);
   const buf = model.buffers(B, T);

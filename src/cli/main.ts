@@ -60,7 +60,7 @@ export function buildProgram(): Command {
     .description('BENCH.md rows side by side: tokens/s, step ms, MFU, peak memory and the litespark/standard speed-up, one process per row')
     .option('--configs <list>', 'comma-separated BENCH.md configs (XS, S, L) or preset names', 'XS,S,L')
     .option('--kernels <list>', 'comma-separated kernel paths: standard, litespark', 'standard,litespark')
-    .option('--dtype <list>', 'comma-separated compute dtypes: fp32', 'fp32')
+    .option('--dtype <list>', 'comma-separated compute dtypes: fp32, bf16', 'fp32')
     .option('--steps <n>', 'measured steps per row (kernel runs with --kernels-only)', int('--steps', 1), 10)
     .option('--warmup <n>', 'unmeasured warm-up steps first', int('--warmup', 0), 3)
     .option('--threads <n>', 'threads per row (0 = all cores)', int('--threads', 0))

@@ -22,10 +22,9 @@ export const KERNELS = ['litespark', 'standard'] as const;
 /** Kernel sets announced for a later issue: value -> what the error says. */
 const PLANNED_KERNELS: Record<string, string> = {};
 /** Compute dtypes that are implemented. */
-export const DTYPES = ['fp32'] as const;
-const PLANNED_DTYPES: Record<string, string> = {
-  bf16: "'bf16' is not available yet: it arrives with a later issue; use 'fp32'",
-};
+/** 'bf16': mixed precision (bf16 matrix products, fp32 master weights, optimizer, norms and loss). */
+export const DTYPES = ['fp32', 'bf16'] as const;
+const PLANNED_DTYPES: Record<string, string> = {};
 
 function choice<const T extends readonly [string, ...string[]]>(values: T, planned: Record<string, string>) {
   return z.enum(values, {

@@ -3,7 +3,7 @@
 // (T, T) probabilities materialized and saved for backward.
 import { native, type FloatArray } from '../kernels/native.js';
 import { Tensor, type DType } from '../kernels/tensor.js';
-import { linearBackward, linearForward } from './linear.js';
+import { linearBackward, linearForward, type Matmul } from './linear.js';
 
 export interface AttentionShape {
   B: number;
@@ -12,6 +12,8 @@ export interface AttentionShape {
   H: number;
   KVH: number;
   D: number;
+  /** The GEMM of the projections (default native.gemm: fp32). */
+  mm?: Matmul;
 }
 
 export interface AttentionWeights {
@@ -63,13 +65,13 @@ export interface Rope {
 // out: (N, C) = o_proj(attention(rope(q_proj(h)), rope(k_proj(h)), v_proj(h)))
 export function attentionForward(out: FloatArray, a: AttentionActs, h: FloatArray, w: AttentionWeights, rope: Rope, s: AttentionShape): void {
   const N = s.B * s.T;
-  linearForward(a.q.data, h, w.q, N, s.C, s.H * s.D);
-  linearForward(a.k.data, h, w.k, N, s.C, s.KVH * s.D);
-  linearForward(a.v.data, h, w.v, N, s.C, s.KVH * s.D);
+  linearForward(a.q.data, h, w.q, N, s.C, s.H * s.D, s.mm);
+  linearForward(a.k.data, h, w.k, N, s.C, s.KVH * s.D, s.mm);
+  linearForward(a.v.data, h, w.v, N, s.C, s.KVH * s.D, s.mm);
   native.ropeApply(a.q.data, rope.cos, rope.sin, s.B, s.T, s.H, s.D, false);
   native.ropeApply(a.k.data, rope.cos, rope.sin, s.B, s.T, s.KVH, s.D, false);
   native.attentionStandardForward(a.att.data, a.probs.data, a.q.data, a.k.data, a.v.data, s.B, s.T, s.H, s.KVH, s.D);
-  linearForward(out, a.att.data, w.o, N, s.H * s.D, s.C);
+  linearForward(out, a.att.data, w.o, N, s.H * s.D, s.C, s.mm);
 }
 
 // dh: (N, C) = dL/dh (overwritten); weight gradients accumulate into dw.
@@ -85,13 +87,13 @@ export function attentionBackward(
   s: AttentionShape,
 ): void {
   const N = s.B * s.T;
-  linearBackward(g.datt.data, dw.o, dout, a.att.data, w.o, N, s.H * s.D, s.C);
+  linearBackward(g.datt.data, dw.o, dout, a.att.data, w.o, N, s.H * s.D, s.C, false, s.mm);
   native.attentionStandardBackward(g.dq.data, g.dk.data, g.dv.data, g.datt.data, a.q.data, a.k.data, a.v.data, a.probs.data, s.B, s.T, s.H, s.KVH, s.D);
   native.ropeApply(g.dq.data, rope.cos, rope.sin, s.B, s.T, s.H, s.D, true);
   native.ropeApply(g.dk.data, rope.cos, rope.sin, s.B, s.T, s.KVH, s.D, true);
-  linearBackward(dh, dw.q, g.dq.data, h, w.q, N, s.C, s.H * s.D);
-  linearBackward(dh, dw.k, g.dk.data, h, w.k, N, s.C, s.KVH * s.D, true);
-  linearBackward(dh, dw.v, g.dv.data, h, w.v, N, s.C, s.KVH * s.D, true);
+  linearBackward(dh, dw.q, g.dq.data, h, w.q, N, s.C, s.H * s.D, false, s.mm);
+  linearBackward(dh, dw.k, g.dk.data, h, w.k, N, s.C, s.KVH * s.D, true, s.mm);
+  linearBackward(dh, dw.v, g.dv.data, h, w.v, N, s.C, s.KVH * s.D, true, s.mm);
 }
 
 // ---- the fused (litespark) path ----------------------------------------------------------
@@ -144,10 +146,10 @@ export function fusedAttentionForward(
 ): void {
   const N = s.B * s.T;
   const W = (s.H + 2 * s.KVH) * s.D;
-  linearForward(g.qkv.data, h, w.qkv, N, s.C, W);
+  linearForward(g.qkv.data, h, w.qkv, N, s.C, W, s.mm);
   native.ropeQkvSplit(a.q.data, a.k.data, a.v.data, g.qkv.data, rope.cos, rope.sin, s.B, s.T, s.H, s.KVH, s.D);
   native.attentionFlashForward(a.att.data, a.lse.data, a.q.data, a.k.data, a.v.data, s.B, s.T, s.H, s.KVH, s.D);
-  linearForward(out, a.att.data, w.o, N, s.H * s.D, s.C);
+  linearForward(out, a.att.data, w.o, N, s.H * s.D, s.C, s.mm);
 }
 
 // dh: (N, C) overwritten; weight gradients accumulate into dw.
@@ -164,8 +166,8 @@ export function fusedAttentionBackward(
 ): void {
   const N = s.B * s.T;
   const W = (s.H + 2 * s.KVH) * s.D;
-  linearBackward(g.datt.data, dw.o, dout, a.att.data, w.o, N, s.H * s.D, s.C);
+  linearBackward(g.datt.data, dw.o, dout, a.att.data, w.o, N, s.H * s.D, s.C, false, s.mm);
   native.attentionFlashBackward(g.dq.data, g.dk.data, g.dv.data, g.datt.data, a.q.data, a.k.data, a.v.data, a.att.data, a.lse.data, s.B, s.T, s.H, s.KVH, s.D);
   native.ropeQkvMerge(g.qkv.data, g.dq.data, g.dk.data, g.dv.data, rope.cos, rope.sin, s.B, s.T, s.H, s.KVH, s.D);
-  linearBackward(dh, dw.qkv, g.qkv.data, h, w.qkv, N, s.C, W);
+  linearBackward(dh, dw.qkv, g.qkv.data, h, w.qkv, N, s.C, W, false, s.mm);
 }

@@ -1,9 +1,20 @@
 // A bias-free linear layer in the Hugging Face layout: W is (out, in), y = x W^T.
-import { native, type FloatArray } from '../kernels/native.js';
+// `mm` is the GEMM that runs it: native.gemm (fp32), or native.gemmBf16 under bf16 mixed
+// precision (operands rounded to bf16, fp32 accumulation, on the best unit of the CPU).
+import { native, type FloatArray, type NativeAddon } from '../kernels/native.js';
+
+export type Matmul = NativeAddon['gemm'];
+
+/** Precision of the model's matrix products. */
+export type Precision = 'fp32' | 'bf16';
+
+export function matmulFor(p: Precision): Matmul {
+  return p === 'bf16' ? native.gemmBf16 : native.gemm;
+}
 
 // y: (N, out) = x: (N, in) · W^T
-export function linearForward(y: FloatArray, x: FloatArray, W: FloatArray, N: number, nin: number, nout: number): void {
-  native.gemm(false, true, N, nout, nin, 1, x, nin, W, nin, 0, y, nout);
+export function linearForward(y: FloatArray, x: FloatArray, W: FloatArray, N: number, nin: number, nout: number, mm: Matmul = native.gemm): void {
+  mm(false, true, N, nout, nin, 1, x, nin, W, nin, 0, y, nout);
 }
 
 // dW: (out, in) += dy^T · x; dx: (N, in) = dy · W (+= when accumulateDx).
@@ -17,7 +28,8 @@ export function linearBackward(
   nin: number,
   nout: number,
   accumulateDx = false,
+  mm: Matmul = native.gemm,
 ): void {
-  native.gemm(true, false, nout, nin, N, 1, dy, nout, x, nin, 1, dW, nin);
-  if (dx) native.gemm(false, false, N, nin, nout, 1, dy, nout, W, nin, accumulateDx ? 1 : 0, dx, nin);
+  mm(true, false, nout, nin, N, 1, dy, nout, x, nin, 1, dW, nin);
+  if (dx) mm(false, false, N, nin, nout, 1, dy, nout, W, nin, accumulateDx ? 1 : 0, dx, nin);
 }

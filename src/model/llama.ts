@@ -8,7 +8,7 @@ import {
   AttentionActs, AttentionGrads, FusedAttentionActs, FusedAttentionGrads, attentionBackward, attentionForward,
   fusedAttentionBackward, fusedAttentionForward, type AttentionShape, type AttentionWeights, type FusedAttentionWeights,
 } from './attention.js';
-import { linearBackward, linearForward } from './linear.js';
+import { linearBackward, linearForward, matmulFor, type Matmul, type Precision } from './linear.js';
 import {
   FusedMlpScratch, MlpActs, MlpGrads, fusedMlpBackward, fusedMlpForward, mlpBackward, mlpForward, type FusedMlpWeights,
   type MlpShape, type MlpWeights,
@@ -140,8 +140,11 @@ export class StepBuffers {
   readonly fused: FusedParts | null;
   readonly attnShape: AttentionShape;
   readonly mlpShape: MlpShape;
+  /** The GEMM of every projection and of the head. */
+  readonly mm: Matmul;
 
-  constructor(readonly config: LlamaConfig, readonly dtype: DType, B: number, T: number, readonly kernels: KernelPath, withLogits = false) {
+  constructor(readonly config: LlamaConfig, readonly dtype: DType, B: number, T: number, readonly kernels: KernelPath, withLogits = false,
+    readonly precision: Precision = 'fp32') {
     const c = config;
     const C = c.hidden_size;
     const D = headDim(c);
@@ -149,8 +152,9 @@ export class StepBuffers {
     const L = c.num_hidden_layers;
     this.B = B;
     this.T = T;
-    this.attnShape = { B, T, C, H: c.num_attention_heads, KVH: c.num_key_value_heads, D };
-    this.mlpShape = { N, C, F: c.intermediate_size };
+    this.mm = matmulFor(precision);
+    this.attnShape = { B, T, C, H: c.num_attention_heads, KVH: c.num_key_value_heads, D, mm: this.mm };
+    this.mlpShape = { N, C, F: c.intermediate_size, mm: this.mm };
     this.ids = new Int32Array(N);
     this.targets = new Int32Array(N);
     this.ropeCos = Tensor.empty(dtype, [T, D / 2]);
@@ -186,7 +190,14 @@ export class LlamaModel {
   private readonly layerW: LayerWeights[];
   private readonly layerG: LayerWeights[];
 
-  constructor(readonly config: LlamaConfig, readonly dtype: DType = 'f32', readonly kernels: KernelPath = 'standard') {
+  /**
+   * dtype: storage of parameters and activations ('f64' is the reference path of the tests).
+   * precision 'bf16': mixed precision, every matrix product (projections, MLP, head) with
+   * bf16-rounded operands and fp32 accumulation on the best unit of the CPU; norms, softmax,
+   * attention, loss, gradients and the optimizer's master weights stay in fp32.
+   */
+  constructor(readonly config: LlamaConfig, readonly dtype: DType = 'f32', readonly kernels: KernelPath = 'standard',
+    readonly precision: Precision = 'fp32') {
     this.params = new ParamStore(config, dtype);
     this.grads = new ParamStore(config, dtype);
     this.layerW = Array.from({ length: config.num_hidden_layers }, (_, l) => layerWeights(this.params, config, l));
@@ -195,7 +206,7 @@ export class LlamaModel {
 
   /** Buffers for steps of B sequences of T tokens; withLogits keeps full logits (sampling). */
   buffers(B: number, T: number, withLogits = false): StepBuffers {
-    return new StepBuffers(this.config, this.dtype, B, T, this.kernels, withLogits);
+    return new StepBuffers(this.config, this.dtype, B, T, this.kernels, withLogits, this.precision);
   }
 
   /**
@@ -212,9 +223,9 @@ export class LlamaModel {
     const head = this.params.head(c).data;
     if (s.kernels === 'litespark') {
       const train = dloss !== undefined;
-      return native.linearCrossEntropy(train ? s.dh.data : null, train ? this.grads.head(c).data : null, s.lse.data, s.hF.data, head, s.targets, N, c.hidden_size, c.vocab_size, dloss ?? 0);
+      return native.linearCrossEntropy(train ? s.dh.data : null, train ? this.grads.head(c).data : null, s.lse.data, s.hF.data, head, s.targets, N, c.hidden_size, c.vocab_size, dloss ?? 0, s.precision === 'bf16');
     }
-    linearForward(s.logits!.data, s.hF.data, head, N, c.hidden_size, c.vocab_size);
+    linearForward(s.logits!.data, s.hF.data, head, N, c.hidden_size, c.vocab_size, s.mm);
     return native.crossEntropyForward(s.lse.data, s.logits!.data, s.targets, N, c.vocab_size);
   }
 
@@ -223,7 +234,7 @@ export class LlamaModel {
     if (!s.logits) throw new Error('forwardLogits: these buffers keep no logits (make them with withLogits)');
     this.trunk(s);
     const c = this.config;
-    linearForward(s.logits.data, s.hF.data, this.params.head(c).data, s.B * s.T, c.hidden_size, c.vocab_size);
+    linearForward(s.logits.data, s.hF.data, this.params.head(c).data, s.B * s.T, c.hidden_size, c.vocab_size, s.mm);
     return s.logits.data;
   }
 
@@ -239,7 +250,7 @@ export class LlamaModel {
     if (s.kernels === 'standard') {
       const dlogits = s.logits!.data; // in place
       native.crossEntropyBackward(dlogits, s.logits!.data, s.lse.data, s.targets, N, V, dloss);
-      linearBackward(s.dh.data, this.grads.head(c).data, dlogits, s.hF.data, this.params.head(c).data, N, C, V);
+      linearBackward(s.dh.data, this.grads.head(c).data, dlogits, s.hF.data, this.params.head(c).data, N, C, V, false, s.mm);
     } // the fused path left dL/dhF in s.dh during forward
     const L = c.num_hidden_layers;
     native.fill(s.dres.data, 0, N * C);

@@ -2,12 +2,14 @@
 // separate GEMMs and a separate elementwise activation pass; gate, up and the activation saved.
 import { native, type FloatArray } from '../kernels/native.js';
 import { Tensor, type DType } from '../kernels/tensor.js';
-import { linearBackward, linearForward } from './linear.js';
+import { linearBackward, linearForward, type Matmul } from './linear.js';
 
 export interface MlpShape {
   N: number;
   C: number;
   F: number;
+  /** The GEMM of the projections (default native.gemm: fp32). */
+  mm?: Matmul;
 }
 
 export interface MlpWeights {
@@ -42,18 +44,18 @@ export class MlpGrads {
 
 // out: (N, C)
 export function mlpForward(out: FloatArray, a: MlpActs, h: FloatArray, w: MlpWeights, s: MlpShape): void {
-  linearForward(a.gate.data, h, w.gate, s.N, s.C, s.F);
-  linearForward(a.up.data, h, w.up, s.N, s.C, s.F);
+  linearForward(a.gate.data, h, w.gate, s.N, s.C, s.F, s.mm);
+  linearForward(a.up.data, h, w.up, s.N, s.C, s.F, s.mm);
   native.swigluForward(a.act.data, a.gate.data, a.up.data, s.N * s.F);
-  linearForward(out, a.act.data, w.down, s.N, s.F, s.C);
+  linearForward(out, a.act.data, w.down, s.N, s.F, s.C, s.mm);
 }
 
 // dh: (N, C) overwritten; weight gradients accumulate.
 export function mlpBackward(dh: FloatArray, dw: MlpWeights, dout: FloatArray, a: MlpActs, g: MlpGrads, h: FloatArray, w: MlpWeights, s: MlpShape): void {
-  linearBackward(g.dact.data, dw.down, dout, a.act.data, w.down, s.N, s.F, s.C);
+  linearBackward(g.dact.data, dw.down, dout, a.act.data, w.down, s.N, s.F, s.C, false, s.mm);
   native.swigluBackward(g.dgate.data, g.dup.data, g.dact.data, a.gate.data, a.up.data, s.N * s.F);
-  linearBackward(dh, dw.gate, g.dgate.data, h, w.gate, s.N, s.C, s.F);
-  linearBackward(dh, dw.up, g.dup.data, h, w.up, s.N, s.C, s.F, true);
+  linearBackward(dh, dw.gate, g.dgate.data, h, w.gate, s.N, s.C, s.F, false, s.mm);
+  linearBackward(dh, dw.up, g.dup.data, h, w.up, s.N, s.C, s.F, true, s.mm);
 }
 
 // ---- the fused (litespark) path ----------------------------------------------------------
@@ -78,15 +80,15 @@ export class FusedMlpScratch {
 
 // out: (N, C); act: (N, F) saved for backward.
 export function fusedMlpForward(out: FloatArray, act: FloatArray, sc: FusedMlpScratch, h: FloatArray, w: FusedMlpWeights, s: MlpShape): void {
-  linearForward(sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F);
+  linearForward(sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F, s.mm);
   native.swigluPackedForward(act, sc.gu.data, s.N, s.F);
-  linearForward(out, act, w.down, s.N, s.F, s.C);
+  linearForward(out, act, w.down, s.N, s.F, s.C, s.mm);
 }
 
 // dh: (N, C) overwritten; weight gradients accumulate.
 export function fusedMlpBackward(dh: FloatArray, dw: FusedMlpWeights, dout: FloatArray, act: FloatArray, sc: FusedMlpScratch, h: FloatArray, w: FusedMlpWeights, s: MlpShape): void {
-  linearForward(sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F); // recompute gate and up
-  linearBackward(sc.dact.data, dw.down, dout, act, w.down, s.N, s.F, s.C);
+  linearForward(sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F, s.mm); // recompute gate and up
+  linearBackward(sc.dact.data, dw.down, dout, act, w.down, s.N, s.F, s.C, false, s.mm);
   native.swigluPackedBackward(sc.gu.data, sc.dact.data, sc.gu.data, s.N, s.F); // in place: gu -> dgu
-  linearBackward(dh, dw.gu, sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F);
+  linearBackward(dh, dw.gu, sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F, false, s.mm);
 }

@@ -162,7 +162,7 @@ export async function train(config: Config, hooks: TrainHooks = {}): Promise<Sum
   }
 
   status('building the model');
-  const model = new LlamaModel(mc, 'f32', rc.kernels);
+  const model = new LlamaModel(mc, 'f32', rc.kernels, rc.dtype);
   model.params.init(tc.seed);
   const opt = new AdamW(mc, model.params, model.grads, tc);
   const B = tc.micro_batch_size;

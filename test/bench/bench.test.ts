@@ -65,7 +65,7 @@ test('bench --configs XS writes a row per kernel path with every contract field,
 const BAD: Array<[string, string[], RegExp]> = [
   ['an unknown config', ['bench', '--configs', 'XS,XXL'], /unknown config 'XXL'/],
   ['an unknown kernel path', ['bench', '--kernels', 'standard,turbo'], /unknown kernels 'turbo'/],
-  ['a dtype not built yet', ['bench', '--dtype', 'bf16'], /bf16/],
+  ['an unknown dtype', ['bench', '--dtype', 'fp32,fp8'], /unknown dtype 'fp8'/],
   ['a non-integer step count', ['bench', '--steps', 'x'], /--steps must be an integer/],
 ];
 

@@ -176,3 +176,70 @@ export function adamwRef(p: Arr, g: ArrayLike<number>, m: Arr, v: Arr, n: number
     p[i] = p[i]! - (lr * mhat) / (Math.sqrt(vhat) + eps);
   }
 }
+
+// ---- bf16 ----------------------------------------------------------------------------------
+// bf16: 1 sign bit, 8 exponent bits (bias 127), 7 mantissa bits. Normal values (1 + m/128) *
+// 2^(E-127) for E in 1..254, subnormals m * 2^-133, E = 255: infinity (m = 0) or NaN.
+// Written from the values, not from the fp32 bit pattern (the native code uses the bit trick of
+// native/src/bf16/convert.h); the two must agree bit for bit.
+
+const BF16_MIN_EXP = -126; // exponent of the smallest normal bf16 value
+const BF16_MAX = 255 * 2 ** 120; // (2 - 2^-7) * 2^127, the largest finite bf16 value
+
+/** floor(log2(a)) for a finite a > 0, exactly (Math.log2 may round near powers of two). */
+function exponentOf(a: number): number {
+  let e = Math.floor(Math.log2(a));
+  while (2 ** e > a) e--;
+  while (2 ** (e + 1) <= a) e++;
+  return e;
+}
+
+/**
+ * The bf16 bit pattern nearest to the exact value x (any float64), ties to the even mantissa.
+ * Overflow follows round-to-nearest: values from the midpoint between BF16_MAX and 2^128 up
+ * become infinity. Subnormals are rounded, not flushed; -0 keeps its sign. A NaN gives the
+ * canonical quiet NaN 0x7FC0: a JS number carries no NaN sign or payload, so a test checks NaN
+ * results against the input's bits itself (isBf16NaN).
+ */
+export function bf16BitsRef(x: number): number {
+  if (Number.isNaN(x)) return 0x7fc0;
+  const sign = x < 0 || Object.is(x, -0) ? 0x8000 : 0;
+  const a = Math.abs(x);
+  if (a === Infinity) return sign | 0x7f80;
+  if (a === 0) return sign;
+  // The bf16 values around a are multiples of ulp = 2^(e - 7) in a's binade [2^e, 2^(e+1)),
+  // and of 2^-133 everywhere below 2^-126 (the subnormals).
+  const e = Math.max(exponentOf(a), BF16_MIN_EXP);
+  const ulp = 2 ** (e - 7);
+  const q = a / ulp; // exact: a power-of-two scaling of a float64 that stays normal
+  const lo = Math.floor(q);
+  const frac = q - lo; // exact
+  const n = frac > 0.5 || (frac === 0.5 && lo % 2 === 1) ? lo + 1 : lo; // n in [0, 256]
+  const v = n * ulp; // the rounded magnitude; n = 256 is 2^(e+1), the next binade
+  if (v > BF16_MAX) return sign | 0x7f80; // rounded past the largest finite value
+  if (v === 0) return sign; // below half the smallest subnormal (or the tie at it)
+  if (v < 2 ** BF16_MIN_EXP) return sign | (v / 2 ** -133); // subnormal: m in 1..127
+  const E = exponentOf(v);
+  const m = v / 2 ** (E - 7) - 128; // 0..127
+  return sign | ((E + 127) << 7) | m;
+}
+
+/** The exact value of a bf16 bit pattern (NaN for every NaN pattern). */
+export function bf16ValueRef(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const E = (h >> 7) & 0xff;
+  const m = h & 0x7f;
+  if (E === 0xff) return m === 0 ? sign * Infinity : NaN;
+  if (E === 0) return sign * m * 2 ** -133; // -0 for 0x8000
+  return sign * (128 + m) * 2 ** (E - 134);
+}
+
+/** True for a bf16 NaN pattern (all exponent bits set, non-zero mantissa). */
+export function isBf16NaN(h: number): boolean {
+  return (h & 0x7f80) === 0x7f80 && (h & 0x7f) !== 0;
+}
+
+/** x rounded to the nearest bf16 value (ties to even), as a number. */
+export function roundBf16Ref(x: number): number {
+  return bf16ValueRef(bf16BitsRef(x));
+}

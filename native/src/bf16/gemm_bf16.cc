@@ -6,18 +6,23 @@
 //   for jc over N by NC:
 //     for pc over K by KC:
 //       pack B block -> VNNI panels of 32 columns:   shared by the team, one barrier per block
-//         panel[k/2][j][k%2] (bf16 pairs along k), 128 bytes per k pair; K padded to 32
 //       for ic over this thread's rows by MC:
-//         pack A block -> bf16 rows [i][k] (row stride KCP = KC rounded up to 32), rows padded
+//         pack A block -> bf16 tiles
 //         for jr over this thread's B panels:      the B panel (KCP x 32 bf16, <= 32 KiB) stays in L1
 //           for ir over 32-row A panels:           A streams from L2
 //             AMX: C 32x32 = 4 fp32 tiles (0-3), A 2 tiles (4-5: rows 0-15, 16-31), B 2 tiles
 //             (6-7: columns 0-15, 16-31), 4 TDPBF16PS per 32 k.
 //             AVX-512 BF16: 8 rows x 32 columns in 16 zmm, A pairs broadcast, VDPBF16PS.
 //
-// The same packed layouts serve both units: an AMX A tile is 16 rows of 32 bf16 at stride KCP;
-// an AMX B tile is 16 k-pair rows of 16 columns (64 bytes) at stride 128 bytes; vdpbf16ps reads
-// a zmm of 16 column pairs from the same panel and broadcasts one (k, k+1) pair of an A row.
+// Packed layouts are tile-major, so every tile load reads 1 KiB of consecutive bytes (stride 64)
+// and the A and B streams are sequential for the hardware prefetchers (row-major panels, one
+// tile row every 128 bytes or every KCP elements, ran ~1.4x slower). K is padded to KCP (a
+// multiple of 32) with zeros, rows of A and columns of B to the panel size.
+//   A: 16-row panels; panel p, k block t (32 k): 16 rows x 32 bf16 at (p * KCP/32 + t) * 512.
+//   B: 32-column panels of KCP x 32; in panel q, k block t holds two 1 KiB tiles (columns 0-15,
+//      16-31), each 16 k pairs x 16 columns x 2 bf16 (VNNI: the pair (k, k+1) of a column adjacent).
+// vdpbf16ps reads a zmm of 16 column pairs from a B tile row and broadcasts one (k, k+1) pair
+// of an A row: the same layouts serve both units.
 //
 // C is read and written by the tiles themselves (tile loads/stores with stride ldc) when
 // alpha == 1 and beta is 0 or 1 and the 32x32 tile is whole: the first K block starts from zero
@@ -103,19 +108,22 @@ inline void transpose16(__m512i r[16]) {
   }
 }
 
-// op(A)(i0:i0+mc, pc:pc+kc) -> dst[i * kcp + k] bf16, rows [mc, mcp) and columns [kc, kcp) zero.
+// Offset of the 16 x 32 tile of packed A holding rows [16p, 16p+16) and k [32t, 32t+32).
+inline int64_t a_tile(int64_t p, int64_t t, int64_t kcp) { return (p * (kcp / 32) + t) * 512; }
+
+// op(A)(i0:i0+mc, pc:pc+kc) -> dst as tiles (see the top), rows [mc, mcp) and k [kc, kcp) zero.
 // op(A)(i, k) = transA ? A[k*lda + i] : A[i*lda + k].
 void pack_a(uint16_t* dst, const float* A, int64_t lda, bool transA, int64_t i0, int64_t mc,
             int64_t mcp, int64_t pc, int64_t kc, int64_t kcp) {
   if (!transA) {
     for (int64_t i = 0; i < mc; ++i) {
       const float* s = A + (i0 + i) * lda + pc;
-      uint16_t* d = dst + i * kcp;
-      for (int64_t k = 0; k < kcp; k += 32)
-        _mm512_storeu_si512(d + k, pair_run(s + k, kc - k));
+      uint16_t* d = dst + a_tile(i / 16, 0, kcp) + (i % 16) * 32;
+      for (int64_t k = 0; k < kcp; k += 32, d += 512) _mm512_store_si512(d, pair_run(s + k, kc - k));
     }
   } else {
-    // 16 rows i x 16 k pairs: pairs of source rows k, k+1 give dwords along i; transpose.
+    // 16 rows i x 16 k pairs: pairs of source rows k, k+1 give dwords along i; transposed, the
+    // 16 rows are one tile.
     for (int64_t ib = 0; ib < mc; ib += 16) {
       const __mmask16 m = head_mask(mc - ib);
       for (int64_t kb = 0; kb < kcp; kb += 32) {
@@ -130,16 +138,21 @@ void pack_a(uint16_t* dst, const float* A, int64_t lda, bool transA, int64_t i0,
           r[p] = pair_rows(s, s + lda, m, k + 1 < kc);
         }
         transpose16(r);
-        const int64_t rows = std::min<int64_t>(16, mc - ib);
-        for (int64_t i = 0; i < rows; ++i) _mm512_storeu_si512(dst + (ib + i) * kcp + kb, r[i]);
+        uint16_t* d = dst + a_tile(ib / 16, kb / 32, kcp);
+        for (int i = 0; i < 16; ++i) _mm512_store_si512(d + i * 32, r[i]);
       }
     }
   }
-  for (int64_t i = mc; i < mcp; ++i) std::memset(dst + i * kcp, 0, sizeof(uint16_t) * kcp);
+  // Padding rows: the rest of the last partial 16-row panel (transA wrote it as zeros already,
+  // harmlessly again here), then whole panels.
+  for (int64_t i = mc; i < mcp; ++i) {
+    uint16_t* d = dst + a_tile(i / 16, 0, kcp) + (i % 16) * 32;
+    for (int64_t k = 0; k < kcp; k += 32, d += 512) _mm512_store_si512(d, _mm512_setzero_si512());
+  }
 }
 
-// op(B)(pc:pc+kc, j0:j0+nc) panels [q0, q1) -> dst: panel q at dst + q * kcp * 32, laid out
-// [k/2][j][k%2]; columns past nc and rows past kc zero. op(B)(k, j) = transB ? B[j*ldb + k] : B[k*ldb + j].
+// op(B)(pc:pc+kc, j0:j0+nc) panels [q0, q1) -> dst: panel q at dst + q * kcp * 32, tiles as at
+// the top; columns past nc and k past kc zero. op(B)(k, j) = transB ? B[j*ldb + k] : B[k*ldb + j].
 void pack_b(uint16_t* dst, const float* B, int64_t ldb, bool transB, int64_t pc, int64_t kc, int64_t kcp,
             int64_t j0, int64_t nc, int64_t q0, int64_t q1) {
   for (int64_t q = q0; q < q1; ++q) {
@@ -147,23 +160,25 @@ void pack_b(uint16_t* dst, const float* B, int64_t ldb, bool transB, int64_t pc,
     for (int half = 0; half < 2; ++half) {
       const int64_t jb = q * kNR + half * 16;  // first column of these 16, within the block
       const int64_t ncols = nc - jb;             // valid columns from jb (may be <= 0)
-      if (!transB) {
-        const __mmask16 m = head_mask(ncols);
-        for (int64_t k = 0; k < kcp; k += 2) {
-          __m512i d = _mm512_setzero_si512();
-          if (k < kc && ncols > 0) {
-            const float* s = B + (pc + k) * ldb + j0 + jb;
-            d = pair_rows(s, s + ldb, m, k + 1 < kc);
+      for (int64_t kb = 0; kb < kcp; kb += 32) {
+        uint16_t* tile = panel + kb * kNR + half * 512;  // k block kb/32: 1024 bf16 per block
+        if (!transB) {
+          const __mmask16 m = head_mask(ncols);
+          for (int p = 0; p < 16; ++p) {
+            const int64_t k = kb + 2 * p;
+            __m512i d = _mm512_setzero_si512();
+            if (k < kc && ncols > 0) {
+              const float* s = B + (pc + k) * ldb + j0 + jb;
+              d = pair_rows(s, s + ldb, m, k + 1 < kc);
+            }
+            _mm512_store_si512(tile + p * 32, d);
           }
-          _mm512_store_si512(panel + k * kNR + half * 32, d);
-        }
-      } else {
-        for (int64_t kb = 0; kb < kcp; kb += 32) {
+        } else {
           __m512i r[16];
           for (int j = 0; j < 16; ++j)
             r[j] = j < ncols ? pair_run(B + (j0 + jb + j) * ldb + pc + kb, kc - kb) : _mm512_setzero_si512();
           transpose16(r);  // r[p]: k pair kb/2 + p, columns jb..jb+15
-          for (int p = 0; p < 16; ++p) _mm512_store_si512(panel + (kb + 2 * p) * kNR + half * 32, r[p]);
+          for (int p = 0; p < 16; ++p) _mm512_store_si512(tile + p * 32, r[p]);
         }
       }
     }
@@ -212,14 +227,14 @@ void amx_configure() {
   _tile_loadconfig(&cfg);
 }
 
-// Tiles 0-3 (C) += A panel (32 x kcp) . B panel (kcp x 32).
+// Tiles 0-3 (C) += A micro-panel (32 rows: two 16-row panels) . B panel (kcp x 32).
 inline void amx_tile_loop(const uint16_t* a, const uint16_t* b, int64_t kcp) {
-  const int64_t sa = kcp * 2;
-  for (int64_t k = 0; k < kcp; k += 32) {
-    _tile_loadd(4, a + k, sa);
-    _tile_loadd(6, b + k * kNR, 128);
-    _tile_loadd(5, a + 16 * kcp + k, sa);
-    _tile_loadd(7, b + k * kNR + 32, 128);
+  const uint16_t* a1 = a + kcp * 16;
+  for (int64_t t = 0; t < kcp / 32; ++t) {
+    _tile_loadd(4, a + t * 512, 64);
+    _tile_loadd(6, b + t * 1024, 64);
+    _tile_loadd(5, a1 + t * 512, 64);
+    _tile_loadd(7, b + t * 1024 + 512, 64);
     _tile_dpbf16ps(0, 4, 6);
     _tile_dpbf16ps(1, 4, 7);
     _tile_dpbf16ps(2, 5, 6);
@@ -281,14 +296,18 @@ struct Micro {
     for (int r0 = 0; r0 < mr; r0 += 8) {
       __m512 acc[8][2];
       for (int i = 0; i < 8; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-      const uint16_t* ar = a + r0 * kcp;
+      // Rows r0..r0+7 lie in one 16-row panel: row i of it at panel + t * 512 + i * 32.
+      const uint16_t* ar = a + (r0 / 16) * kcp * 16 + (r0 % 16) * 32;
       for (int64_t k = 0; k < kcp; k += 2) {
-        const __m512bh b0 = (__m512bh)_mm512_load_si512(b + k * kNR);
-        const __m512bh b1 = (__m512bh)_mm512_load_si512(b + k * kNR + 32);
+        const int64_t t = k >> 5, kk = k & 31;
+        const uint16_t* bt = b + t * 1024 + (kk >> 1) * 32;
+        const __m512bh b0 = (__m512bh)_mm512_load_si512(bt);
+        const __m512bh b1 = (__m512bh)_mm512_load_si512(bt + 512);
+        const uint16_t* at = ar + t * 512 + kk;
 #pragma GCC unroll 8
         for (int i = 0; i < 8; ++i) {
           int32_t pair;
-          std::memcpy(&pair, ar + i * kcp + k, 4);
+          std::memcpy(&pair, at + i * 32, 4);
           const __m512bh ai = (__m512bh)_mm512_set1_epi32(pair);
           acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
           acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
@@ -383,7 +402,7 @@ void run_thread(const Problem& p, int tid, int nthreads) {
           const uint16_t* b = Bp + q * kcp * kNR;
           for (int64_t i = 0; i < mc; i += 32) {
             const int mr = static_cast<int>(std::min<int64_t>(32, mc - i));
-            micro(Ap + i * kcp, b, kcp, p.C + (ic + i) * p.ldc + jc + q * kNR, p.ldc, mr, nr, p.alpha, p.beta,
+            micro(Ap + a_tile(i / 16, 0, kcp), b, kcp, p.C + (ic + i) * p.ldc + jc + q * kNR, p.ldc, mr, nr, p.alpha, p.beta,
                   first, local);
           }
         }
