@@ -7,6 +7,8 @@
 #include <omp.h>
 
 #include <string>
+#include <vector>
+#include <type_traits>
 
 #include "bf16/units.h"
 #include "dispatch.h"
@@ -270,6 +272,63 @@ struct GemmBf16 {
 };
 
 // A Uint16Array (bf16 bit patterns) of at least `need` elements.
+uint16_t* u16buf(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t need);
+
+// A matrix argument that is a Float32Array (fp32) or a Uint16Array (bf16 bits).
+void* f32_or_bf16(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t need, bool* is_bf16) {
+  if (i < info.Length() && info[i].IsTypedArray() &&
+      info[i].As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array) {
+    *is_bf16 = true;
+    return u16buf(info, i, name, need);
+  }
+  *is_bf16 = false;
+  return buf<float>(info, i, name, need);
+}
+
+// bf16GemmEx(unit, transA, transB, M, N, K, alpha, A, lda, B, ldb, prepackB, beta, C, ldc): the
+// matrix units' general GEMM (bf16/units.h) for tests and benchmarks: A, B and C each a
+// Float32Array or a Uint16Array of bf16 bits; prepackB packs op(B) whole first (pack_b).
+Napi::Value Bf16GemmEx(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsString()) fail(info.Env(), "unit: expected a string");
+  const std::string name = info[0].As<Napi::String>().Utf8Value();
+  if (name != "amx" && name != "avx512bf16") fail(info.Env(), "unit: expected 'amx' or 'avx512bf16'");
+  bool ok = false;
+  for (auto& u : ls::available_bf16_units()) ok = ok || u == name;
+  if (!ok) throw Napi::Error::New(info.Env(), "bf16GemmEx: unit '" + name + "' is not available on this machine");
+  const bool ta = bool_arg(info, 1, "transA"), tb = bool_arg(info, 2, "transB");
+  const int64_t M = int_arg(info, 3, "M"), N = int_arg(info, 4, "N"), K = int_arg(info, 5, "K");
+  const float alpha = static_cast<float>(num_arg(info, 6, "alpha"));
+  const int64_t lda = int_arg(info, 8, "lda", 1), ldb = int_arg(info, 10, "ldb", 1), ldc = int_arg(info, 14, "ldc", 1);
+  const bool prepack = bool_arg(info, 11, "prepackB");
+  const float beta = static_cast<float>(num_arg(info, 12, "beta"));
+  ls::bf16::Operand A, B;
+  A.data = f32_or_bf16(info, 7, "A", ta ? span(info, "A", K, M, lda) : span(info, "A", M, K, lda), &A.bf16);
+  A.ld = lda, A.trans = ta;
+  B.data = f32_or_bf16(info, 9, "B", tb ? span(info, "B", N, K, ldb) : span(info, "B", K, N, ldb), &B.bf16);
+  B.ld = ldb, B.trans = tb;
+  bool c_bf16 = false;
+  void* C = f32_or_bf16(info, 13, "C", span(info, "C", M, N, ldc), &c_bf16);
+  const ls::bf16::Unit unit = name == "amx" ? ls::bf16::Unit::amx : ls::bf16::Unit::dpbf16;
+  try {
+    std::vector<uint16_t> packed;
+    if (prepack) {
+      packed.resize(static_cast<size_t>(ls::bf16::packed_b_size(K, N)) + 32);
+      // 64-byte alignment for the tile loads.
+      uint16_t* p = packed.data();
+      p += (64 - reinterpret_cast<uintptr_t>(p) % 64) % 64 / 2;
+      ls::bf16::pack_b(p, B, K, N);
+      B = ls::bf16::Operand{};
+      B.packed = p;
+      ls::bf16::gemm(unit, M, N, K, alpha, A, B, beta, C, ldc, c_bf16);
+    } else {
+      ls::bf16::gemm(unit, M, N, K, alpha, A, B, beta, C, ldc, c_bf16);
+    }
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), std::string("bf16GemmEx: ") + e.what());
+  }
+  return info.Env().Undefined();
+}
+
 uint16_t* u16buf(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t need) {
   if (i >= info.Length() || !info[i].IsTypedArray() ||
       info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array)
@@ -455,6 +514,15 @@ struct LinearCrossEntropy {
     T* dW = grads ? buf<T>(info, 1, "dW", V * C) : nullptr;
     const int32_t* tg = ids(info, 5, "targets", N, -1, V);
     const bool bf16 = info.Length() > 10 && !info[10].IsUndefined() && bool_arg(info, 10, "bf16");
+    int unit = 0;
+    if constexpr (std::is_same<T, float>::value) {
+      if (bf16 && ls::bf16_matrix_unit(&unit)) {
+        double s = ls::bf16::linear_cross_entropy(static_cast<ls::bf16::Unit>(unit), dx, dW, buf<T>(info, 2, "lse", N),
+                                                  buf<T>(info, 3, "x", N * C), buf<T>(info, 4, "W", V * C), tg, N, C,
+                                                  V, dloss);
+        return Napi::Number::New(info.Env(), s);
+      }
+    }
     double s = table<T>().linear_cross_entropy(dx, dW, buf<T>(info, 2, "lse", N), buf<T>(info, 3, "x", N * C),
                                                buf<T>(info, 4, "W", V * C), tg, N, C, V, dloss,
                                                bf16 ? bf16_gemm_for<T>() : nullptr);
@@ -657,6 +725,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setBf16Unit", Napi::Function::New(env, SetBf16Unit));
   exports.Set("amxUnavailableReason", Napi::Function::New(env, AmxUnavailableReason));
   exports.Set("peakBf16", Napi::Function::New(env, PeakBf16));
+  exports.Set("bf16GemmEx", Napi::Function::New(env, Bf16GemmEx));
   LS_EXPORT_KERNEL("gemm", Gemm, 6, "A");
   LS_EXPORT_KERNEL("gemmBf16", GemmBf16, 6, "A");
   LS_EXPORT_KERNEL("castToBf16", CastToBf16, 1, "x");

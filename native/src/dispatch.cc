@@ -168,6 +168,14 @@ void set_bf16_unit(const std::string& name) {
                               (name == "amx" && !bf16_state().amx_reason.empty() ? ": " + bf16_state().amx_reason : ""));
 }
 
+bool bf16_matrix_unit(int* unit) {
+  const std::string& u = current_bf16_unit();
+  if (u == "amx") *unit = static_cast<int>(bf16::Unit::amx);
+  else if (u == "avx512bf16") *unit = static_cast<int>(bf16::Unit::dpbf16);
+  else return false;
+  return true;
+}
+
 GemmFn<float> bf16_gemm() {
   const std::string& u = current_bf16_unit();
   if (u == "amx") return bf16::gemm_amx;

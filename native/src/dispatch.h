@@ -29,6 +29,8 @@ std::vector<std::string> available_bf16_units();
 const std::string& current_bf16_unit();
 void set_bf16_unit(const std::string& name);  // throws std::invalid_argument if unavailable
 GemmFn<float> bf16_gemm();                    // the current unit's GEMM
+// The current unit as a matrix unit of bf16/units.h; false for "fp32" (the ISA's FMA GEMM).
+bool bf16_matrix_unit(int* unit);
 // Why AMX is not in available_bf16_units() on a CPU that has it ("" when it is, or absent).
 const std::string& amx_unavailable_reason();
 

@@ -39,6 +39,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
+#include <type_traits>
 
 #include "bf16/units.h"
 #include "kernels/common.h"
@@ -69,19 +71,44 @@ inline __mmask16 head_mask(int64_t n) {
   return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1);
 }
 
-// dword j = bf16(lo[j]) | bf16(hi[j]) << 16: two rows k, k+1 interleaved into VNNI pairs.
-inline __m512i pair_rows(const float* lo, const float* hi, __mmask16 m, bool has_hi) {
-  const __m512i a = rne_lo(_mm512_maskz_loadu_ps(m, lo));
-  if (!has_hi) return a;
-  const __m512i b = rne_lo(_mm512_maskz_loadu_ps(m, hi));
+inline __mmask32 head_mask32(int64_t n) {
+  return n >= 32 ? static_cast<__mmask32>(0xFFFFFFFFu) : n <= 0 ? 0 : static_cast<__mmask32>((1u << n) - 1);
+}
+
+// Operands are fp32 (rounded here) or bf16 bits already (copied). Two access patterns serve
+// every pack:
+//   pair_rows: element j of rows k and k+1 (16 consecutive j) -> dword j = (row k, row k+1) pair.
+//   pair_run:  32 consecutive k of one row -> 16 dwords of consecutive pairs.
+template <bool kBf16>
+inline __m512i pair_rows(const void* lo, const void* hi, __mmask16 m, bool has_hi) {
+  __m512i a, b = _mm512_setzero_si512();
+  if constexpr (kBf16) {
+    a = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, lo));
+    if (has_hi) b = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, hi));
+  } else {
+    a = rne_lo(_mm512_maskz_loadu_ps(m, lo));
+    if (has_hi) b = rne_lo(_mm512_maskz_loadu_ps(m, hi));
+  }
   return _mm512_or_si512(a, _mm512_slli_epi32(b, 16));
 }
 
-// 32 consecutive floats (n valid) -> 16 dwords of consecutive bf16 pairs.
-inline __m512i pair_run(const float* s, int64_t n) {
-  const __m256i lo = _mm512_cvtepi32_epi16(rne_lo(_mm512_maskz_loadu_ps(head_mask(n), s)));
-  const __m256i hi = _mm512_cvtepi32_epi16(rne_lo(_mm512_maskz_loadu_ps(head_mask(n - 16), s + 16)));
-  return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+template <bool kBf16>
+inline __m512i pair_run(const void* s, int64_t n) {
+  if constexpr (kBf16) {
+    return _mm512_maskz_loadu_epi16(head_mask32(n), s);
+  } else {
+    const float* f = static_cast<const float*>(s);
+    const __m256i lo = _mm512_cvtepi32_epi16(rne_lo(_mm512_maskz_loadu_ps(head_mask(n), f)));
+    const __m256i hi = _mm512_cvtepi32_epi16(rne_lo(_mm512_maskz_loadu_ps(head_mask(n - 16), f + 16)));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+  }
+}
+
+// Address of element (row, col) of a row-major fp32 or bf16 matrix.
+template <bool kBf16>
+inline const void* at(const void* base, int64_t ld, int64_t row, int64_t col) {
+  using E = typename std::conditional<kBf16, uint16_t, float>::type;
+  return static_cast<const E*>(base) + row * ld + col;
 }
 
 // In-register transpose of a 16x16 dword matrix (r[i] holds row i).
@@ -112,14 +139,16 @@ inline void transpose16(__m512i r[16]) {
 inline int64_t a_tile(int64_t p, int64_t t, int64_t kcp) { return (p * (kcp / 32) + t) * 512; }
 
 // op(A)(i0:i0+mc, pc:pc+kc) -> dst as tiles (see the top), rows [mc, mcp) and k [kc, kcp) zero.
-// op(A)(i, k) = transA ? A[k*lda + i] : A[i*lda + k].
-void pack_a(uint16_t* dst, const float* A, int64_t lda, bool transA, int64_t i0, int64_t mc,
-            int64_t mcp, int64_t pc, int64_t kc, int64_t kcp) {
-  if (!transA) {
+// op(A)(i, k) = a.trans ? A[k*lda + i] : A[i*lda + k].
+template <bool kBf16>
+void pack_a_t(uint16_t* dst, const Operand& a, int64_t i0, int64_t mc, int64_t mcp, int64_t pc, int64_t kc,
+              int64_t kcp) {
+  if (!a.trans) {
     for (int64_t i = 0; i < mc; ++i) {
-      const float* s = A + (i0 + i) * lda + pc;
+      const void* s = at<kBf16>(a.data, a.ld, i0 + i, pc);
       uint16_t* d = dst + a_tile(i / 16, 0, kcp) + (i % 16) * 32;
-      for (int64_t k = 0; k < kcp; k += 32, d += 512) _mm512_store_si512(d, pair_run(s + k, kc - k));
+      for (int64_t k = 0; k < kcp; k += 32, d += 512)
+        _mm512_store_si512(d, pair_run<kBf16>(at<kBf16>(s, 0, 0, k), kc - k));
     }
   } else {
     // 16 rows i x 16 k pairs: pairs of source rows k, k+1 give dwords along i; transposed, the
@@ -130,12 +159,9 @@ void pack_a(uint16_t* dst, const float* A, int64_t lda, bool transA, int64_t i0,
         __m512i r[16];
         for (int p = 0; p < 16; ++p) {
           const int64_t k = kb + 2 * p;
-          if (k >= kc) {
-            r[p] = _mm512_setzero_si512();
-            continue;
-          }
-          const float* s = A + (pc + k) * lda + i0 + ib;
-          r[p] = pair_rows(s, s + lda, m, k + 1 < kc);
+          r[p] = k < kc ? pair_rows<kBf16>(at<kBf16>(a.data, a.ld, pc + k, i0 + ib), at<kBf16>(a.data, a.ld, pc + k + 1, i0 + ib),
+                                           m, k + 1 < kc)
+                        : _mm512_setzero_si512();
         }
         transpose16(r);
         uint16_t* d = dst + a_tile(ib / 16, kb / 32, kcp);
@@ -151,38 +177,53 @@ void pack_a(uint16_t* dst, const float* A, int64_t lda, bool transA, int64_t i0,
   }
 }
 
-// op(B)(pc:pc+kc, j0:j0+nc) panels [q0, q1) -> dst: panel q at dst + q * kcp * 32, tiles as at
-// the top; columns past nc and k past kc zero. op(B)(k, j) = transB ? B[j*ldb + k] : B[k*ldb + j].
-void pack_b(uint16_t* dst, const float* B, int64_t ldb, bool transB, int64_t pc, int64_t kc, int64_t kcp,
-            int64_t j0, int64_t nc, int64_t q0, int64_t q1) {
+void pack_a(uint16_t* dst, const Operand& a, int64_t i0, int64_t mc, int64_t mcp, int64_t pc, int64_t kc,
+            int64_t kcp) {
+  if (a.bf16)
+    pack_a_t<true>(dst, a, i0, mc, mcp, pc, kc, kcp);
+  else
+    pack_a_t<false>(dst, a, i0, mc, mcp, pc, kc, kcp);
+}
+
+// op(B)(pc:pc+kc, j0:j0+nc) panels [q0, q1) -> dst: panel q at dst + q * pstride, tiles as at the
+// top; columns past nc and k past kc zero. op(B)(k, j) = b.trans ? B[j*ldb + k] : B[k*ldb + j].
+template <bool kBf16>
+void pack_b_t(uint16_t* dst, int64_t pstride, const Operand& b, int64_t pc, int64_t kc, int64_t kcp, int64_t j0,
+              int64_t nc, int64_t q0, int64_t q1) {
   for (int64_t q = q0; q < q1; ++q) {
-    uint16_t* panel = dst + q * kcp * kNR;
+    uint16_t* panel = dst + q * pstride;
     for (int half = 0; half < 2; ++half) {
       const int64_t jb = q * kNR + half * 16;  // first column of these 16, within the block
       const int64_t ncols = nc - jb;             // valid columns from jb (may be <= 0)
       for (int64_t kb = 0; kb < kcp; kb += 32) {
         uint16_t* tile = panel + kb * kNR + half * 512;  // k block kb/32: 1024 bf16 per block
-        if (!transB) {
+        __m512i r[16];
+        if (!b.trans) {
           const __mmask16 m = head_mask(ncols);
           for (int p = 0; p < 16; ++p) {
             const int64_t k = kb + 2 * p;
-            __m512i d = _mm512_setzero_si512();
-            if (k < kc && ncols > 0) {
-              const float* s = B + (pc + k) * ldb + j0 + jb;
-              d = pair_rows(s, s + ldb, m, k + 1 < kc);
-            }
-            _mm512_store_si512(tile + p * 32, d);
+            r[p] = k < kc && ncols > 0 ? pair_rows<kBf16>(at<kBf16>(b.data, b.ld, pc + k, j0 + jb),
+                                                          at<kBf16>(b.data, b.ld, pc + k + 1, j0 + jb), m, k + 1 < kc)
+                                       : _mm512_setzero_si512();
           }
         } else {
-          __m512i r[16];
           for (int j = 0; j < 16; ++j)
-            r[j] = j < ncols ? pair_run(B + (j0 + jb + j) * ldb + pc + kb, kc - kb) : _mm512_setzero_si512();
+            r[j] = j < ncols ? pair_run<kBf16>(at<kBf16>(b.data, b.ld, j0 + jb + j, pc + kb), kc - kb)
+                             : _mm512_setzero_si512();
           transpose16(r);  // r[p]: k pair kb/2 + p, columns jb..jb+15
-          for (int p = 0; p < 16; ++p) _mm512_store_si512(tile + p * 32, r[p]);
         }
+        for (int p = 0; p < 16; ++p) _mm512_store_si512(tile + p * 32, r[p]);
       }
     }
   }
+}
+
+void pack_b_panels(uint16_t* dst, int64_t pstride, const Operand& b, int64_t pc, int64_t kc, int64_t kcp, int64_t j0,
+                   int64_t nc, int64_t q0, int64_t q1) {
+  if (b.bf16)
+    pack_b_t<true>(dst, pstride, b, pc, kc, kcp, j0, nc, q0, q1);
+  else
+    pack_b_t<false>(dst, pstride, b, pc, kc, kcp, j0, nc, q0, q1);
 }
 
 // ---- C tiles through a local buffer --------------------------------------------------------
@@ -197,17 +238,28 @@ inline void local_load(float* local, const float* c, int64_t ldc, int mr, int nr
   }
 }
 
-// c = alpha * local + beta * c over the valid mr x nr (beta == 0: c not read).
-inline void local_merge(float* c, int64_t ldc, const float* local, int mr, int nr, float alpha, float beta) {
-  const __mmask16 m[2] = {head_mask(nr), head_mask(nr - 16)};
-  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-  for (int i = 0; i < mr; ++i)
-    for (int h = 0; h < 2; ++h) {
-      float* p = c + i * ldc + 16 * h;
-      __m512 r = _mm512_mul_ps(va, _mm512_load_ps(local + i * 32 + 16 * h));
-      if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m[h], p), r);
-      _mm512_mask_storeu_ps(p, m[h], r);
-    }
+// Where one output tile goes: fp32 C (c = alpha * acc + beta * c; beta == 0 never reads c) or
+// bf16 C (c = bf16(alpha * acc); beta is 0 there).
+struct Out {
+  void* c;
+  int64_t ldc;
+  bool bf16;
+  float alpha, beta;
+  int mr, nr;
+};
+
+// Stores row i, half h (16 columns) of a tile from the vector acc.
+inline void store_row(const Out& o, int i, int h, __m512 acc) {
+  const __mmask16 m = head_mask(o.nr - 16 * h);
+  __m512 r = _mm512_mul_ps(_mm512_set1_ps(o.alpha), acc);
+  if (o.bf16) {
+    uint16_t* p = static_cast<uint16_t*>(o.c) + i * o.ldc + 16 * h;
+    _mm256_mask_storeu_epi16(p, m, _mm512_cvtepi32_epi16(rne_lo(r)));
+    return;
+  }
+  float* p = static_cast<float*>(o.c) + i * o.ldc + 16 * h;
+  if (o.beta != 0.0f) r = _mm512_fmadd_ps(_mm512_set1_ps(o.beta), _mm512_maskz_loadu_ps(m, p), r);
+  _mm512_mask_storeu_ps(p, m, r);
 }
 
 // ---- AMX ------------------------------------------------------------------------------------
@@ -242,105 +294,94 @@ inline void amx_tile_loop(const uint16_t* a, const uint16_t* b, int64_t kcp) {
   }
 }
 
-struct Micro {
-  // C(mr x nr at c) from packed panels; `first`: the first K block (beta applies).
-  static void amx(const uint16_t* a, const uint16_t* b, int64_t kcp, float* c, int64_t ldc, int mr,
-                  int nr, float alpha, float beta, bool first, float* local) {
-    const bool direct = alpha == 1.0f && (beta == 0.0f || beta == 1.0f || !first);
-    const bool zero_start = first && beta == 0.0f;
-    if (direct && mr == 32 && nr == 32) {
-      const int64_t sc = ldc * 4;
-      if (zero_start) {
-        _tile_zero(0);
-        _tile_zero(1);
-        _tile_zero(2);
-        _tile_zero(3);
-      } else {
-        _tile_loadd(0, c, sc);
-        _tile_loadd(1, c + 16, sc);
-        _tile_loadd(2, c + 16 * ldc, sc);
-        _tile_loadd(3, c + 16 * ldc + 16, sc);
-      }
-      amx_tile_loop(a, b, kcp);
-      _tile_stored(0, c, sc);
-      _tile_stored(1, c + 16, sc);
-      _tile_stored(2, c + 16 * ldc, sc);
-      _tile_stored(3, c + 16 * ldc + 16, sc);
-      return;
+// One 32 x 32 tile of C from an A micro-panel and a B panel. `first`: the first K block (beta
+// applies; later blocks accumulate into C).
+void micro_amx(const uint16_t* a, const uint16_t* b, int64_t kcp, const Out& o, bool first, float* local) {
+  const bool accumulate = !first || o.beta != 0.0f;
+  if (!o.bf16 && o.alpha == 1.0f && (!accumulate || !first || o.beta == 1.0f) && o.mr == 32 && o.nr == 32) {
+    // The tiles read and write C themselves.
+    float* c = static_cast<float*>(o.c);
+    const int64_t sc = o.ldc * 4;
+    if (!accumulate) {
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+    } else {
+      _tile_loadd(0, c, sc);
+      _tile_loadd(1, c + 16, sc);
+      _tile_loadd(2, c + 16 * o.ldc, sc);
+      _tile_loadd(3, c + 16 * o.ldc + 16, sc);
     }
-    // Local buffer: accumulate from C when direct and not starting from zero; else from zero and
-    // merge with alpha / beta afterwards.
-    const bool from_c = direct && !zero_start;
-    local_load(local, c, ldc, mr, nr, from_c);
-    _tile_loadd(0, local, 128);
-    _tile_loadd(1, local + 16, 128);
-    _tile_loadd(2, local + 16 * 32, 128);
-    _tile_loadd(3, local + 16 * 32 + 16, 128);
     amx_tile_loop(a, b, kcp);
-    _tile_stored(0, local, 128);
-    _tile_stored(1, local + 16, 128);
-    _tile_stored(2, local + 16 * 32, 128);
-    _tile_stored(3, local + 16 * 32 + 16, 128);
-    if (direct)
-      local_merge(c, ldc, local, mr, nr, 1.0f, 0.0f);
-    else
-      local_merge(c, ldc, local, mr, nr, alpha, first ? beta : 1.0f);
+    _tile_stored(0, c, sc);
+    _tile_stored(1, c + 16, sc);
+    _tile_stored(2, c + 16 * o.ldc, sc);
+    _tile_stored(3, c + 16 * o.ldc + 16, sc);
+    return;
   }
+  // Through the local buffer: from zero, then stored with alpha and beta (later K blocks add
+  // to C: beta 1).
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  amx_tile_loop(a, b, kcp);
+  _tile_stored(0, local, 128);
+  _tile_stored(1, local + 16, 128);
+  _tile_stored(2, local + 16 * 32, 128);
+  _tile_stored(3, local + 16 * 32 + 16, 128);
+  Out out = o;
+  if (!first) out.beta = 1.0f;
+  for (int i = 0; i < o.mr; ++i)
+    for (int h = 0; h < 2; ++h) store_row(out, i, h, _mm512_load_ps(local + i * 32 + 16 * h));
+}
 
-  // AVX-512 BF16: rows of the 32-row panel in groups of 8; 8 x 32 accumulators.
-  static void dp(const uint16_t* a, const uint16_t* b, int64_t kcp, float* c, int64_t ldc, int mr,
-                 int nr, float alpha, float beta, bool first, float* local) {
-    const float use_beta = first ? beta : 1.0f;
-    const __mmask16 m[2] = {head_mask(nr), head_mask(nr - 16)};
-    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(use_beta);
-    for (int r0 = 0; r0 < mr; r0 += 8) {
-      __m512 acc[8][2];
-      for (int i = 0; i < 8; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-      // Rows r0..r0+7 lie in one 16-row panel: row i of it at panel + t * 512 + i * 32.
-      const uint16_t* ar = a + (r0 / 16) * kcp * 16 + (r0 % 16) * 32;
-      for (int64_t k = 0; k < kcp; k += 2) {
-        const int64_t t = k >> 5, kk = k & 31;
-        const uint16_t* bt = b + t * 1024 + (kk >> 1) * 32;
-        const __m512bh b0 = (__m512bh)_mm512_load_si512(bt);
-        const __m512bh b1 = (__m512bh)_mm512_load_si512(bt + 512);
-        const uint16_t* at = ar + t * 512 + kk;
+// AVX-512 BF16: rows of the 32-row micro-panel in groups of 8; 8 x 32 accumulators in zmm.
+void micro_dp(const uint16_t* a, const uint16_t* b, int64_t kcp, const Out& o, bool first, float*) {
+  Out out = o;
+  if (!first) out.beta = 1.0f;
+  for (int r0 = 0; r0 < o.mr; r0 += 8) {
+    __m512 acc[8][2];
+    for (int i = 0; i < 8; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    // Rows r0..r0+7 lie in one 16-row panel: row i of it at panel + t * 512 + i * 32.
+    const uint16_t* ar = a + (r0 / 16) * kcp * 16 + (r0 % 16) * 32;
+    for (int64_t k = 0; k < kcp; k += 2) {
+      const int64_t t = k >> 5, kk = k & 31;
+      const uint16_t* bt = b + t * 1024 + (kk >> 1) * 32;
+      const __m512bh b0 = (__m512bh)_mm512_load_si512(bt);
+      const __m512bh b1 = (__m512bh)_mm512_load_si512(bt + 512);
+      const uint16_t* at_k = ar + t * 512 + kk;
 #pragma GCC unroll 8
-        for (int i = 0; i < 8; ++i) {
-          int32_t pair;
-          std::memcpy(&pair, at + i * 32, 4);
-          const __m512bh ai = (__m512bh)_mm512_set1_epi32(pair);
-          acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
-          acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
-        }
+      for (int i = 0; i < 8; ++i) {
+        int32_t pair;
+        std::memcpy(&pair, at_k + i * 32, 4);
+        const __m512bh ai = (__m512bh)_mm512_set1_epi32(pair);
+        acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
+        acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
       }
-      const int rows = std::min(8, mr - r0);
-      for (int i = 0; i < rows; ++i)
-        for (int h = 0; h < 2; ++h) {
-          float* p = c + (r0 + i) * ldc + 16 * h;
-          __m512 r = _mm512_mul_ps(va, acc[i][h]);
-          if (use_beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m[h], p), r);
-          _mm512_mask_storeu_ps(p, m[h], r);
-        }
     }
+    const int rows = std::min(8, o.mr - r0);
+    Out rowsout = out;
+    rowsout.c = o.bf16 ? static_cast<void*>(static_cast<uint16_t*>(o.c) + r0 * o.ldc)
+                       : static_cast<void*>(static_cast<float*>(o.c) + r0 * o.ldc);
+    for (int i = 0; i < rows; ++i)
+      for (int h = 0; h < 2; ++h) store_row(rowsout, i, h, acc[i][h]);
   }
-};
+}
 
-using MicroFn = void (*)(const uint16_t*, const uint16_t*, int64_t, float*, int64_t, int, int, float,
-                         float, bool, float*);
+using MicroFn = void (*)(const uint16_t*, const uint16_t*, int64_t, const Out&, bool, float*);
 
 struct Problem {
-  bool transA, transB;
   int64_t M, N, K;
-  float alpha;
-  const float* A;
-  int64_t lda;
-  const float* B;
-  int64_t ldb;
-  float beta;
-  float* C;
+  float alpha, beta;
+  Operand A, B;
+  void* C;
   int64_t ldc;
+  bool c_bf16;
   int64_t kc_max, kcp_max, nc_max;
-  uint16_t* Bbuf[2];  // shared packed-B blocks, double-buffered
+  uint16_t* Bbuf[2];  // shared packed-B blocks, double-buffered (unused when B.packed)
+  int64_t Kp;         // K rounded up to 32: the panel length of a pre-packed B
   bool amx;
 };
 
@@ -362,8 +403,10 @@ void choose_grid(int nthreads, int64_t M, int64_t N, int& tm, int& tn) {
   }
 }
 
+size_t a_block_bytes(int64_t kcp_max) { return sizeof(uint16_t) * kMC * kcp_max; }
+
 void run_thread(const Problem& p, int tid, int nthreads) {
-  const MicroFn micro = p.amx ? Micro::amx : Micro::dp;
+  const MicroFn micro = p.amx ? micro_amx : micro_dp;
   if (p.amx) amx_configure();
   int tm = nthreads, tn = 1;
   choose_grid(nthreads, p.M, std::min(p.N, p.nc_max), tm, tn);
@@ -372,38 +415,51 @@ void run_thread(const Problem& p, int tid, int nthreads) {
   split(ceil_div(p.M, 32), tm, ti, r0, r1);
   r0 *= 32;
   r1 = std::min(p.M, r1 * 32);
-  // Slot 0: the calling thread's also holds the B blocks (placed first by gemm()); others own
-  // theirs. [A block (kMC x kcp_max) | local C tile (32 x 32 fp32)].
-  const size_t a_bytes = sizeof(uint16_t) * kMC * p.kcp_max, b_bytes = sizeof(uint16_t) * p.kcp_max * p.nc_max;
+  // Slot 0 of the calling thread begins with the shared B blocks (placed by gemm()); every
+  // thread's then holds [A block (kMC x kcp_max) | local C tile (32 x 32 fp32)].
+  const bool prepacked = p.B.packed != nullptr;
+  const size_t b_bytes = prepacked ? 0 : sizeof(uint16_t) * p.kcp_max * p.nc_max;
   const size_t lead = tid == 0 ? (nthreads > 1 ? 2 : 1) * b_bytes : 0;
+  const size_t a_bytes = a_block_bytes(p.kcp_max);
   char* ws = static_cast<char*>(thread_workspace(lead + a_bytes + 32 * 32 * sizeof(float), 0));
   uint16_t* Ap = reinterpret_cast<uint16_t*>(ws + lead);
   float* local = reinterpret_cast<float*>(ws + lead + a_bytes);
+  const size_t esize = p.c_bf16 ? 2 : 4;
   int iter = 0;
   for (int64_t jc = 0; jc < p.N; jc += p.nc_max) {
     const int64_t nc = std::min(p.nc_max, p.N - jc), npanels = ceil_div(nc, kNR);
     for (int64_t pc = 0; pc < p.K; pc += p.kc_max, ++iter) {
       const int64_t kc = std::min(p.kc_max, p.K - pc), kcp = ceil_div(kc, 32) * 32;
-      uint16_t* Bp = p.Bbuf[iter & 1];
+      const uint16_t* Bp;
+      int64_t pstride;  // elements between consecutive B panels
       int64_t q0, q1;
-      split(npanels, nthreads, tid, q0, q1);
-      pack_b(Bp, p.B, p.ldb, p.transB, pc, kc, kcp, jc, nc, q0, q1);
-      if (nthreads > 1) {
+      if (prepacked) {
+        pstride = p.Kp * kNR;
+        Bp = p.B.packed + (jc / kNR) * pstride + pc * kNR;
+      } else {
+        pstride = kcp * kNR;
+        uint16_t* buf = p.Bbuf[iter & 1];
+        split(npanels, nthreads, tid, q0, q1);
+        pack_b_panels(buf, pstride, p.B, pc, kc, kcp, jc, nc, q0, q1);
+        // One barrier per block: with two B buffers, a thread packing block i+1 knows every
+        // thread has finished computing block i-1 (it passed barrier i).
+        if (nthreads > 1) {
 #pragma omp barrier
+        }
+        Bp = buf;
       }
       split(npanels, tn, tj, q0, q1);
       if (q0 == q1) continue;
       const bool first = pc == 0;
       for (int64_t ic = r0; ic < r1; ic += kMC) {
         const int64_t mc = std::min(kMC, r1 - ic), mcp = ceil_div(mc, 32) * 32;
-        pack_a(Ap, p.A, p.lda, p.transA, ic, mc, mcp, pc, kc, kcp);
+        pack_a(Ap, p.A, ic, mc, mcp, pc, kc, kcp);
         for (int64_t q = q0; q < q1; ++q) {
-          const int nr = static_cast<int>(std::min<int64_t>(kNR, nc - q * kNR));
-          const uint16_t* b = Bp + q * kcp * kNR;
+          const uint16_t* b = Bp + q * pstride;
           for (int64_t i = 0; i < mc; i += 32) {
-            const int mr = static_cast<int>(std::min<int64_t>(32, mc - i));
-            micro(Ap + a_tile(i / 16, 0, kcp), b, kcp, p.C + (ic + i) * p.ldc + jc + q * kNR, p.ldc, mr, nr, p.alpha, p.beta,
-                  first, local);
+            Out o{static_cast<char*>(p.C) + ((ic + i) * p.ldc + jc + q * kNR) * esize, p.ldc, p.c_bf16, p.alpha, p.beta,
+                  static_cast<int>(std::min<int64_t>(32, mc - i)), static_cast<int>(std::min<int64_t>(kNR, nc - q * kNR))};
+            micro(Ap + a_tile(i / 16, 0, kcp), b, kcp, o, first, local);
           }
         }
       }
@@ -412,9 +468,14 @@ void run_thread(const Problem& p, int tid, int nthreads) {
   if (p.amx) _tile_release();
 }
 
-void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
+void scale_c(int64_t M, int64_t N, float beta, void* C, int64_t ldc, bool c_bf16) {
   for (int64_t i = 0; i < M; ++i) {
-    float* c = C + i * ldc;
+    if (c_bf16) {  // beta is 0 for bf16 C
+      uint16_t* c = static_cast<uint16_t*>(C) + i * ldc;
+      std::fill(c, c + N, uint16_t{0});
+      continue;
+    }
+    float* c = static_cast<float*>(C) + i * ldc;
     if (beta == 0.0f)
       std::fill(c, c + N, 0.0f);
     else if (beta != 1.0f)
@@ -422,21 +483,25 @@ void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t ldc) {
   }
 }
 
-void gemm_unit(bool amx, bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
-               const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+}  // namespace
+
+void gemm(Unit unit, int64_t M, int64_t N, int64_t K, float alpha, const Operand& A, const Operand& B,
+          float beta, void* C, int64_t ldc, bool c_bf16) {
+  if (c_bf16 && beta != 0.0f) throw std::invalid_argument("bf16 gemm: a bf16 C needs beta == 0");
   if (M <= 0 || N <= 0) return;
-  if (K <= 0 || alpha == 0.0f) return scale_c(M, N, beta, C, ldc);
-  Problem p{transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0, 0, 0, {}, amx};
-  p.kc_max = ceil_div(K, ceil_div(K, kKC));  // balanced K blocks
+  if (K <= 0 || alpha == 0.0f) return scale_c(M, N, beta, C, ldc, c_bf16);
+  Problem p{M, N, K, alpha, beta, A, B, C, ldc, c_bf16, 0, 0, 0, {}, ceil_div(K, 32) * 32, unit == Unit::amx};
+  // Balanced K blocks of a multiple of 32 (a pre-packed B is addressed by K offset); a bf16 C
+  // is rounded once, so its K runs in one block.
+  p.kc_max = c_bf16 ? K : ceil_div(ceil_div(K, ceil_div(K, kKC)), 32) * 32;
   p.kcp_max = ceil_div(p.kc_max, 32) * 32;
   p.nc_max = ceil_div(ceil_div(N, ceil_div(N, kNC)), kNR) * kNR;
   // Fork only when each thread gets real work (~4M multiply-adds: ~10 us on AMX).
   int nthreads = omp_in_parallel() ? 1 : omp_get_max_threads();
   nthreads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nthreads, (M * N * K) >> 22)));
-  const size_t b_bytes = sizeof(uint16_t) * p.kcp_max * p.nc_max;
-  const size_t a_bytes = sizeof(uint16_t) * kMC * p.kcp_max;
+  const size_t b_bytes = B.packed ? 0 : sizeof(uint16_t) * p.kcp_max * p.nc_max;
   char* ws = static_cast<char*>(
-      thread_workspace((nthreads > 1 ? 2 : 1) * b_bytes + a_bytes + 32 * 32 * sizeof(float), 0));
+      thread_workspace((nthreads > 1 ? 2 : 1) * b_bytes + a_block_bytes(p.kcp_max) + 32 * 32 * sizeof(float), 0));
   p.Bbuf[0] = reinterpret_cast<uint16_t*>(ws);
   p.Bbuf[1] = reinterpret_cast<uint16_t*>(ws + (nthreads > 1 ? b_bytes : 0));
   if (nthreads == 1) return run_thread(p, 0, 1);
@@ -444,17 +509,23 @@ void gemm_unit(bool amx, bool transA, bool transB, int64_t M, int64_t N, int64_t
   run_thread(p, omp_get_thread_num(), omp_get_num_threads());
 }
 
-}  // namespace
+int64_t packed_b_size(int64_t K, int64_t N) { return ceil_div(N, kNR) * kNR * (ceil_div(K, 32) * 32); }
+
+void pack_b(uint16_t* dst, const Operand& B, int64_t K, int64_t N) {
+  const int64_t Kp = ceil_div(K, 32) * 32, npanels = ceil_div(N, kNR);
+#pragma omp parallel for schedule(static) if (K * N > (1 << 16) && !omp_in_parallel())
+  for (int64_t q = 0; q < npanels; ++q) pack_b_panels(dst, Kp * kNR, B, 0, K, Kp, 0, N, q, q + 1);
+}
 
 void gemm_amx(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
               int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  gemm_unit(true, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  gemm(Unit::amx, M, N, K, alpha, Operand{A, lda, transA}, Operand{B, ldb, transB}, beta, C, ldc, false);
 }
 
 void gemm_dpbf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
                  const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                  int64_t ldc) {
-  gemm_unit(false, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  gemm(Unit::dpbf16, M, N, K, alpha, Operand{A, lda, transA}, Operand{B, ldb, transB}, beta, C, ldc, false);
 }
 
 }  // namespace bf16

@@ -12,6 +12,31 @@
 namespace ls {
 namespace bf16 {
 
+enum class Unit { amx, dpbf16 };
+
+// One GEMM operand: row-major fp32 (rounded to bf16 while packed) or bf16 bits (copied), with
+// leading dimension ld; op(X) = X^T when trans. For B, `packed` may instead point at the whole
+// of op(B) already packed by pack_b() (then data, ld, trans and bf16 are not read): a weight
+// packed once per step rather than once per GEMM call.
+struct Operand {
+  const void* data = nullptr;
+  int64_t ld = 0;
+  bool trans = false;
+  bool bf16 = false;
+  const uint16_t* packed = nullptr;
+};
+
+// C(M,N) = alpha * op(A) op(B) + beta * C. C is fp32 (c_bf16 false) or bf16 bits rounded to
+// nearest even (c_bf16 true; then beta must be 0 and the K loop runs in one block, so C is
+// rounded once). Multi-threaded unless called inside an OpenMP parallel region.
+void gemm(Unit unit, int64_t M, int64_t N, int64_t K, float alpha, const Operand& A, const Operand& B,
+          float beta, void* C, int64_t ldc, bool c_bf16);
+
+// bf16 elements of op(B) (K x N) packed whole for gemm's B.packed, and the packing itself
+// (multi-threaded). The layout is the units' tile layout, the same for AMX and AVX-512 BF16.
+int64_t packed_b_size(int64_t K, int64_t N);
+void pack_b(uint16_t* dst, const Operand& B, int64_t K, int64_t N);
+
 // AMX: TDPBF16PS on 16x32 bf16 tiles into 16x16 fp32 tiles (Sapphire Rapids and later).
 void gemm_amx(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
               int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
@@ -19,6 +44,11 @@ void gemm_amx(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float a
 void gemm_dpbf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
                  const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                  int64_t ldc);
+
+// kernels/linear_cross_entropy.cc's contract on a matrix unit, with the logits of each chunk
+// held (and the dlogits written) in bf16 (head_bf16.cc).
+double linear_cross_entropy(Unit unit, float* dx, float* dW, float* lse, const float* x, const float* W,
+                            const int32_t* targets, int64_t N, int64_t C, int64_t V, float dloss);
 
 // Peak calibration loops (GFLOP/s with `threads` OpenMP threads for about `seconds`), two flops
 // per bf16 multiply-add, like the fp32 FMA peak.

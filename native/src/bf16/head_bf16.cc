@@ -1,0 +1,133 @@
+// The output head + cross-entropy on a bf16 matrix unit (kernels/linear_cross_entropy.cc is the
+// fp32 kernel; this is its mixed-precision counterpart, units.h):
+//
+//   Wt = pack(W^T), Wn = pack(W)         the weight packed once per call (not once per chunk)
+//   for each chunk of R rows:            x_c: (R, C) fp32, W: (V, C)
+//     logits (R, V) bf16 = x_c W^T       GEMM with a bf16 C, as torch.autocast's bf16 matmul
+//     lse, loss per row in fp32; in training the logits become, in place,
+//     dlogits bf16 = (softmax - onehot(target)) * dloss   (zero rows where target < 0)
+//     dx_c (R, C)  = dlogits Wn          bf16 A read as is: no rounding, no conversion
+//     dW (V, C)   += dlogits^T x_c
+//
+// Why bf16 logits: at AMX speed the head is bound by memory, not arithmetic; the fp32 logits of
+// a chunk (R x V x 4 bytes) were written by one GEMM, read and rewritten by the softmax and read
+// by two more GEMMs. In bf16 every one of those passes moves half the bytes, and the GEMMs
+// would round the dlogits to bf16 anyway. The loss then sees logits rounded to bf16 (|error| <=
+// 2^-9 |logit|), as in PyTorch's bf16 autocast; the softmax statistics are fp32.
+//
+// Memory: R x V bf16 in workspace slot 2 and the two packed weights in slot 3 of the calling
+// thread (the GEMMs use slot 0; slot 3 is otherwise only sum_squares', never during this call).
+// Determinism: as the fp32 kernel (fixed R, one thread per row, deterministic GEMMs).
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#include "bf16/convert.h"
+#include "bf16/units.h"
+#include "kernels/common.h"
+#include "kernels/vexp.h"
+#include "memory.h"
+
+namespace ls {
+namespace bf16 {
+namespace {
+
+// 768 rows: 768 x 32000 x 2 B = 49 MB of bf16 logits, the bytes of the fp32 kernel's 384-row
+// chunk; fewer chunks mean fewer passes of the dW GEMM's output over (V, C).
+constexpr int64_t kChunkRows = 768;
+
+using VF = LS_ISA::vfloat;
+
+inline __m512 load16(const uint16_t* p, __mmask16 m) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+
+inline __mmask16 mask_from(int64_t n) {
+  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1);
+}
+
+inline __m512 vexp512(__m512 x) { return reinterpret_cast<__m512>(LS_ISA::vexp(reinterpret_cast<VF>(x))); }
+
+// The softmax cross-entropy of one row of bf16 logits; in training the row becomes dlogits.
+double softmax_row(uint16_t* row, int64_t V, int32_t t, float dloss, bool train, float* lse) {
+  __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t j = 0; j < V; j += 16) {
+    const __mmask16 k = mask_from(V - j);
+    m = _mm512_mask_max_ps(m, k, m, load16(row + j, k));
+  }
+  const float mx = _mm512_reduce_max_ps(m);
+  const __m512 vmx = _mm512_set1_ps(mx);
+  __m512 s = _mm512_setzero_ps();
+  for (int64_t j = 0; j < V; j += 16) {
+    const __mmask16 k = mask_from(V - j);
+    s = _mm512_add_ps(s, _mm512_maskz_mov_ps(k, vexp512(_mm512_sub_ps(load16(row + j, k), vmx))));
+  }
+  const float sum = _mm512_reduce_add_ps(s);
+  const float l = mx + std::log(sum);
+  *lse = l;
+  const float x_t = t >= 0 ? f32_from_bf16(row[t]) : 0.0f;
+  if (!train) return t >= 0 ? double(l) - double(x_t) : 0.0;
+  if (t < 0) {
+    std::memset(row, 0, sizeof(uint16_t) * V);
+    return 0.0;
+  }
+  const __m512 scale = _mm512_set1_ps(dloss / sum);
+  for (int64_t j = 0; j < V; j += 16) {
+    const __mmask16 k = mask_from(V - j);
+    const __m512 p = _mm512_mul_ps(vexp512(_mm512_sub_ps(load16(row + j, k), vmx)), scale);
+    // fp32 -> bf16, nearest even (the values are finite and >= 0).
+    const __m512i u = _mm512_castps_si512(p);
+    const __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1)),
+                                                           _mm512_set1_epi32(0x7FFF)));
+    _mm256_mask_storeu_epi16(row + j, k, _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
+  }
+  row[t] = bf16_from_f32(std::exp(x_t - mx) * (dloss / sum) - dloss);
+  return double(l) - double(x_t);
+}
+
+}  // namespace
+
+double linear_cross_entropy(Unit unit, float* dx, float* dW, float* lse, const float* x, const float* W,
+                            const int32_t* targets, int64_t N, int64_t C, int64_t V, float dloss) {
+  if (N <= 0) return 0.0;
+  const bool train = dx != nullptr;
+  const int64_t R = std::min(N, kChunkRows);
+  const int64_t wt_size = packed_b_size(C, V), wn_size = train ? packed_b_size(V, C) : 0;
+  uint16_t* wpack = static_cast<uint16_t*>(thread_workspace(sizeof(uint16_t) * (wt_size + wn_size), 3));
+  uint16_t* Wt = wpack;            // op(B) = W^T: (C, V)
+  uint16_t* Wn = wpack + wt_size;  // op(B) = W: (V, C)
+  pack_b(Wt, Operand{W, C, true, false}, C, V);
+  if (train) pack_b(Wn, Operand{W, C, false, false}, V, C);
+
+  const size_t logits_bytes = static_cast<size_t>(ceil_div(int64_t(sizeof(uint16_t)) * R * V, 64) * 64);
+  char* ws = static_cast<char*>(thread_workspace(logits_bytes + sizeof(double) * R, 2));
+  uint16_t* logits = reinterpret_cast<uint16_t*>(ws);
+  double* row_loss = reinterpret_cast<double*>(ws + logits_bytes);
+
+  double total = 0;
+  for (int64_t n0 = 0; n0 < N; n0 += R) {
+    const int64_t rows = std::min(R, N - n0);
+    const float* xc = x + n0 * C;
+    Operand packed_wt;
+    packed_wt.packed = Wt;
+    gemm(unit, rows, V, C, 1.0f, Operand{xc, C, false, false}, packed_wt, 0.0f, logits, V, true);
+#pragma omp parallel for schedule(static) if (rows * V > (1 << 16))
+    for (int64_t r = 0; r < rows; ++r)
+      row_loss[r] = softmax_row(logits + r * V, V, targets[n0 + r], dloss, train, lse + n0 + r);
+    for (int64_t r = 0; r < rows; ++r) total += row_loss[r];
+    if (!train) continue;
+    Operand packed_wn;
+    packed_wn.packed = Wn;
+    gemm(unit, rows, C, V, 1.0f, Operand{logits, V, false, true}, packed_wn, 0.0f, dx + n0 * C, C, false);
+    gemm(unit, V, C, rows, 1.0f, Operand{logits, V, true, true}, Operand{xc, C, false, false}, 1.0f, dW, C, false);
+  }
+  return total;
+}
+
+}  // namespace bf16
+}  // namespace ls
