@@ -62,6 +62,21 @@ export interface NativeAddon {
    */
   gemmBf16(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
     A: FloatArray, lda: number, B: FloatArray, ldb: number, beta: number, C: FloatArray, ldc: number): void;
+  /**
+   * The bf16 matrix units' general GEMM ('amx' | 'avx512bf16'): A, B and C each fp32
+   * (Float32Array) or bf16 bits (Uint16Array); a bf16 C is rounded once (beta must be 0);
+   * prepackB packs op(B) whole first, as a weight packed once per step is.
+   */
+  bf16GemmEx(unit: 'amx' | 'avx512bf16', transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+    A: Float32Array | Uint16Array, lda: number, B: Float32Array | Uint16Array, ldb: number, prepackB: boolean, beta: number,
+    C: Float32Array | Uint16Array, ldc: number): void;
+  /**
+   * The fused MLP's gate/up GEMM with SwiGLU in its epilogue, on the current bf16 unit (a matrix
+   * unit: 'amx' or 'avx512bf16'). Wgu (2F, C) = [gate_proj; up_proj]. Forward: act (N, F) =
+   * silu(h Wg^T) * (h Wu^T). Backward (act null): dgu (N, 2F) = [dact * up * silu'(gate) | dact * silu(gate)].
+   */
+  gateUpSwiglu(act: Float32Array | null, dgu: Float32Array | null, dact: Float32Array | null, h: Float32Array,
+    Wgu: Float32Array, N: number, C: number, F: number): void;
   /** y = bf16 bits of x (round to nearest even; NaN stays NaN; subnormals kept). */
   castToBf16(y: Uint16Array, x: FloatArray, n: number): void;
   castFromBf16(y: FloatArray, x: Uint16Array, n: number): void;

@@ -60,7 +60,9 @@ export function mlpBackward(dh: FloatArray, dw: MlpWeights, dout: FloatArray, a:
 
 // ---- the fused (litespark) path ----------------------------------------------------------
 // Gate and up as one GEMM over their packed 2F x C weights, SwiGLU applied right after on the
-// still-hot result, only the activation saved: gate and up are recomputed in backward.
+// still-hot result, only the activation saved: gate and up are recomputed in backward. Under
+// bf16 on a matrix unit (AMX / AVX-512 BF16) SwiGLU runs in that GEMM's epilogue: gate and up
+// live only in tiles, and backward's recompute writes dgu directly.
 
 export interface FusedMlpWeights {
   gu: FloatArray; // (2F, C): gate_proj then up_proj
@@ -78,17 +80,31 @@ export class FusedMlpScratch {
   }
 }
 
+/** True when the gate/up GEMM runs with SwiGLU in its epilogue (bf16 on a matrix unit). */
+function swigluInEpilogue(s: MlpShape, h: FloatArray): h is Float32Array {
+  return s.mm === native.gemmBf16 && h instanceof Float32Array && native.bf16Unit() !== 'fp32';
+}
+
 // out: (N, C); act: (N, F) saved for backward.
 export function fusedMlpForward(out: FloatArray, act: FloatArray, sc: FusedMlpScratch, h: FloatArray, w: FusedMlpWeights, s: MlpShape): void {
-  linearForward(sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F, s.mm);
-  native.swigluPackedForward(act, sc.gu.data, s.N, s.F);
+  if (swigluInEpilogue(s, h)) {
+    native.gateUpSwiglu(act as Float32Array, null, null, h, w.gu as Float32Array, s.N, s.C, s.F);
+  } else {
+    linearForward(sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F, s.mm);
+    native.swigluPackedForward(act, sc.gu.data, s.N, s.F);
+  }
   linearForward(out, act, w.down, s.N, s.F, s.C, s.mm);
 }
 
 // dh: (N, C) overwritten; weight gradients accumulate.
 export function fusedMlpBackward(dh: FloatArray, dw: FusedMlpWeights, dout: FloatArray, act: FloatArray, sc: FusedMlpScratch, h: FloatArray, w: FusedMlpWeights, s: MlpShape): void {
-  linearForward(sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F, s.mm); // recompute gate and up
   linearBackward(sc.dact.data, dw.down, dout, act, w.down, s.N, s.F, s.C, false, s.mm);
-  native.swigluPackedBackward(sc.gu.data, sc.dact.data, sc.gu.data, s.N, s.F); // in place: gu -> dgu
+  if (swigluInEpilogue(s, h)) {
+    // gate and up recomputed in the GEMM, dgu written by its epilogue
+    native.gateUpSwiglu(null, sc.gu.data as Float32Array, sc.dact.data as Float32Array, h, w.gu as Float32Array, s.N, s.C, s.F);
+  } else {
+    linearForward(sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F, s.mm); // recompute gate and up
+    native.swigluPackedBackward(sc.gu.data, sc.dact.data, sc.gu.data, s.N, s.F); // in place: gu -> dgu
+  }
   linearBackward(dh, dw.gu, sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F, false, s.mm);
 }

@@ -44,6 +44,7 @@
 
 #include "bf16/units.h"
 #include "kernels/common.h"
+#include "kernels/vexp.h"
 #include "memory.h"
 
 namespace ls {
@@ -187,14 +188,19 @@ void pack_a(uint16_t* dst, const Operand& a, int64_t i0, int64_t mc, int64_t mcp
 
 // op(B)(pc:pc+kc, j0:j0+nc) panels [q0, q1) -> dst: panel q at dst + q * pstride, tiles as at the
 // top; columns past nc and k past kc zero. op(B)(k, j) = b.trans ? B[j*ldb + k] : B[k*ldb + j].
+// gu_F > 0 packs the gate/up weights of the SwiGLU epilogue instead (j0 = 0, nc ignored): op(B)
+// is (K, 2 gu_F) = [gate | up], and panel q interleaves gate columns [16q, 16q+16) (its first 16
+// columns) with the up columns of the same features (its last 16), so one 32 x 32 tile of C holds
+// both inputs of silu(gate) * up for 16 features.
 template <bool kBf16>
 void pack_b_t(uint16_t* dst, int64_t pstride, const Operand& b, int64_t pc, int64_t kc, int64_t kcp, int64_t j0,
-              int64_t nc, int64_t q0, int64_t q1) {
+              int64_t nc, int64_t q0, int64_t q1, int64_t gu_F) {
   for (int64_t q = q0; q < q1; ++q) {
     uint16_t* panel = dst + q * pstride;
     for (int half = 0; half < 2; ++half) {
-      const int64_t jb = q * kNR + half * 16;  // first column of these 16, within the block
-      const int64_t ncols = nc - jb;             // valid columns from jb (may be <= 0)
+      // First column of op(B) in this half, and how many are valid (may be <= 0).
+      const int64_t col0 = gu_F > 0 ? half * gu_F + 16 * q : j0 + q * kNR + half * 16;
+      const int64_t ncols = gu_F > 0 ? gu_F - 16 * q : nc - (q * kNR + half * 16);
       for (int64_t kb = 0; kb < kcp; kb += 32) {
         uint16_t* tile = panel + kb * kNR + half * 512;  // k block kb/32: 1024 bf16 per block
         __m512i r[16];
@@ -202,15 +208,15 @@ void pack_b_t(uint16_t* dst, int64_t pstride, const Operand& b, int64_t pc, int6
           const __mmask16 m = head_mask(ncols);
           for (int p = 0; p < 16; ++p) {
             const int64_t k = kb + 2 * p;
-            r[p] = k < kc && ncols > 0 ? pair_rows<kBf16>(at<kBf16>(b.data, b.ld, pc + k, j0 + jb),
-                                                          at<kBf16>(b.data, b.ld, pc + k + 1, j0 + jb), m, k + 1 < kc)
+            r[p] = k < kc && ncols > 0 ? pair_rows<kBf16>(at<kBf16>(b.data, b.ld, pc + k, col0),
+                                                          at<kBf16>(b.data, b.ld, pc + k + 1, col0), m, k + 1 < kc)
                                        : _mm512_setzero_si512();
           }
         } else {
           for (int j = 0; j < 16; ++j)
-            r[j] = j < ncols ? pair_run<kBf16>(at<kBf16>(b.data, b.ld, j0 + jb + j, pc + kb), kc - kb)
+            r[j] = j < ncols ? pair_run<kBf16>(at<kBf16>(b.data, b.ld, col0 + j, pc + kb), kc - kb)
                              : _mm512_setzero_si512();
-          transpose16(r);  // r[p]: k pair kb/2 + p, columns jb..jb+15
+          transpose16(r);  // r[p]: k pair kb/2 + p, columns col0..col0+15
         }
         for (int p = 0; p < 16; ++p) _mm512_store_si512(tile + p * 32, r[p]);
       }
@@ -219,11 +225,11 @@ void pack_b_t(uint16_t* dst, int64_t pstride, const Operand& b, int64_t pc, int6
 }
 
 void pack_b_panels(uint16_t* dst, int64_t pstride, const Operand& b, int64_t pc, int64_t kc, int64_t kcp, int64_t j0,
-                   int64_t nc, int64_t q0, int64_t q1) {
+                   int64_t nc, int64_t q0, int64_t q1, int64_t gu_F = 0) {
   if (b.bf16)
-    pack_b_t<true>(dst, pstride, b, pc, kc, kcp, j0, nc, q0, q1);
+    pack_b_t<true>(dst, pstride, b, pc, kc, kcp, j0, nc, q0, q1, gu_F);
   else
-    pack_b_t<false>(dst, pstride, b, pc, kc, kcp, j0, nc, q0, q1);
+    pack_b_t<false>(dst, pstride, b, pc, kc, kcp, j0, nc, q0, q1, gu_F);
 }
 
 // ---- C tiles through a local buffer --------------------------------------------------------
@@ -238,14 +244,23 @@ inline void local_load(float* local, const float* c, int64_t ldc, int mr, int nr
   }
 }
 
+// What a tile's epilogue does with alpha * A B: store it (+ beta C), or the SwiGLU of the
+// gate/up GEMM (gate_up_swiglu): forward writes act = silu(gate) * up, backward reads dact and
+// writes dgu = [dact * up * silu'(gate) | dact * silu(gate)].
+enum class Epi : uint8_t { store, swiglu, swiglu_grad };
+
 // Where one output tile goes: fp32 C (c = alpha * acc + beta * c; beta == 0 never reads c) or
-// bf16 C (c = bf16(alpha * acc); beta is 0 there).
+// bf16 C (c = bf16(alpha * acc); beta is 0 there); for the SwiGLU epilogues c is the tile's first
+// row of act (N, F) or dgu (N, 2F), f0 its first feature, dact its first row of dact.
 struct Out {
   void* c;
   int64_t ldc;
   bool bf16;
   float alpha, beta;
   int mr, nr;
+  Epi epi;
+  int64_t F, f0;
+  const float* dact;
 };
 
 // Stores row i, half h (16 columns) of a tile from the vector acc.
@@ -260,6 +275,31 @@ inline void store_row(const Out& o, int i, int h, __m512 acc) {
   float* p = static_cast<float*>(o.c) + i * o.ldc + 16 * h;
   if (o.beta != 0.0f) r = _mm512_fmadd_ps(_mm512_set1_ps(o.beta), _mm512_maskz_loadu_ps(m, p), r);
   _mm512_mask_storeu_ps(p, m, r);
+}
+
+inline __m512 vexp512(__m512 x) {
+  return reinterpret_cast<__m512>(LS_ISA::vexp(reinterpret_cast<LS_ISA::vfloat>(x)));
+}
+
+// The SwiGLU epilogues on a finished 32 x 32 tile in `local` (row stride 32): gate in columns
+// 0-15, up in 16-31, for features f0..f0+15. d silu(g)/dg = s + g s (1 - s), s = sigmoid(g).
+void swiglu_tile(const Out& o, const float* local) {
+  const __mmask16 m = head_mask(o.F - o.f0);
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int i = 0; i < o.mr; ++i) {
+    const __m512 g = _mm512_load_ps(local + i * 32), u = _mm512_load_ps(local + i * 32 + 16);
+    const __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, vexp512(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+    const __m512 gs = _mm512_mul_ps(g, s);
+    float* row = static_cast<float*>(o.c) + i * o.ldc;
+    if (o.epi == Epi::swiglu) {
+      _mm512_mask_storeu_ps(row + o.f0, m, _mm512_mul_ps(gs, u));
+      continue;
+    }
+    const __m512 d = _mm512_maskz_loadu_ps(m, o.dact + i * o.F + o.f0);
+    const __m512 dsilu = _mm512_add_ps(s, _mm512_mul_ps(gs, _mm512_sub_ps(one, s)));
+    _mm512_mask_storeu_ps(row + o.f0, m, _mm512_mul_ps(_mm512_mul_ps(d, u), dsilu));
+    _mm512_mask_storeu_ps(row + o.F + o.f0, m, _mm512_mul_ps(d, gs));
+  }
 }
 
 // ---- AMX ------------------------------------------------------------------------------------
@@ -298,7 +338,8 @@ inline void amx_tile_loop(const uint16_t* a, const uint16_t* b, int64_t kcp) {
 // applies; later blocks accumulate into C).
 void micro_amx(const uint16_t* a, const uint16_t* b, int64_t kcp, const Out& o, bool first, float* local) {
   const bool accumulate = !first || o.beta != 0.0f;
-  if (!o.bf16 && o.alpha == 1.0f && (!accumulate || !first || o.beta == 1.0f) && o.mr == 32 && o.nr == 32) {
+  if (o.epi == Epi::store && !o.bf16 && o.alpha == 1.0f && (!accumulate || !first || o.beta == 1.0f) && o.mr == 32 &&
+      o.nr == 32) {
     // The tiles read and write C themselves.
     float* c = static_cast<float*>(o.c);
     const int64_t sc = o.ldc * 4;
@@ -331,6 +372,7 @@ void micro_amx(const uint16_t* a, const uint16_t* b, int64_t kcp, const Out& o, 
   _tile_stored(1, local + 16, 128);
   _tile_stored(2, local + 16 * 32, 128);
   _tile_stored(3, local + 16 * 32 + 16, 128);
+  if (o.epi != Epi::store) return swiglu_tile(o, local);
   Out out = o;
   if (!first) out.beta = 1.0f;
   for (int i = 0; i < o.mr; ++i)
@@ -338,7 +380,7 @@ void micro_amx(const uint16_t* a, const uint16_t* b, int64_t kcp, const Out& o, 
 }
 
 // AVX-512 BF16: rows of the 32-row micro-panel in groups of 8; 8 x 32 accumulators in zmm.
-void micro_dp(const uint16_t* a, const uint16_t* b, int64_t kcp, const Out& o, bool first, float*) {
+void micro_dp(const uint16_t* a, const uint16_t* b, int64_t kcp, const Out& o, bool first, float* local) {
   Out out = o;
   if (!first) out.beta = 1.0f;
   for (int r0 = 0; r0 < o.mr; r0 += 8) {
@@ -362,6 +404,16 @@ void micro_dp(const uint16_t* a, const uint16_t* b, int64_t kcp, const Out& o, b
       }
     }
     const int rows = std::min(8, o.mr - r0);
+    if (o.epi != Epi::store) {
+      for (int i = 0; i < 8; ++i)
+        for (int h = 0; h < 2; ++h) _mm512_store_ps(local + i * 32 + 16 * h, acc[i][h]);
+      Out rowsout = o;
+      rowsout.mr = rows;
+      rowsout.c = static_cast<float*>(o.c) + r0 * o.ldc;
+      if (o.dact) rowsout.dact = o.dact + r0 * o.F;
+      swiglu_tile(rowsout, local);
+      continue;
+    }
     Out rowsout = out;
     rowsout.c = o.bf16 ? static_cast<void*>(static_cast<uint16_t*>(o.c) + r0 * o.ldc)
                        : static_cast<void*>(static_cast<float*>(o.c) + r0 * o.ldc);
@@ -383,6 +435,9 @@ struct Problem {
   uint16_t* Bbuf[2];  // shared packed-B blocks, double-buffered (unused when B.packed)
   int64_t Kp;         // K rounded up to 32: the panel length of a pre-packed B
   bool amx;
+  Epi epi;            // swiglu modes: C is act (ldc F) or dgu (ldc 2F); B.packed from pack_b(gu_F)
+  int64_t F;
+  const float* dact;
 };
 
 inline void split(int64_t n, int parts, int i, int64_t& lo, int64_t& hi) {
@@ -458,7 +513,13 @@ void run_thread(const Problem& p, int tid, int nthreads) {
           const uint16_t* b = Bp + q * pstride;
           for (int64_t i = 0; i < mc; i += 32) {
             Out o{static_cast<char*>(p.C) + ((ic + i) * p.ldc + jc + q * kNR) * esize, p.ldc, p.c_bf16, p.alpha, p.beta,
-                  static_cast<int>(std::min<int64_t>(32, mc - i)), static_cast<int>(std::min<int64_t>(kNR, nc - q * kNR))};
+                  static_cast<int>(std::min<int64_t>(32, mc - i)), static_cast<int>(std::min<int64_t>(kNR, nc - q * kNR)),
+                  p.epi, p.F, 0, nullptr};
+            if (p.epi != Epi::store) {  // rows of act / dgu; features of global panel jc/32 + q
+              o.c = static_cast<float*>(p.C) + (ic + i) * p.ldc;
+              o.f0 = 16 * (jc / kNR + q);
+              if (p.dact) o.dact = p.dact + (ic + i) * p.F;
+            }
             micro(Ap + a_tile(i / 16, 0, kcp), b, kcp, o, first, local);
           }
         }
@@ -485,15 +546,15 @@ void scale_c(int64_t M, int64_t N, float beta, void* C, int64_t ldc, bool c_bf16
 
 }  // namespace
 
-void gemm(Unit unit, int64_t M, int64_t N, int64_t K, float alpha, const Operand& A, const Operand& B,
-          float beta, void* C, int64_t ldc, bool c_bf16) {
-  if (c_bf16 && beta != 0.0f) throw std::invalid_argument("bf16 gemm: a bf16 C needs beta == 0");
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0 || alpha == 0.0f) return scale_c(M, N, beta, C, ldc, c_bf16);
-  Problem p{M, N, K, alpha, beta, A, B, C, ldc, c_bf16, 0, 0, 0, {}, ceil_div(K, 32) * 32, unit == Unit::amx};
+namespace {
+
+void gemm_run(Unit unit, int64_t M, int64_t N, int64_t K, float alpha, const Operand& A, const Operand& B, float beta,
+              void* C, int64_t ldc, bool c_bf16, Epi epi, int64_t F, const float* dact) {
+  Problem p{M, N, K, alpha, beta, A, B, C, ldc, c_bf16, 0, 0, 0, {}, ceil_div(K, 32) * 32, unit == Unit::amx,
+            epi, F, dact};
   // Balanced K blocks of a multiple of 32 (a pre-packed B is addressed by K offset); a bf16 C
-  // is rounded once, so its K runs in one block.
-  p.kc_max = c_bf16 ? K : ceil_div(ceil_div(K, ceil_div(K, kKC)), 32) * 32;
+  // is rounded once and an epilogue sees the whole sum, so those run K in one block.
+  p.kc_max = c_bf16 || epi != Epi::store ? K : ceil_div(ceil_div(K, ceil_div(K, kKC)), 32) * 32;
   p.kcp_max = ceil_div(p.kc_max, 32) * 32;
   p.nc_max = ceil_div(ceil_div(N, ceil_div(N, kNC)), kNR) * kNR;
   // Fork only when each thread gets real work (~4M multiply-adds: ~10 us on AMX).
@@ -507,6 +568,32 @@ void gemm(Unit unit, int64_t M, int64_t N, int64_t K, float alpha, const Operand
   if (nthreads == 1) return run_thread(p, 0, 1);
 #pragma omp parallel num_threads(nthreads)
   run_thread(p, omp_get_thread_num(), omp_get_num_threads());
+}
+
+}  // namespace
+
+void gemm(Unit unit, int64_t M, int64_t N, int64_t K, float alpha, const Operand& A, const Operand& B,
+          float beta, void* C, int64_t ldc, bool c_bf16) {
+  if (c_bf16 && beta != 0.0f) throw std::invalid_argument("bf16 gemm: a bf16 C needs beta == 0");
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == 0.0f) return scale_c(M, N, beta, C, ldc, c_bf16);
+  gemm_run(unit, M, N, K, alpha, A, B, beta, C, ldc, c_bf16, Epi::store, 0, nullptr);
+}
+
+void gate_up_swiglu(Unit unit, int64_t N, int64_t C, int64_t F, const Operand& h, const float* Wgu, float* act,
+                    const float* dact, float* dgu) {
+  if (N <= 0 || F <= 0) return;
+  const int64_t panels = ceil_div(F, 16), Kp = ceil_div(C, 32) * 32;
+  uint16_t* wp = static_cast<uint16_t*>(thread_workspace(sizeof(uint16_t) * panels * kNR * Kp, 3));
+  const Operand w{Wgu, C, true, false};
+#pragma omp parallel for schedule(static) if (panels * C > (1 << 14) && !omp_in_parallel())
+  for (int64_t q = 0; q < panels; ++q) pack_b_panels(wp, Kp * kNR, w, 0, C, Kp, 0, 0, q, q + 1, F);
+  Operand b;
+  b.packed = wp;
+  if (dact)
+    gemm_run(unit, N, panels * kNR, C, 1.0f, h, b, 0.0f, dgu, 2 * F, false, Epi::swiglu_grad, F, dact);
+  else
+    gemm_run(unit, N, panels * kNR, C, 1.0f, h, b, 0.0f, act, F, false, Epi::swiglu, F, nullptr);
 }
 
 int64_t packed_b_size(int64_t K, int64_t N) { return ceil_div(N, kNR) * kNR * (ceil_div(K, 32) * 32); }
