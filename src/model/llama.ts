@@ -49,28 +49,48 @@ function layerWeights(p: ParamStore, c: LlamaConfig, l: number): LayerWeights {
   };
 }
 
-/** What layer l saves for backward; `attn` and `mlp` hold the path's own activations. */
-class LayerActs<A, M> {
-  readonly rstd1: Tensor; // (N)
-  readonly h1: Tensor; // (N, C) input_layernorm output
-  readonly mid: Tensor; // (N, C) residual stream after attention
-  readonly rstd2: Tensor; // (N)
-  readonly h2: Tensor; // (N, C) post_attention_layernorm output
+/**
+ * Activation checkpointing (`--recompute`): what backward recomputes instead of keeping it from
+ * forward. Recomputation runs the forward's own kernels on bit-identical inputs, so gradients are
+ * bitwise those of 'none' at the same thread count.
+ * - 'none': every layer keeps its norm outputs, attention tensors and MLP activations.
+ * - 'selective': the cheap, memory-heavy parts are recomputed: the norm outputs h1/h2 (and their
+ *   rstd) into one buffer shared by all layers; the SwiGLU activation (fused path: from the
+ *   gate/up GEMM that backward redoes anyway, into the MLP's gradient scratch; standard path:
+ *   from the kept gate/up); on the standard path also the (B, H, T, T) probabilities (the
+ *   attention core, as Megatron-LM's selective recomputation). Kept per layer: mid, q, k, v,
+ *   att, lse (fused) or mid, q, k, v, att, gate, up (standard).
+ * - 'full': each layer keeps only its input (the residual stream, resid[l]); backward re-runs the
+ *   layer's forward into ONE set of activations shared by all layers right before its backward.
+ */
+export type Recompute = 'none' | 'selective' | 'full';
 
-  constructor(dtype: DType, N: number, C: number, readonly attn: A, readonly mlp: M) {
-    this.rstd1 = Tensor.empty(dtype, [N]);
-    this.h1 = Tensor.empty(dtype, [N, C]);
-    this.mid = Tensor.empty(dtype, [N, C]);
-    this.rstd2 = Tensor.empty(dtype, [N]);
-    this.h2 = Tensor.empty(dtype, [N, C]);
-  }
+/** What layer l keeps for backward; `attn` and `mlp` hold the path's own activations. Under
+ * recomputation some (or all) of these tensors are one buffer shared by every layer. */
+interface LayerActs<A, M> {
+  rstd1: Tensor; // (N)
+  h1: Tensor; // (N, C) input_layernorm output
+  mid: Tensor; // (N, C) residual stream after attention
+  rstd2: Tensor; // (N)
+  h2: Tensor; // (N, C) post_attention_layernorm output
+  attn: A;
+  mlp: M;
+}
 
-  bytes(): number {
-    return [this.rstd1, this.h1, this.mid, this.rstd2, this.h2].reduce((a, t) => a + t.bytes, 0);
+/** Bytes of the distinct tensors in `ts` (a buffer shared by several layers counts once). */
+function uniqueBytes(ts: Tensor[]): number {
+  const seen = new Set<Tensor['storage']>();
+  let b = 0;
+  for (const t of ts) {
+    if (seen.has(t.storage)) continue;
+    seen.add(t.storage);
+    b += t.bytes;
   }
+  return b;
 }
 
 const sumBytes = (ts: Tensor[]) => ts.reduce((a, t) => a + t.bytes, 0);
+const normTensors = (l: LayerActs<unknown, unknown>) => [l.rstd1, l.h1, l.mid, l.rstd2, l.h2];
 
 /** The standard path's saved activations and gradient scratch. */
 class StandardParts {
@@ -78,20 +98,41 @@ class StandardParts {
   readonly attnGrads: AttentionGrads;
   readonly mlpGrads: MlpGrads;
 
-  constructor(dtype: DType, L: number, a: AttentionShape, m: MlpShape) {
-    this.layers = Array.from({ length: L }, () => new LayerActs(dtype, m.N, a.C, new AttentionActs(dtype, a), new MlpActs(dtype, m)));
+  constructor(dtype: DType, L: number, a: AttentionShape, m: MlpShape, recompute: Recompute) {
+    const t = (shape: number[]) => Tensor.empty(dtype, shape);
+    const { N, F } = m;
+    const C = a.C;
+    const layer = (): LayerActs<AttentionActs, MlpActs> => ({
+      rstd1: t([N]), h1: t([N, C]), mid: t([N, C]), rstd2: t([N]), h2: t([N, C]),
+      attn: new AttentionActs(dtype, a), mlp: new MlpActs(dtype, m),
+    });
+    if (recompute === 'full') {
+      const one = layer();
+      this.layers = Array.from({ length: L }, () => one);
+    } else if (recompute === 'selective') {
+      // shared by all layers: the norm output and its rstd, the probabilities, the activation
+      const h = t([N, C]), rstd = t([N]), probs = t([a.B, a.H, a.T, a.T]), act = t([N, F]);
+      const HD = a.H * a.D, KD = a.KVH * a.D;
+      this.layers = Array.from({ length: L }, () => ({
+        rstd1: rstd, h1: h, mid: t([N, C]), rstd2: rstd, h2: h,
+        attn: { q: t([N, HD]), k: t([N, KD]), v: t([N, KD]), probs, att: t([N, HD]) },
+        mlp: { gate: t([N, F]), up: t([N, F]), act },
+      }));
+    } else {
+      this.layers = Array.from({ length: L }, layer);
+    }
     this.attnGrads = new AttentionGrads(dtype, a);
     this.mlpGrads = new MlpGrads(dtype, m);
   }
 
-  activationBytes(): number {
-    return this.layers.reduce((b, l) => b + l.bytes() + sumBytes([l.attn.q, l.attn.k, l.attn.v, l.attn.probs, l.attn.att, l.mlp.gate, l.mlp.up, l.mlp.act]), 0);
+  activations(): Tensor[] {
+    return this.layers.flatMap((l) => [...normTensors(l), l.attn.q, l.attn.k, l.attn.v, l.attn.probs, l.attn.att, l.mlp.gate, l.mlp.up, l.mlp.act]);
   }
 
-  workspaceBytes(): number {
+  workspace(): Tensor[] {
     const g = this.attnGrads;
     const m = this.mlpGrads;
-    return sumBytes([g.datt, g.dq, g.dk, g.dv, m.dact, m.dgate, m.dup]);
+    return [g.datt, g.dq, g.dk, g.dv, m.dact, m.dgate, m.dup];
   }
 }
 
@@ -100,26 +141,56 @@ class FusedParts {
   readonly layers: Array<LayerActs<FusedAttentionActs, Tensor>>; // mlp: the SwiGLU activation (N, F)
   readonly attnGrads: FusedAttentionGrads;
   readonly mlpScratch: FusedMlpScratch;
+  /** Under recomputation: the one (N, C) norm-output buffer of all layers (also the final norm's). */
+  readonly sharedH: Tensor | null;
 
-  constructor(dtype: DType, L: number, a: AttentionShape, m: MlpShape) {
-    this.layers = Array.from({ length: L }, () => new LayerActs(dtype, m.N, a.C, new FusedAttentionActs(dtype, a), Tensor.empty(dtype, [m.N, m.F])));
+  constructor(dtype: DType, L: number, a: AttentionShape, m: MlpShape, readonly recompute: Recompute) {
+    const t = (shape: number[]) => Tensor.empty(dtype, shape);
+    const { N, F } = m;
+    const C = a.C;
     this.attnGrads = new FusedAttentionGrads(dtype, a);
     this.mlpScratch = new FusedMlpScratch(dtype, m);
+    if (recompute === 'none') {
+      this.sharedH = null;
+      this.layers = Array.from({ length: L }, () => ({
+        rstd1: t([N]), h1: t([N, C]), mid: t([N, C]), rstd2: t([N]), h2: t([N, C]),
+        attn: new FusedAttentionActs(dtype, a), mlp: t([N, F]),
+      }));
+      return;
+    }
+    // h1 and h2 of every layer share one buffer (and one rstd): backward recomputes each right
+    // before it is needed. The activation lives in the MLP's gradient scratch (dact), which it
+    // is recomputed into from the gate/up GEMM that backward redoes anyway.
+    const h = t([N, C]), rstd = t([N]), act = this.mlpScratch.dact;
+    this.sharedH = h;
+    const layer = (): LayerActs<FusedAttentionActs, Tensor> => ({
+      rstd1: rstd, h1: h, mid: t([N, C]), rstd2: rstd, h2: h, attn: new FusedAttentionActs(dtype, a), mlp: act,
+    });
+    if (recompute === 'full') {
+      const one = layer();
+      this.layers = Array.from({ length: L }, () => one);
+    } else {
+      this.layers = Array.from({ length: L }, layer);
+    }
   }
 
-  activationBytes(): number {
-    return this.layers.reduce((b, l) => b + l.bytes() + sumBytes([l.attn.q, l.attn.k, l.attn.v, l.attn.att, l.attn.lse, l.mlp]), 0);
+  activations(): Tensor[] {
+    return this.layers.flatMap((l) => [
+      ...normTensors(l), l.attn.q, l.attn.k, l.attn.v, l.attn.att, l.attn.lse,
+      ...(this.recompute === 'none' ? [l.mlp] : []), // otherwise it is the workspace's dact
+    ]);
   }
 
-  workspaceBytes(): number {
+  workspace(): Tensor[] {
     const g = this.attnGrads;
-    return sumBytes([g.qkv, g.datt, g.dq, g.dk, g.dv, this.mlpScratch.gu, this.mlpScratch.dact]);
+    return [g.qkv, g.datt, g.dq, g.dk, g.dv, this.mlpScratch.gu, this.mlpScratch.dact];
   }
 }
 
 /**
- * Every buffer of one training step at a fixed (B, T) for one kernel path: saved activations,
- * gradient scratch, rotary tables and the token buffers. Made once, reused by every step.
+ * Every buffer of one training step at a fixed (B, T) for one kernel path and recompute mode:
+ * saved activations, gradient scratch, rotary tables and the token buffers. Made once, reused
+ * by every step.
  */
 export class StepBuffers {
   readonly B: number;
@@ -130,7 +201,8 @@ export class StepBuffers {
   readonly ropeSin: Tensor;
   readonly resid: Tensor[]; // L+1 x (N, C): residual stream entering each layer, and the last
   readonly rstdF: Tensor; // (N)
-  readonly hF: Tensor; // (N, C)
+  /** (N, C): the final norm's output. Fused path with recomputation: the layers' shared norm buffer (dead after forward). */
+  readonly hF: Tensor;
   /** (N, V): the standard path's logits (turned into dlogits by backward); on the fused path only when asked for (sampling). */
   readonly logits: Tensor | null;
   readonly lse: Tensor; // (N)
@@ -144,7 +216,7 @@ export class StepBuffers {
   readonly mm: Matmul;
 
   constructor(readonly config: LlamaConfig, readonly dtype: DType, B: number, T: number, readonly kernels: KernelPath, withLogits = false,
-    readonly precision: Precision = 'fp32') {
+    readonly precision: Precision = 'fp32', readonly recompute: Recompute = 'none') {
     const c = config;
     const C = c.hidden_size;
     const D = headDim(c);
@@ -162,25 +234,26 @@ export class StepBuffers {
     native.ropeTable(this.ropeCos.data, this.ropeSin.data, T, D, c.rope_theta);
     this.resid = Array.from({ length: L + 1 }, () => Tensor.empty(dtype, [N, C]));
     this.rstdF = Tensor.empty(dtype, [N]);
-    this.hF = Tensor.empty(dtype, [N, C]);
+    this.standard = kernels === 'standard' ? new StandardParts(dtype, L, this.attnShape, this.mlpShape, recompute) : null;
+    this.fused = kernels === 'litespark' ? new FusedParts(dtype, L, this.attnShape, this.mlpShape, recompute) : null;
+    // The fused path computes the head's gradients during forward, so hF is dead by backward.
+    this.hF = this.fused?.sharedH ?? Tensor.empty(dtype, [N, C]);
     this.logits = kernels === 'standard' || withLogits ? Tensor.empty(dtype, [N, c.vocab_size]) : null;
     this.lse = Tensor.empty(dtype, [N]);
     this.dres = Tensor.empty(dtype, [N, C]);
     this.dh = Tensor.empty(dtype, [N, C]);
-    this.standard = kernels === 'standard' ? new StandardParts(dtype, L, this.attnShape, this.mlpShape) : null;
-    this.fused = kernels === 'litespark' ? new FusedParts(dtype, L, this.attnShape, this.mlpShape) : null;
   }
 
-  /** Bytes of saved activations (what scales with batch, sequence and depth). */
+  /** Bytes of saved activations (what scales with batch, sequence and depth), recompute buffers included. */
   activationBytes(): number {
-    const common = sumBytes(this.resid) + sumBytes([this.rstdF, this.hF, this.lse]) + (this.logits?.bytes ?? 0);
-    return common + (this.standard?.activationBytes() ?? 0) + (this.fused?.activationBytes() ?? 0);
+    const common = [...this.resid, this.rstdF, this.hF, this.lse, ...(this.logits ? [this.logits] : [])];
+    return uniqueBytes([...common, ...(this.standard?.activations() ?? []), ...(this.fused?.activations() ?? [])]);
   }
 
   /** Bytes of gradient scratch and rotary tables. */
   workspaceBytes(): number {
     const common = sumBytes([this.dres, this.dh, this.ropeCos, this.ropeSin]);
-    return common + (this.standard?.workspaceBytes() ?? 0) + (this.fused?.workspaceBytes() ?? 0);
+    return common + sumBytes(this.standard?.workspace() ?? []) + sumBytes(this.fused?.workspace() ?? []);
   }
 }
 
@@ -204,9 +277,12 @@ export class LlamaModel {
     this.layerG = Array.from({ length: config.num_hidden_layers }, (_, l) => layerWeights(this.grads, config, l));
   }
 
-  /** Buffers for steps of B sequences of T tokens; withLogits keeps full logits (sampling). */
-  buffers(B: number, T: number, withLogits = false): StepBuffers {
-    return new StepBuffers(this.config, this.dtype, B, T, this.kernels, withLogits, this.precision);
+  /**
+   * Buffers for steps of B sequences of T tokens; withLogits keeps full logits (sampling);
+   * recompute: what backward recomputes instead of keeping (see Recompute).
+   */
+  buffers(B: number, T: number, withLogits = false, recompute: Recompute = 'none'): StepBuffers {
+    return new StepBuffers(this.config, this.dtype, B, T, this.kernels, withLogits, this.precision, recompute);
   }
 
   /**
@@ -273,22 +349,29 @@ export class LlamaModel {
     const c = this.config;
     const N = s.B * s.T;
     const C = c.hidden_size;
-    const eps = c.rms_norm_eps;
-    const rope = { cos: s.ropeCos.data, sin: s.ropeSin.data };
     const parts = s.standard!;
     for (let l = 0; l < c.num_hidden_layers; l++) {
-      const w = this.layerW[l]!;
-      const a = parts.layers[l]!;
-      const x = s.resid[l]!.data;
-      native.rmsnormForward(a.h1.data, a.rstd1.data, x, w.inNorm, N, C, eps);
-      attentionForward(a.mid.data, a.attn, a.h1.data, w.attn, rope, s.attnShape);
-      native.addInplace(a.mid.data, x, N * C);
-      native.rmsnormForward(a.h2.data, a.rstd2.data, a.mid.data, w.postNorm, N, C, eps);
       const y = s.resid[l + 1]!.data;
-      mlpForward(y, a.mlp, a.h2.data, w.mlp, s.mlpShape);
-      native.addInplace(y, a.mid.data, N * C);
+      this.layerStandard(s, l, y);
+      native.addInplace(y, parts.layers[l]!.mid.data, N * C);
     }
-    native.rmsnormForward(s.hF.data, s.rstdF.data, s.resid[c.num_hidden_layers]!.data, this.params.get('model.norm.weight').data, N, C, eps);
+    native.rmsnormForward(s.hF.data, s.rstdF.data, s.resid[c.num_hidden_layers]!.data, this.params.get('model.norm.weight').data, N, C, c.rms_norm_eps);
+  }
+
+  /** Layer l of the standard path from s.resid[l]: its activations, and its MLP branch's output (before the residual add) in y. */
+  private layerStandard(s: StepBuffers, l: number, y: FloatArray): void {
+    const c = this.config;
+    const N = s.B * s.T;
+    const C = c.hidden_size;
+    const eps = c.rms_norm_eps;
+    const w = this.layerW[l]!;
+    const a = s.standard!.layers[l]!;
+    const x = s.resid[l]!.data;
+    native.rmsnormForward(a.h1.data, a.rstd1.data, x, w.inNorm, N, C, eps);
+    attentionForward(a.mid.data, a.attn, a.h1.data, w.attn, { cos: s.ropeCos.data, sin: s.ropeSin.data }, s.attnShape);
+    native.addInplace(a.mid.data, x, N * C);
+    native.rmsnormForward(a.h2.data, a.rstd2.data, a.mid.data, w.postNorm, N, C, eps);
+    mlpForward(y, a.mlp, a.h2.data, w.mlp, s.mlpShape);
   }
 
   // Each residual add is folded into the norm that follows it: the next layer's input norm, or
@@ -320,15 +403,28 @@ export class LlamaModel {
     const c = this.config;
     const N = s.B * s.T;
     const C = c.hidden_size;
+    const eps = c.rms_norm_eps;
+    const { B, T, H, KVH, D } = s.attnShape;
     const rope = { cos: s.ropeCos.data, sin: s.ropeSin.data };
     const parts = s.standard!;
     for (let l = c.num_hidden_layers - 1; l >= 0; l--) {
       const w = this.layerW[l]!;
       const g = this.layerG[l]!;
       const a = parts.layers[l]!;
+      if (s.recompute === 'full') {
+        this.layerStandard(s, l, s.dh.data); // the MLP's output is not needed: dh is free scratch here
+      } else if (s.recompute === 'selective') {
+        native.rmsnormForward(a.h2.data, a.rstd2.data, a.mid.data, w.postNorm, N, C, eps);
+        native.swigluForward(a.mlp.act.data, a.mlp.gate.data, a.mlp.up.data, N * c.intermediate_size);
+      }
       // resid[l+1] = mid + mlp(norm2(mid)): dres is dL/dresid[l+1]; it becomes dL/dmid.
       mlpBackward(s.dh.data, g.mlp, s.dres.data, a.mlp, parts.mlpGrads, a.h2.data, w.mlp, s.mlpShape);
       native.rmsnormBackward(s.dres.data, g.postNorm, s.dh.data, a.mid.data, w.postNorm, a.rstd2.data, N, C);
+      if (s.recompute === 'selective') {
+        native.rmsnormForward(a.h1.data, a.rstd1.data, s.resid[l]!.data, w.inNorm, N, C, eps);
+        // the probabilities again; the attention output it also writes is kept, so datt takes it
+        native.attentionStandardForward(parts.attnGrads.datt.data, a.attn.probs.data, a.attn.q.data, a.attn.k.data, a.attn.v.data, B, T, H, KVH, D);
+      }
       // mid = resid[l] + attn(norm1(resid[l])): dres becomes dL/dresid[l].
       attentionBackward(s.dh.data, g.attn, s.dres.data, a.attn, parts.attnGrads, a.h1.data, w.attn, rope, s.attnShape);
       native.rmsnormBackward(s.dres.data, g.inNorm, s.dh.data, s.resid[l]!.data, w.inNorm, a.rstd1.data, N, C);
@@ -339,16 +435,69 @@ export class LlamaModel {
     const c = this.config;
     const N = s.B * s.T;
     const C = c.hidden_size;
+    const F = c.intermediate_size;
+    const eps = c.rms_norm_eps;
     const rope = { cos: s.ropeCos.data, sin: s.ropeSin.data };
     const parts = s.fused!;
+    const sc = parts.mlpScratch;
     for (let l = c.num_hidden_layers - 1; l >= 0; l--) {
       const w = this.layerW[l]!;
       const g = this.layerG[l]!;
       const a = parts.layers[l]!;
-      fusedMlpBackward(s.dh.data, g.fusedMlp, s.dres.data, a.mlp.data, parts.mlpScratch, a.h2.data, w.fusedMlp, s.mlpShape);
+      if (s.recompute === 'none') {
+        fusedMlpBackward(s.dh.data, g.fusedMlp, s.dres.data, a.mlp.data, sc, a.h2.data, w.fusedMlp, s.mlpShape);
+      } else {
+        if (s.recompute === 'full') {
+          // layer l's forward again, up to the MLP (its output is not needed)
+          this.inputNormFused(s, l);
+          fusedAttentionForward(s.dh.data, a.attn, parts.attnGrads, a.h1.data, w.fusedAttn, rope, s.attnShape);
+          native.addRmsnormForward(a.mid.data, a.h2.data, a.rstd2.data, s.resid[l]!.data, s.dh.data, w.postNorm, N, C, eps);
+        } else {
+          this.renormFused(s, a.h2, a.rstd2, a.mid, w.postNorm);
+        }
+        // gate/up (recomputed by fusedMlpBackward in any case) and the activation from them
+        linearForward(sc.gu.data, a.h2.data, w.fusedMlp.gu, N, C, 2 * F, s.mm);
+        native.swigluPackedForward(a.mlp.data, sc.gu.data, N, F);
+        fusedMlpBackwardRecomputed(s.dh.data, g.fusedMlp, s.dres.data, a.mlp.data, sc, a.h2.data, w.fusedMlp, s.mlpShape);
+      }
       native.rmsnormBackward(s.dres.data, g.postNorm, s.dh.data, a.mid.data, w.postNorm, a.rstd2.data, N, C);
+      if (s.recompute !== 'none') this.inputNormFused(s, l); // h1 shares its buffer with h2
       fusedAttentionBackward(s.dh.data, g.fusedAttn, s.dres.data, a.attn, parts.attnGrads, a.h1.data, w.fusedAttn, rope, s.attnShape);
       native.rmsnormBackward(s.dres.data, g.inNorm, s.dh.data, s.resid[l]!.data, w.inNorm, a.rstd1.data, N, C);
     }
   }
+
+  /** Layer l's h1 and rstd1 from resid[l], by the kernel that made them in forward (s.dh is scratch). */
+  private inputNormFused(s: StepBuffers, l: number): void {
+    const a = s.fused!.layers[l]!;
+    const w = this.layerW[l]!.inNorm;
+    if (l > 0) return this.renormFused(s, a.h1, a.rstd1, s.resid[l]!, w);
+    const c = this.config;
+    native.rmsnormForward(a.h1.data, a.rstd1.data, s.resid[0]!.data, w, s.B * s.T, c.hidden_size, c.rms_norm_eps);
+  }
+
+  /**
+   * out, rstd = rmsnorm(x) bit for bit as forward's add + norm made them from the two addends
+   * whose sum x is: the same kernel on x + 0 (= x exactly) repeats every sum of squares and
+   * product. s.dh is the zero addend, then receives the (discarded) sum; it must be free.
+   */
+  private renormFused(s: StepBuffers, out: Tensor, rstd: Tensor, x: Tensor, w: FloatArray): void {
+    const c = this.config;
+    const N = s.B * s.T;
+    const C = c.hidden_size;
+    native.fill(s.dh.data, 0, N * C);
+    native.addRmsnormForward(s.dh.data, out.data, rstd.data, x.data, s.dh.data, w, N, C, c.rms_norm_eps);
+  }
+}
+
+/**
+ * fusedMlpBackward once gate/up (sc.gu) and the activation (act) are in place: the same calls
+ * without its gate/up recompute, which the recompute modes ran already to make act. act may be
+ * sc.dact: linearBackward forms dW (reading act) before dx overwrites it.
+ */
+function fusedMlpBackwardRecomputed(dh: FloatArray, dw: FusedMlpWeights, dout: FloatArray, act: FloatArray, sc: FusedMlpScratch, h: FloatArray,
+  w: FusedMlpWeights, s: MlpShape): void {
+  linearBackward(sc.dact.data, dw.down, dout, act, w.down, s.N, s.F, s.C, false, s.mm);
+  native.swigluPackedBackward(sc.gu.data, sc.dact.data, sc.gu.data, s.N, s.F); // in place: gu -> dgu
+  linearBackward(dh, dw.gu, sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F, false, s.mm);
 }

@@ -1,0 +1,137 @@
+// Activation checkpointing (--recompute): recomputation runs forward's own kernels on
+// bit-identical inputs, so the loss and every gradient are IDENTICAL (bitwise, same thread
+// count) to keeping the activations; the float64 finite-difference check holds in every mode;
+// and each mode keeps less: full < selective < none.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { native } from '../../src/kernels/native.js';
+import type { Precision } from '../../src/model/linear.js';
+import { LlamaModel, type KernelPath, type Recompute, type StepBuffers } from '../../src/model/llama.js';
+import type { LlamaConfig } from '../../src/model/params.js';
+import type { DType } from '../../src/kernels/tensor.js';
+import { randInts } from '../helpers.js';
+import { fdCheck } from '../kernels/harness.js';
+
+function tiny(over: Partial<LlamaConfig> = {}): LlamaConfig {
+  return {
+    vocab_size: 97, hidden_size: 36, intermediate_size: 50, num_hidden_layers: 3, num_attention_heads: 6,
+    num_key_value_heads: 2, rms_norm_eps: 1e-5, rope_theta: 10000, tie_word_embeddings: false, initializer_range: 0.3,
+    ...over,
+  };
+}
+
+const MODES: Recompute[] = ['none', 'selective', 'full'];
+
+/** Loss and gradients of two accumulated micro-batches (the second reuses every buffer). */
+function lossAndGrads(model: LlamaModel, buf: StepBuffers, seed: number): { loss: number[]; grads: Uint8Array } {
+  const N = buf.B * buf.T;
+  model.grads.zero();
+  const loss: number[] = [];
+  for (let micro = 0; micro < 2; micro++) {
+    buf.ids.set(randInts(N, model.config.vocab_size, seed + 10 * micro));
+    buf.targets.set(randInts(N, model.config.vocab_size, seed + 10 * micro + 1));
+    buf.targets[micro + 2] = -1;
+    loss.push(model.forward(buf, 1 / (2 * N)));
+    model.backward(buf, 1 / (2 * N));
+  }
+  const g = model.grads.flat.data;
+  return { loss, grads: new Uint8Array(g.buffer, g.byteOffset, g.byteLength).slice() };
+}
+
+/** Index of the first element whose bytes differ, or -1. */
+function firstDiff(a: Uint8Array, b: Uint8Array, bytesPer: number): number {
+  assert.equal(a.length, b.length);
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return Math.floor(i / bytesPer);
+  return -1;
+}
+
+const CASES: Array<{ kernels: KernelPath; dtype: DType; precision?: Precision; cfg: Partial<LlamaConfig>; B: number; T: number }> = [
+  { kernels: 'litespark', dtype: 'f32', cfg: {}, B: 3, T: 37 },
+  { kernels: 'litespark', dtype: 'f64', cfg: { num_key_value_heads: 3, tie_word_embeddings: true }, B: 2, T: 19 },
+  { kernels: 'litespark', dtype: 'f32', cfg: { num_attention_heads: 4, num_key_value_heads: 1, hidden_size: 32 }, B: 2, T: 70 },
+  { kernels: 'litespark', dtype: 'f32', precision: 'bf16', cfg: {}, B: 2, T: 29 },
+  // widths past the kernels' vector loops: C = 136 (D = 34), F = 200
+  { kernels: 'litespark', dtype: 'f32', cfg: { hidden_size: 136, num_attention_heads: 4, intermediate_size: 200, num_hidden_layers: 2 }, B: 2, T: 45 },
+  { kernels: 'standard', dtype: 'f32', cfg: {}, B: 3, T: 37 },
+  { kernels: 'standard', dtype: 'f64', cfg: { num_key_value_heads: 3, tie_word_embeddings: true }, B: 2, T: 19 },
+  { kernels: 'standard', dtype: 'f32', cfg: { num_attention_heads: 4, num_key_value_heads: 1, hidden_size: 32 }, B: 2, T: 70 },
+];
+
+for (const k of CASES) {
+  const cfg = tiny(k.cfg);
+  const what = `${k.kernels}, ${k.dtype}${k.precision ? ` ${k.precision}` : ''}, B=${k.B}, T=${k.T}, ` +
+    `H=${cfg.num_attention_heads}, KVH=${cfg.num_key_value_heads}${cfg.tie_word_embeddings ? ', tied' : ''}`;
+  test(`selective and full recomputation give bitwise the loss and gradients of none (${what})`, () => {
+    native.setThreads(2);
+    const model = new LlamaModel(cfg, k.dtype, k.kernels, k.precision ?? 'fp32');
+    model.params.init(5);
+    for (const s of model.params.specs) if (s.init === 'ones') native.randn(model.params.get(s.name).data, s.shape[0], 9, 1, 0.2);
+    const ref = lossAndGrads(model, model.buffers(k.B, k.T), 40);
+    const bytesPer = k.dtype === 'f64' ? 8 : 4;
+    for (const mode of ['selective', 'full'] as const) {
+      const got = lossAndGrads(model, model.buffers(k.B, k.T, false, mode), 40);
+      assert.deepEqual(got.loss, ref.loss, `${mode}: loss`);
+      const i = firstDiff(got.grads, ref.grads, bytesPer);
+      if (i >= 0) {
+        const name = [...model.grads.offsets].filter(([, o]) => o <= i).sort((a, b) => b[1] - a[1])[0]![0];
+        assert.fail(`${mode}: gradient element ${i} (${name}) differs: ${model.grads.flat.data[i]} after the run`);
+      }
+    }
+  });
+}
+
+// Whole-model gradient check in float64 under each recompute mode, both kernel paths.
+for (const kernels of ['standard', 'litespark'] as const) {
+  for (const mode of ['selective', 'full'] as const) {
+    test(`whole-model gradients equal finite differences under --recompute ${mode} (${kernels}, f64, GQA 2)`, () => {
+      const cfg = tiny({ vocab_size: 11, hidden_size: 16, intermediate_size: 10, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2 });
+      const model = new LlamaModel(cfg, 'f64', kernels);
+      model.params.init(3);
+      for (const s of model.params.specs) if (s.init === 'ones') native.randn(model.params.get(s.name).data, s.shape[0], 9, 1, 0.2);
+      const B = 2, T = 5;
+      const buf = model.buffers(B, T, false, mode);
+      buf.ids.set(randInts(B * T, cfg.vocab_size, 4));
+      buf.targets.set(randInts(B * T, cfg.vocab_size, 5));
+      buf.targets[3] = -1;
+      const tokens = B * T - 1;
+      const loss = () => model.forward(buf) / tokens;
+      model.grads.zero();
+      model.forward(buf, 1 / tokens);
+      model.backward(buf, 1 / tokens);
+      const names = model.params.specs.map((s) => s.name);
+      fdCheck(
+        names.map((n) => model.params.get(n).data as Float64Array),
+        names.map((n) => model.grads.get(n).data),
+        loss,
+        { names, maxPerInput: 12, atol: 1e-9, rtol: 1e-6 },
+      );
+    });
+  }
+}
+
+test('each recompute mode keeps less than the one before it, on both kernel paths', () => {
+  const cfg = tiny({ vocab_size: 512, hidden_size: 64, intermediate_size: 192, num_hidden_layers: 4, num_attention_heads: 4 });
+  for (const kernels of ['standard', 'litespark'] as const) {
+    const model = new LlamaModel(cfg, 'f32', kernels);
+    const bytes = MODES.map((m) => model.buffers(1, 128, false, m).activationBytes());
+    assert.ok(bytes[0]! > bytes[1]! && bytes[1]! > bytes[2]!, `${kernels}: none/selective/full ${bytes.join(' / ')}`);
+    // recomputation needs no more gradient scratch than keeping
+    const ws = MODES.map((m) => model.buffers(1, 128, false, m).workspaceBytes());
+    assert.deepEqual(ws, [ws[0], ws[0], ws[0]], `${kernels}: workspace ${ws.join(' / ')}`);
+  }
+});
+
+test('a forward-only pass (evaluation, sampling logits) is the same in every mode', () => {
+  const cfg = tiny();
+  const model = new LlamaModel(cfg, 'f32', 'litespark');
+  model.params.init(2);
+  const ids = randInts(2 * 21, cfg.vocab_size, 3), tg = randInts(2 * 21, cfg.vocab_size, 4);
+  const out = MODES.map((m) => {
+    const b = model.buffers(2, 21, true, m);
+    b.ids.set(ids);
+    b.targets.set(tg);
+    const loss = model.forward(b);
+    return { loss, logits: Array.from(model.forwardLogits(b)) };
+  });
+  for (const o of out.slice(1)) assert.deepEqual(o, out[0]);
+});
