@@ -1,15 +1,21 @@
-// The machine's peak FLOP/s, measured (BENCH.md: never a CPU spec sheet): a tight loop of
-// independent FMAs on the widest vector unit of the current ISA path (native/src/kernels/peak.cc),
-// per dtype and thread count, cached in <cacheDir>/peak.json keyed by CPU model + ISA + dtype +
-// threads, so MFU costs one ~0.5 s calibration per machine and thread count.
+// The machine's peak FLOP/s, measured (BENCH.md: never a CPU spec sheet), per dtype and thread
+// count, cached in <cacheDir>/peak.json, so MFU costs one ~0.5 s calibration per machine, unit
+// and thread count:
+//   fp32  a tight loop of independent FMAs on the widest vector unit of the current ISA path
+//         (native/src/kernels/peak.cc); key: CPU model + ISA + 'fp32' + threads.
+//   bf16  the calibration loop of a bf16 unit (native/src/bf16/peak_bf16.cc): 'amx' (TDPBF16PS
+//         tiles), 'avx512bf16' (VDPBF16PS); key: CPU model + unit + 'bf16' + threads. The 'fp32'
+//         unit runs bf16 GEMMs as fp32 FMAs on rounded operands, so its bf16 peak is the fp32
+//         FMA peak: the same measurement under the same cache entry.
+// The unit defaults to the one bf16 GEMMs run on now (native.bf16Unit()).
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { native } from '../kernels/native.js';
+import { native, type Bf16Unit } from '../kernels/native.js';
 import { cpuModel } from './machine.js';
 
-/** Dtypes with a calibration loop. bf16 arrives with the bf16 kernels. */
-export type PeakDtype = 'fp32';
+/** Dtypes with a calibration loop. */
+export type PeakDtype = 'fp32' | 'bf16';
 
 /** Default calibration length: long enough for a steady clock, short enough to be unnoticed. */
 export const DEFAULT_PEAK_SECONDS = 0.5;
@@ -19,6 +25,11 @@ export interface PeakInfo {
   gflops: number;
   isa: string;
   dtype: PeakDtype;
+  /**
+   * The unit that ran the calibration loop: for bf16 the bf16 unit ('amx', 'avx512bf16', or
+   * 'fp32': the fp32 FMA loop of `isa`); for fp32 always 'fp32'.
+   */
+  unit: Bf16Unit;
   threads: number;
   cpu: string;
   /** ISO time of the measurement. */
@@ -33,18 +44,42 @@ export interface PeakInfo {
  */
 export const PEAK_TRIALS = 5;
 
+export interface MeasurePeakOptions {
+  seconds?: number;
+  trials?: number;
+  /** Default 'fp32' (the FMA loop of the current ISA). */
+  dtype?: PeakDtype;
+  /** bf16 only: the unit to calibrate (default: native.bf16Unit(), the one bf16 GEMMs use). */
+  unit?: Bf16Unit;
+}
+
+/** The unit a peak of `dtype` is measured on: bf16 -> `unit` or the current bf16 unit; fp32 -> 'fp32'. */
+export function peakUnit(dtype: PeakDtype, unit?: Bf16Unit): Bf16Unit {
+  if (dtype === 'fp32') return 'fp32';
+  const u = unit ?? native.bf16Unit();
+  if (!native.bf16Units().includes(u)) {
+    const why = u === 'amx' && native.amxUnavailableReason() ? `: ${native.amxUnavailableReason()}` : '';
+    throw new Error(`peak: bf16 unit '${u}' is not available on this machine${why} (available: ${native.bf16Units().join(', ')})`);
+  }
+  return u;
+}
+
 /**
- * GFLOP/s of the FMA loop on the current ISA with `threads` threads (0 = all cores): the best
- * of `trials` runs sharing `seconds` between them.
+ * GFLOP/s of the calibration loop with `threads` threads (0 = all cores): the FMA loop on the
+ * current ISA for fp32 (and for the 'fp32' bf16 unit), the unit's loop for bf16; the best of
+ * `trials` runs sharing `seconds` between them.
  */
-export function measurePeak(threads: number, opts: { seconds?: number; trials?: number } = {}): number {
+export function measurePeak(threads: number, opts: MeasurePeakOptions = {}): number {
   const n = threads > 0 ? threads : os.availableParallelism();
   const trials = Math.max(1, opts.trials ?? PEAK_TRIALS);
   const each = (opts.seconds ?? DEFAULT_PEAK_SECONDS) / trials;
+  const unit = peakUnit(opts.dtype ?? 'fp32', opts.unit);
+  const run = unit === 'fp32' ? () => native.peakFma(n, each) : () => native.peakBf16(unit, n, each);
   let gflops = 0;
-  for (let i = 0; i < trials; i++) gflops = Math.max(gflops, native.peakFma(n, each));
+  for (let i = 0; i < trials; i++) gflops = Math.max(gflops, run());
   if (!Number.isFinite(gflops) || gflops <= 0) {
-    throw new Error(`peak: the FMA calibration returned ${gflops} GFLOP/s on ${native.isa()} with ${n} threads`);
+    const loop = unit === 'fp32' ? `FMA calibration on ${native.isa()}` : `bf16 calibration on the ${unit} unit`;
+    throw new Error(`peak: the ${loop} returned ${gflops} GFLOP/s with ${n} threads`);
   }
   return gflops;
 }
@@ -70,7 +105,10 @@ interface CacheFile {
   entries: Record<string, CacheEntry>;
 }
 
-const cacheKey = (cpu: string, isa: string, dtype: string, threads: number) => `${cpu} | ${isa} | ${dtype} | ${threads}T`;
+// fp32 (and the 'fp32' bf16 unit): '<cpu> | <isa> | fp32 | <n>T', as before bf16 existed;
+// amx / avx512bf16: '<cpu> | <unit> | bf16 | <n>T' (their loops do not depend on the ISA path).
+const cacheKey = (cpu: string, isa: string, unit: Bf16Unit, threads: number) =>
+  unit === 'fp32' ? `${cpu} | ${isa} | fp32 | ${threads}T` : `${cpu} | ${unit} | bf16 | ${threads}T`;
 
 function readCache(file: string): CacheFile {
   try {
@@ -93,7 +131,10 @@ function writeCache(dir: string, file: string, data: CacheFile): void {
 export interface GetPeakOptions {
   /** Thread count (0 = all cores). */
   threads: number;
+  /** Default 'fp32'. */
   dtype?: PeakDtype;
+  /** bf16 only: the unit (default: native.bf16Unit(), the one bf16 GEMMs and training use). */
+  unit?: Bf16Unit;
   /** Measure even when cached (and update the cache). */
   remeasure?: boolean;
   /** Default: defaultCacheDir(). */
@@ -102,22 +143,26 @@ export interface GetPeakOptions {
   seconds?: number;
 }
 
-/** The peak for this CPU, the current ISA, dtype and thread count: cached, else measured. */
+/**
+ * The peak for this CPU, dtype and thread count, on the current ISA (fp32) or bf16 unit (bf16,
+ * or opts.unit): cached, else measured.
+ */
 export function getPeak(opts: GetPeakOptions): PeakInfo {
   const dtype = opts.dtype ?? 'fp32';
-  if (dtype !== 'fp32') throw new Error(`peak: dtype '${dtype}' has no calibration yet (bf16 arrives later)`);
+  if (dtype !== 'fp32' && dtype !== 'bf16') throw new Error(`peak: dtype '${String(dtype)}' has no calibration (fp32, bf16)`);
+  const unit = peakUnit(dtype, opts.unit);
   const threads = opts.threads > 0 ? opts.threads : os.availableParallelism();
   const dir = opts.cacheDir ?? defaultCacheDir();
   const file = join(dir, 'peak.json');
   const cpu = cpuModel(), isa = native.isa();
-  const key = cacheKey(cpu, isa, dtype, threads);
+  const key = cacheKey(cpu, isa, unit, threads);
   const cache = readCache(file);
   const hit = cache.entries[key];
   if (!opts.remeasure && hit && Number.isFinite(hit.gflops) && hit.gflops > 0) {
-    return { gflops: hit.gflops, isa, dtype, threads, cpu, measuredAt: hit.measuredAt, cached: true };
+    return { gflops: hit.gflops, isa, dtype, unit, threads, cpu, measuredAt: hit.measuredAt, cached: true };
   }
   const seconds = opts.seconds ?? DEFAULT_PEAK_SECONDS;
-  const gflops = measurePeak(threads, { seconds });
+  const gflops = measurePeak(threads, { seconds, dtype, unit });
   const measuredAt = new Date().toISOString();
   // Re-read just before writing, so entries another process added meanwhile survive.
   const fresh = readCache(file);
@@ -127,5 +172,5 @@ export function getPeak(opts: GetPeakOptions): PeakInfo {
   } catch {
     // An unwritable cache costs a re-measurement next time, nothing else.
   }
-  return { gflops, isa, dtype, threads, cpu, measuredAt, cached: false };
+  return { gflops, isa, dtype, unit, threads, cpu, measuredAt, cached: false };
 }

@@ -65,3 +65,25 @@ test('train --preset nano writes config.json, metrics.jsonl and summary.json, an
   const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
   assert.ok(summary.finalValLoss < summary.initialValLoss - 0.5, `val loss ${summary.initialValLoss} -> ${summary.finalValLoss}`);
 });
+
+test('peak --threads 1 prints the fp32 FMA peak and every bf16 unit; --json reads them back from the cache', () => {
+  const r = cli(['peak', '--threads', '1']);
+  assert.equal(r.code, 0, `stderr: ${r.err}`);
+  assert.match(r.out, /fp32 FMA peak on the \w+ path/);
+  assert.match(r.out, /bf16 peak on the fp32 unit/); // every machine has the fp32 unit
+  assert.match(r.out, /bf16 training runs on the (amx|avx512bf16|fp32) unit/);
+  assert.equal(r.out.split('\n').filter((l) => l.includes('<- bf16 training uses this unit')).length, 1, r.out);
+  const j = cli(['peak', '--threads', '1', '--json']);
+  assert.equal(j.code, 0, `stderr: ${j.err}`);
+  const report = JSON.parse(j.out);
+  assert.ok(report.bf16.units.includes(report.bf16.trainingUnit));
+  assert.equal(report.bf16.units.at(-1), 'fp32');
+  assert.equal(report.bf16.units.includes('amx'), report.bf16.amxUnavailable === null);
+  if (report.bf16.amxUnavailable) assert.ok(r.out.includes(`AMX: not available: ${report.bf16.amxUnavailable}`), r.out);
+  for (const unit of report.bf16.units) {
+    assert.match(r.out, new RegExp(`bf16 peak on the ${unit} unit`));
+    const [row] = report.bf16.peaks[unit];
+    assert.ok(Number.isFinite(row.gflops) && row.gflops > 0, `${unit}: ${row.gflops}`);
+    assert.equal(row.cached, true, `${unit}: measured again instead of read from the cache`);
+  }
+});

@@ -6,11 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { peakCommand } from '../../src/cli/peak.js';
-import { native } from '../../src/kernels/native.js';
+import { native, type Bf16Unit } from '../../src/kernels/native.js';
 import { flopsPerToken, mfu, parameterCounts } from '../../src/metrics/flops.js';
 import { MetricsLog, peakRssBytes } from '../../src/metrics/jsonl.js';
 import { describeMachine, machineInfo } from '../../src/metrics/machine.js';
-import { defaultCacheDir, getPeak, measurePeak } from '../../src/metrics/peak.js';
+import { defaultCacheDir, getPeak, measurePeak, peakUnit } from '../../src/metrics/peak.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'litespark-metrics-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -204,16 +204,117 @@ describe('peak', () => {
   test('litespark peak --json reads the cache it shares with getPeak', async () => {
     const cacheDir = join(dir, 'cli');
     const p = getPeak({ threads: 1, cacheDir, seconds: SHORT });
-    const out: string[] = [];
-    const write = process.stdout.write;
-    process.stdout.write = ((s: string) => (out.push(String(s)), true)) as typeof process.stdout.write;
-    try {
-      await peakCommand({ threads: 1, json: true, cacheDir });
-    } finally {
-      process.stdout.write = write;
-    }
-    const j = JSON.parse(out.join(''));
+    const j = JSON.parse(await captureStdout(() => peakCommand({ threads: 1, json: true, cacheDir, seconds: SHORT })));
     assert.equal(j.isa, native.isa());
     assert.deepEqual(j.peaks, [{ threads: 1, gflops: p.gflops, cached: true, measuredAt: p.measuredAt }]);
   });
+
+  test('peakBf16 is positive and finite on every bf16 unit, 1 and 2 threads', () => {
+    for (const unit of native.bf16Units())
+      for (const threads of [1, 2]) {
+        const g = native.peakBf16(unit, threads, SHORT);
+        assert.ok(Number.isFinite(g) && g > 0, `${unit} ${threads}T: ${g}`);
+      }
+  });
+
+  test('bf16 peaks: default unit, one cache entry per unit, the fp32 unit shares the fp32 FMA entry', () => {
+    const cacheDir = join(dir, 'bf16');
+    const entries = () => JSON.parse(readFileSync(join(cacheDir, 'peak.json'), 'utf8')).entries as Record<string, { gflops: number }>;
+    const fp32 = getPeak({ threads: 1, dtype: 'fp32', cacheDir, seconds: SHORT });
+    assert.equal(fp32.unit, 'fp32');
+
+    // No unit: the one bf16 GEMMs run on now.
+    const current = getPeak({ threads: 1, dtype: 'bf16', cacheDir, seconds: SHORT });
+    assert.equal(current.unit, native.bf16Unit());
+    assert.equal(current.dtype, 'bf16');
+
+    const seen = new Map<string, number>();
+    for (const unit of native.bf16Units()) {
+      const p = getPeak({ threads: 1, dtype: 'bf16', unit, cacheDir, seconds: SHORT });
+      assert.equal(p.unit, unit);
+      assert.equal(p.dtype, 'bf16');
+      assert.ok(Number.isFinite(p.gflops) && p.gflops > 0, `${unit}: ${p.gflops}`);
+      if (unit === 'fp32') {
+        // The fp32 unit runs bf16 as fp32 FMAs: its peak is the cached fp32 FMA peak, not a new one.
+        assert.equal(p.cached, true);
+        assert.equal(p.gflops, fp32.gflops);
+        assert.equal(p.measuredAt, fp32.measuredAt);
+      } else {
+        assert.equal(p.cached, unit === current.unit, `${unit}: cached ${p.cached}`);
+        seen.set(unit, p.gflops);
+      }
+      // Asked again: a hit with the same figure.
+      const hit = getPeak({ threads: 1, dtype: 'bf16', unit, cacheDir, seconds: SHORT });
+      assert.equal(hit.cached, true);
+      assert.equal(hit.gflops, p.gflops);
+    }
+    const keys = Object.keys(entries());
+    assert.equal(keys.length, 1 + seen.size, keys.join('; ')); // fp32 + one per bf16 unit beyond fp32
+    for (const [unit, gflops] of seen) {
+      const key = keys.find((k) => k.includes(`| ${unit} |`) && k.includes('bf16') && k.endsWith('| 1T'));
+      assert.ok(key, `no cache key for ${unit}: ${keys.join('; ')}`);
+      assert.equal(entries()[key!]!.gflops, gflops);
+    }
+    // Another thread count is another key; remeasure refreshes one unit only.
+    const unit = native.bf16Units()[0]!;
+    assert.equal(getPeak({ threads: 2, dtype: 'bf16', unit, cacheDir, seconds: SHORT }).cached, false);
+    const again = getPeak({ threads: 1, dtype: 'bf16', unit, cacheDir, seconds: SHORT, remeasure: true });
+    assert.equal(again.cached, false);
+    assert.equal(getPeak({ threads: 1, dtype: 'bf16', unit, cacheDir }).gflops, again.gflops);
+    assert.equal(getPeak({ threads: 1, dtype: 'fp32', cacheDir }).gflops, fp32.gflops);
+  });
+
+  test('measurePeak and peakUnit: bf16 units, unknown units refused with the reason', () => {
+    for (const unit of native.bf16Units()) assert.ok(measurePeak(1, { seconds: SHORT, dtype: 'bf16', unit }) > 0, unit);
+    assert.equal(peakUnit('fp32', 'amx'), 'fp32');
+    assert.equal(peakUnit('bf16'), native.bf16Unit());
+    assert.throws(() => peakUnit('bf16', 'tpu' as Bf16Unit), /'tpu' is not available/);
+    if (!native.bf16Units().includes('amx')) {
+      const reason = native.amxUnavailableReason();
+      assert.throws(() => getPeak({ threads: 1, dtype: 'bf16', unit: 'amx', cacheDir: join(dir, 'noamx') }),
+        (e: Error) => e.message.includes(reason));
+    }
+  });
+
+  test('litespark peak prints fp32 FMA and every bf16 unit, marks the training unit; --json has them all', async () => {
+    const cacheDir = join(dir, 'cli-bf16');
+    const units = native.bf16Units();
+    const text = await captureStdout(() => peakCommand({ threads: 1, cacheDir, seconds: SHORT }));
+    assert.match(text, new RegExp(`fp32 FMA peak on the ${native.isa()} path`));
+    for (const unit of units) assert.match(text, new RegExp(`bf16 peak on the ${unit} unit`), text);
+    const marked = text.split('\n').filter((l) => l.includes('<- bf16 training uses this unit'));
+    assert.equal(marked.length, 1, text);
+    assert.match(marked[0]!, new RegExp(`on the ${native.bf16Unit()} unit`));
+    assert.match(text, new RegExp(`bf16 training runs on the ${native.bf16Unit()} unit`));
+    if (native.amxUnavailableReason()) assert.ok(text.includes(`AMX: not available: ${native.amxUnavailableReason()}`), text);
+    else assert.ok(!text.includes('AMX: not available'), text);
+    // Every figure measured once, then read back from the cache by --json.
+    const j = JSON.parse(await captureStdout(() => peakCommand({ threads: 1, json: true, cacheDir, seconds: SHORT })));
+    assert.equal(j.bf16.trainingUnit, native.bf16Unit());
+    assert.deepEqual(j.bf16.units, units);
+    assert.equal(j.bf16.amxUnavailable, native.amxUnavailableReason() || null);
+    assert.deepEqual(Object.keys(j.bf16.peaks).sort(), [...units].sort());
+    for (const unit of units) {
+      const [r] = j.bf16.peaks[unit];
+      assert.equal(r.threads, 1);
+      assert.ok(Number.isFinite(r.gflops) && r.gflops > 0, `${unit}: ${r.gflops}`);
+      assert.equal(r.cached, true, `${unit} was measured again`);
+      const p = getPeak({ threads: 1, dtype: 'bf16', unit, cacheDir });
+      assert.equal(r.gflops, p.gflops, unit);
+    }
+    assert.deepEqual(j.bf16.peaks.fp32, j.peaks); // the fp32 unit's bf16 peak is the fp32 FMA peak
+  });
 });
+
+/** What fn writes to stdout (and nothing reaches the terminal). */
+async function captureStdout(fn: () => Promise<void>): Promise<string> {
+  const out: string[] = [];
+  const write = process.stdout.write;
+  process.stdout.write = ((s: string) => (out.push(String(s)), true)) as typeof process.stdout.write;
+  try {
+    await fn();
+  } finally {
+    process.stdout.write = write;
+  }
+  return out.join('');
+}

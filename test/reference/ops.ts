@@ -187,7 +187,7 @@ const BF16_MIN_EXP = -126; // exponent of the smallest normal bf16 value
 const BF16_MAX = 255 * 2 ** 120; // (2 - 2^-7) * 2^127, the largest finite bf16 value
 
 /** floor(log2(a)) for a finite a > 0, exactly (Math.log2 may round near powers of two). */
-function exponentOf(a: number): number {
+export function exponentOf(a: number): number {
   let e = Math.floor(Math.log2(a));
   while (2 ** e > a) e--;
   while (2 ** (e + 1) <= a) e++;
