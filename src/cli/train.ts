@@ -12,6 +12,7 @@ export interface TrainOptions {
   out?: string;
   kernels?: string;
   dtype?: string;
+  recompute?: string;
   seed?: number;
   threads?: number;
   set?: string[];
@@ -36,8 +37,8 @@ function printStart(i: StartInfo): void {
       `${i.tokensPerStep} tokens/step, ${c.train.steps} steps`,
   );
   say(
-    `  memory    params ${fmtBytes(m.parameters)}, grads ${fmtBytes(m.gradients)}, AdamW ${fmtBytes(m.optimizer)}, ` +
-      `activations ${fmtBytes(m.activations)}, workspace ${fmtBytes(m.workspace)}`,
+    `  memory    ${fmtBytes(m.total)}: params ${fmtBytes(m.parameters)}, grads ${fmtBytes(m.gradients)}, AdamW ${fmtBytes(m.optimizer)}, ` +
+      `activations ${fmtBytes(m.activations)} (recompute ${i.recompute}), workspace ${fmtBytes(m.workspace)}`,
   );
   say(
     `  MFU       ${(i.flopsPerToken / 1e6).toFixed(2)} MFLOP/token (6P + 12LdT) vs measured fp32 peak ` +
@@ -69,6 +70,7 @@ export async function trainCommand(opts: TrainOptions): Promise<number> {
   if (opts.threads !== undefined) overrides['runtime.threads'] = opts.threads;
   if (opts.kernels !== undefined) overrides['runtime.kernels'] = opts.kernels;
   if (opts.dtype !== undefined) overrides['runtime.dtype'] = opts.dtype;
+  if (opts.recompute !== undefined) overrides['runtime.recompute'] = opts.recompute;
   if (opts.out !== undefined) overrides['runtime.out'] = opts.out;
   if (opts.data !== undefined) overrides['data.source'] = opts.data;
   const config = resolveConfig({ preset: opts.preset, file: opts.config, overrides });

@@ -25,6 +25,13 @@ const PLANNED_KERNELS: Record<string, string> = {};
 /** 'bf16': mixed precision (bf16 matrix products, fp32 master weights, optimizer, norms and loss). */
 export const DTYPES = ['fp32', 'bf16'] as const;
 const PLANNED_DTYPES: Record<string, string> = {};
+/**
+ * Activation checkpointing: what backward recomputes instead of keeping from forward (both kernel
+ * paths; gradients identical to 'none'). 'selective': norm outputs and the SwiGLU activation (and
+ * the standard path's attention probabilities); 'full': every layer's forward again, keeping
+ * only each layer's input.
+ */
+export const RECOMPUTE = ['none', 'selective', 'full'] as const;
 
 function choice<const T extends readonly [string, ...string[]]>(values: T, planned: Record<string, string>) {
   return z.enum(values, {
@@ -134,6 +141,7 @@ export const runtimeSchema = z
     threads: int(0).default(0),
     kernels: choice(KERNELS, PLANNED_KERNELS).default('litespark'),
     dtype: choice(DTYPES, PLANNED_DTYPES).default('fp32'),
+    recompute: choice(RECOMPUTE, {}).default('none'),
     /** Run directory; the loader fills in runs/<preset>-<timestamp> when absent. */
     out: z.string().min(1).optional(),
   })
@@ -177,6 +185,7 @@ export type DataConfig = z.output<typeof dataSchema>;
 export type RuntimeConfig = z.output<typeof runtimeSchema> & { out: string };
 export type Kernels = RuntimeConfig['kernels'];
 export type Dtype = RuntimeConfig['dtype'];
+export type RecomputeMode = RuntimeConfig['recompute'];
 
 /** A resolved, validated config: every default filled in. */
 export interface Config {

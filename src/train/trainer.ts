@@ -13,6 +13,7 @@ import { native } from '../kernels/native.js';
 import { LlamaModel, type StepBuffers } from '../model/llama.js';
 import { flopsPerToken, mfu, parameterCounts } from '../metrics/flops.js';
 import { MetricsLog, peakRssBytes } from '../metrics/jsonl.js';
+import { memoryModel, type MemoryReport } from '../metrics/memory.js';
 import { median } from '../metrics/stats.js';
 import { cpuModel } from '../metrics/machine.js';
 import { defaultCacheDir, getPeak } from '../metrics/peak.js';
@@ -20,13 +21,7 @@ import { AdamW } from './optimizer.js';
 import { sample } from './sample.js';
 import { lrAt } from './schedule.js';
 
-export interface MemoryReport {
-  parameters: number;
-  gradients: number;
-  optimizer: number;
-  activations: number;
-  workspace: number;
-}
+export type { MemoryReport } from '../metrics/memory.js';
 
 export interface StartInfo {
   config: Config;
@@ -36,12 +31,15 @@ export interface StartInfo {
   threads: number;
   kernels: string;
   dtype: string;
+  /** Activation checkpointing mode (runtime.recompute). */
+  recompute: string;
   parameters: { total: number; nonEmbedding: number };
   flopsPerToken: number;
   peakGflops: number | null;
   peakCached: boolean;
   tokensPerStep: number;
   corpus: { name: string; description: string; bytes: number; trainTokens: number; valTokens: number };
+  /** The memory model of this run (src/metrics/memory.ts), equal to what the trainer allocates. */
   memory: MemoryReport;
 }
 
@@ -81,6 +79,8 @@ export interface Summary {
   finalTrainLoss: number;
   sample: { prompt: string; text: string } | null;
   peakRssBytes: number;
+  /** The start-of-run memory report and its recompute mode. */
+  memory: MemoryReport & { recompute: string };
   interrupted: boolean;
 }
 
@@ -167,7 +167,7 @@ export async function train(config: Config, hooks: TrainHooks = {}): Promise<Sum
   const opt = new AdamW(mc, model.params, model.grads, tc);
   const B = tc.micro_batch_size;
   const T = tc.seq_len;
-  const buf = model.buffers(B, T);
+  const buf = model.buffers(B, T, false, rc.recompute);
   const sampler = new BatchSampler(data.train, B, T, tc.seed);
   const evalSet = fixedBatches(data.val, B, T, tc.eval_batches);
   const tokensPerStep = B * T * tc.grad_accum_steps;
@@ -185,23 +185,21 @@ export async function train(config: Config, hooks: TrainHooks = {}): Promise<Sum
     threads,
     kernels: rc.kernels,
     dtype: rc.dtype,
+    recompute: rc.recompute,
     parameters: { total: counts.total, nonEmbedding: counts.nonEmbedding },
     flopsPerToken: fpt,
     peakGflops: peak.gflops > 0 ? peak.gflops : null,
     peakCached: peak.cached,
     tokensPerStep,
     corpus: { ...data.corpus, trainTokens: data.train.length, valTokens: data.val.length },
-    memory: {
-      parameters: model.params.flat.bytes,
-      gradients: model.grads.flat.bytes,
-      optimizer: opt.bytes(),
-      activations: buf.activationBytes(),
-      workspace: buf.workspaceBytes(),
-    },
+    memory: memoryModel(mc, { B, T, kernels: rc.kernels, dtype: rc.dtype, recompute: rc.recompute }),
   };
   writeFileSync(
     join(runDir, 'config.json'),
-    JSON.stringify({ ...config, hf_config: toHfLlamaConfig(mc), machine: { cpu: info.cpu, isa: info.isa, threads } }, null, 2) + '\n',
+    JSON.stringify({
+      ...config, hf_config: toHfLlamaConfig(mc), machine: { cpu: info.cpu, isa: info.isa, threads },
+      memory: { ...info.memory, recompute: rc.recompute },
+    }, null, 2) + '\n',
   );
   writeFileSync(join(runDir, 'tokenizer.json'), JSON.stringify(tokenizer.toJSON()) + '\n');
   hooks.onStart?.(info);
@@ -286,6 +284,7 @@ export async function train(config: Config, hooks: TrainHooks = {}): Promise<Sum
     finalTrainLoss: lastLoss,
     sample: sampleOut,
     peakRssBytes: peakRssBytes(),
+    memory: { ...info.memory, recompute: rc.recompute },
     interrupted,
   };
   log.write({ summary });

@@ -203,6 +203,17 @@ describe('bad input names the field', () => {
     rejects({ overrides: { 'runtime.kernels': 'fast' } }, "config: runtime.kernels: must be one of 'litespark', 'standard' (got 'fast')");
   });
 
+  test("recompute 'none' (default), 'selective' and 'full' on both kernel paths; anything else is named", () => {
+    assert.equal(resolveConfig().runtime.recompute, 'none');
+    for (const kernels of ['litespark', 'standard']) {
+      for (const mode of ['none', 'selective', 'full']) {
+        assert.equal(resolveConfig({ overrides: { 'runtime.kernels': kernels, 'runtime.recompute': mode } }).runtime.recompute, mode);
+      }
+    }
+    rejects({ overrides: { 'runtime.recompute': 'partial' } }, "config: runtime.recompute: must be one of 'none', 'selective', 'full' (got 'partial')");
+    rejects({ overrides: { 'runtime.recompute': true } }, 'config: runtime.recompute: must be one of');
+  });
+
   test('wrong types of sections and override paths', () => {
     rejects({ overrides: { train: 5 } }, 'config: train: must be an object');
     rejects({ overrides: { 'train.steps.x': 1 } }, 'config: train.steps:');
