@@ -1,5 +1,5 @@
 // The message a bench worker process receives (as one JSON argument) and the lines it prints.
-import type { BenchDtype, BenchRow, KernelPath } from './spec.js';
+import type { BenchDtype, BenchRow, KernelPath, RecomputeMode } from './spec.js';
 
 /** What every worker job carries. */
 interface JobBase {
@@ -19,6 +19,8 @@ interface JobBase {
 export interface StepJob extends JobBase {
   mode: 'step';
   kernels: KernelPath;
+  /** Activation checkpointing; absent = 'none' with no `recompute` field in the row. */
+  recompute?: RecomputeMode;
 }
 
 export interface KernelsJob extends JobBase {

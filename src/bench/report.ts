@@ -14,21 +14,30 @@ const times = (x: number | null) => (x === null ? '—' : `${x.toFixed(2)}x`);
 const bytes = (x: number | null) => (x === null ? '—' : fmtBytes(x));
 
 export function stepTable(rows: StepRow[], markdown = false): Table {
-  const head = ['config', 'kernels', 'dtype', 'tokens/s', 'step ms median (min-max)', 'MFU', 'peak memory', 'speedup'];
-  if (markdown) head.push('native peak', 'activations', 'J/token');
+  // recompute rows (`--recompute`) get their mode, activations and the ratios to the 'none' row
+  const re = rows.some((r) => r.recompute !== undefined);
+  const head = ['config', 'kernels', 'dtype', ...(re ? ['recompute'] : []), 'tokens/s', 'step ms median (min-max)', 'MFU', 'peak memory', 'speedup'];
+  if (re) head.push('activations', 'vs none: tokens/s, activations');
+  if (markdown) head.push('native peak', ...(re ? [] : ['activations']), 'J/token');
   const body = rows.map((r) => {
     const cells = [
-      r.config, r.kernels, r.dtype,
+      r.config, r.kernels, r.dtype, ...(re ? [r.recompute ?? 'none'] : []),
       r.ok ? fixed(r.tokens_per_s, 0) : 'FAILED',
       range(r.step_ms_median, r.step_ms_min, r.step_ms_max),
       r.ok ? fmtPct(r.mfu) : '—',
       bytes(r.peak_bytes),
       r.kernels === 'standard' ? (r.ok ? '1.00x' : '—') : times(r.speedup),
     ];
-    if (markdown) cells.push(bytes(r.native_peak_bytes), bytes(r.activation_bytes), r.joules_per_token === null ? `n/a (${r.energy_source})` : r.joules_per_token.toExponential(3));
+    if (re) {
+      const vs = r.recompute === 'none' || r.recompute === undefined ? '—'
+        : `${times(r.recompute_speed ?? null)}, ${times(r.recompute_memory ?? null)}`;
+      cells.push(bytes(r.activation_bytes), vs);
+    }
+    if (markdown) cells.push(bytes(r.native_peak_bytes), ...(re ? [] : [bytes(r.activation_bytes)]), r.joules_per_token === null ? `n/a (${r.energy_source})` : r.joules_per_token.toExponential(3));
     return cells;
   });
-  return { head, rows: body, right: head.map((_, i) => i >= 3) };
+  const firstNumber = re ? 4 : 3;
+  return { head, rows: body, right: head.map((_, i) => i >= firstNumber) };
 }
 
 export function kernelTable(rows: KernelRow[]): Table {
@@ -59,7 +68,7 @@ export function renderMarkdown(t: Table): string {
 /** The failed rows, one line each: which row and why. */
 export function failures(rows: BenchRow[]): string[] {
   return rows.filter((r) => !r.ok).map((r) =>
-    r.kind === 'step' ? `${r.config} ${r.kernels} ${r.dtype}: ${r.error}` : `${r.config} ${r.op} (${r.kernels}): ${r.error}`);
+    r.kind === 'step' ? `${r.config} ${r.kernels} ${r.dtype}${r.recompute ? ` recompute ${r.recompute}` : ''}: ${r.error}` : `${r.config} ${r.op} (${r.kernels}): ${r.error}`);
 }
 
 /** The table(s) for the terminal. */
@@ -106,7 +115,11 @@ export function markdownReport(m: BenchMachine, o: { steps: number; warmup: numb
     out.push(
       'tokens/s = tokens per step ÷ median step time. MFU = tokens/s × (6·P + 12·L·d·T) ÷ the measured peak above. ' +
         'Peak memory = peak RSS of the row\'s own process; native peak = litespark\'s count of its storage high-water mark + kernel workspaces. ' +
-        'Speedup = litespark tokens/s ÷ standard tokens/s of the same config and dtype, in this run.',
+        'Speedup = litespark tokens/s ÷ standard tokens/s of the same config and dtype, in this run.' +
+        (steps.some((r) => r.recompute !== undefined)
+          ? ' Recompute rows: activations = the bytes a step keeps for backward (recompute buffers included); ' +
+            '"vs none" = tokens/s and activations over the recompute none row of the same config, kernels and dtype, in this run.'
+          : ''),
       '',
       'Energy (J/token) is not measured yet: the energy meters (RAPL / NVML, or a stated power model) arrive with a later issue, ' +
         'so every row carries `joules_per_token: null` and `energy_source: "none"`.',

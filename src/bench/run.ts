@@ -12,13 +12,15 @@ import { machineInfo } from '../metrics/machine.js';
 import { getPeak } from '../metrics/peak.js';
 import type { BenchJob, KernelsJob, StepJob, WorkerEvent } from './job.js';
 import { markdownReport } from './report.js';
-import type { BenchConfig, BenchDtype, BenchRow, KernelPath, KernelRow, StepRow } from './spec.js';
+import type { BenchConfig, BenchDtype, BenchRow, KernelPath, KernelRow, RecomputeMode, StepRow } from './spec.js';
 import { failureReason, gitCommit } from './util.js';
 
 export interface BenchOptions {
   configs: BenchConfig[];
   kernels: KernelPath[];
   dtypes: BenchDtype[];
+  /** Activation checkpointing modes, one row each; absent: rows as before, without a `recompute` field. */
+  recomputes?: RecomputeMode[];
   /** Measured steps (kernel runs with kernelsOnly). */
   steps: number;
   warmup: number;
@@ -82,7 +84,8 @@ function timestamp(d: Date): string {
 /** A row that did not run: the error, null figures. */
 export function failedStepRow(job: StepJob, error: string): StepRow {
   return {
-    kind: 'step', config: job.config, kernels: job.kernels, dtype: job.dtype, threads: job.threads, isa: null, cpu: null,
+    kind: 'step', config: job.config, kernels: job.kernels, dtype: job.dtype, ...(job.recompute ? { recompute: job.recompute } : {}),
+    threads: job.threads, isa: null, cpu: null,
     commit: job.commit, node: process.version, loadavg_1m: os.loadavg()[0]!, ok: false, error,
     tokens_per_s: null, step_ms_median: null, step_ms_min: null, step_ms_max: null, steps: job.steps, warmup: job.warmup,
     mfu: null, peak_gflops: job.peakGflops, peak_bytes: null, native_peak_bytes: null, activation_bytes: null,
@@ -143,13 +146,25 @@ export function runJob(job: BenchJob, onProgress?: BenchHooks['onProgress']): Pr
   });
 }
 
-/** Speed-up of each litespark row over the standard row of the same config and dtype. */
+/** Speed-up of each litespark row over the standard row of the same config, dtype and recompute mode. */
 export function fillSpeedups(rows: BenchRow[]): void {
   for (const r of rows) {
     if (r.kind !== 'step' || r.kernels !== 'litespark' || !r.ok || r.tokens_per_s === null) continue;
     const std = rows.find((s): s is StepRow =>
-      s.kind === 'step' && s.kernels === 'standard' && s.config === r.config && s.dtype === r.dtype && s.ok);
+      s.kind === 'step' && s.kernels === 'standard' && s.config === r.config && s.dtype === r.dtype && s.recompute === r.recompute && s.ok);
     if (std?.tokens_per_s) r.speedup = r.tokens_per_s / std.tokens_per_s;
+  }
+}
+
+/** Each recompute row's speed and activation memory relative to the 'none' row of the same config, kernels and dtype. */
+export function fillRecomputeRatios(rows: BenchRow[]): void {
+  for (const r of rows) {
+    if (r.kind !== 'step' || r.recompute === undefined || r.recompute === 'none') continue;
+    const base = rows.find((s): s is StepRow =>
+      s.kind === 'step' && s.recompute === 'none' && s.config === r.config && s.kernels === r.kernels && s.dtype === r.dtype && s.ok);
+    const ratio = (a: number | null, b: number | null | undefined) => (r.ok && a !== null && b ? a / b : null);
+    r.recompute_speed = ratio(r.tokens_per_s, base?.tokens_per_s);
+    r.recompute_memory = ratio(r.activation_bytes, base?.activation_bytes);
   }
 }
 
@@ -167,7 +182,7 @@ export function describeBenchMachine(threads: number): BenchMachine {
   };
 }
 
-/** The jobs of a run, in order: per config, per dtype, standard before litespark. */
+/** The jobs of a run, in order: per config, per dtype, standard before litespark, per recompute mode. */
 export function planJobs(opts: BenchOptions, machine: BenchMachine): BenchJob[] {
   const common = {
     threads: machine.threads, steps: opts.steps, warmup: opts.warmup, seed: opts.seed ?? 1337,
@@ -181,7 +196,8 @@ export function planJobs(opts: BenchOptions, machine: BenchMachine): BenchJob[] 
         jobs.push({ mode: 'kernels', config: c.name, preset: c.preset, kernels: order(opts.kernels), dtype, ...common });
       } else {
         for (const kernels of order(opts.kernels)) {
-          jobs.push({ mode: 'step', config: c.name, preset: c.preset, kernels, dtype, ...common });
+          if (!opts.recomputes) jobs.push({ mode: 'step', config: c.name, preset: c.preset, kernels, dtype, ...common });
+          else for (const recompute of opts.recomputes) jobs.push({ mode: 'step', config: c.name, preset: c.preset, kernels, dtype, recompute, ...common });
         }
       }
     }
@@ -191,7 +207,7 @@ export function planJobs(opts: BenchOptions, machine: BenchMachine): BenchJob[] 
 
 export function jobLabel(job: BenchJob): string {
   return job.mode === 'step'
-    ? `${job.config} ${job.kernels} ${job.dtype}`
+    ? `${job.config} ${job.kernels} ${job.dtype}${job.recompute ? ` recompute ${job.recompute}` : ''}`
     : `${job.config} kernels (${job.kernels.join(' vs ')}) ${job.dtype}`;
 }
 
@@ -210,6 +226,7 @@ export async function runBench(opts: BenchOptions, hooks: BenchHooks = {}): Prom
     hooks.onJobEnd?.(got);
   }
   fillSpeedups(rows);
+  fillRecomputeRatios(rows);
 
   const options = { steps: opts.steps, warmup: opts.warmup, kernelsOnly: opts.kernelsOnly };
   const jsonText = JSON.stringify(rows, null, 2) + '\n';

@@ -2,7 +2,7 @@
 // paths and dtypes a row can use, and the shape of the rows it writes (the `bench --json`
 // contract of DESIGN.md: config, kernels, dtype, threads, tokens_per_s, step_ms_median, mfu,
 // peak_bytes, joules_per_token, energy_source, and more).
-import { ConfigError } from '../config/schema.js';
+import { ConfigError, RECOMPUTE } from '../config/schema.js';
 import { PRESET_NAMES, isPresetName, type PresetName } from '../config/presets.js';
 
 /** BENCH.md rows -> the presets that hold their shapes (src/config/presets.ts). */
@@ -16,6 +16,10 @@ export type KernelPath = (typeof KERNEL_PATHS)[number];
 /** fp32, and bf16 mixed precision (matrix products on the best bf16 unit of the CPU). */
 export const BENCH_DTYPES = ['fp32', 'bf16'] as const;
 export type BenchDtype = (typeof BENCH_DTYPES)[number];
+
+/** Activation checkpointing modes a row can run (`--recompute`, as `litespark train`). */
+export const RECOMPUTE_MODES = RECOMPUTE;
+export type RecomputeMode = (typeof RECOMPUTE_MODES)[number];
 
 /** A config chosen on the command line: its BENCH.md name (or a preset name) and its preset. */
 export interface BenchConfig {
@@ -61,6 +65,14 @@ export function parseDtypes(value: string): BenchDtype[] {
   });
 }
 
+/** `--recompute none,full`. Throws ConfigError naming the unknown entry. */
+export function parseRecompute(value: string): RecomputeMode[] {
+  return splitList('--recompute', value).map((item) => {
+    if ((RECOMPUTE_MODES as readonly string[]).includes(item)) return item as RecomputeMode;
+    throw new ConfigError(`bench: unknown recompute mode '${item}' in --recompute (known: ${RECOMPUTE_MODES.join(', ')})`);
+  });
+}
+
 /** Fields every row carries, whole-step or per-kernel. */
 interface RowBase {
   config: string;
@@ -81,6 +93,8 @@ interface RowBase {
 /** One full training step row (forward + backward + AdamW), BENCH.md protocol. */
 export interface StepRow extends RowBase {
   kind: 'step';
+  /** Activation checkpointing mode; present only when the run was asked for recompute rows (`--recompute`). */
+  recompute?: RecomputeMode;
   tokens_per_s: number | null;
   step_ms_median: number | null;
   step_ms_min: number | null;
@@ -106,6 +120,10 @@ export interface StepRow extends RowBase {
   speedup: number | null;
   /** Loss of the last measured step: a sanity check that the step computed something finite. */
   loss: number | null;
+  /** Recompute rows other than 'none': tokens_per_s over the 'none' row of the same config, kernels and dtype. */
+  recompute_speed?: number | null;
+  /** Recompute rows other than 'none': activation_bytes over the 'none' row's. */
+  recompute_memory?: number | null;
 }
 
 /** One kernel measurement of `--kernels-only`. */

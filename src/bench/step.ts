@@ -31,7 +31,7 @@ export function runStepRow(job: StepJob, onProgress: (done: number, total: numbe
   const model = new LlamaModel(mc, 'f32', job.kernels, job.dtype ?? 'fp32');
   model.params.init(job.seed);
   const opt = new AdamW(mc, model.params, model.grads, tc);
-  const buf = model.buffers(B, T);
+  const buf = model.buffers(B, T, false, job.recompute ?? 'none');
   // Each batch: B rows of T+1 random tokens, inputs = [0, T), targets = [1, T].
   const batches = Array.from({ length: BATCHES }, (_, i) => {
     const toks = randomTokens(B * (T + 1), mc.vocab_size, job.seed * 1000 + i);
@@ -70,6 +70,7 @@ export function runStepRow(job: StepJob, onProgress: (done: number, total: numbe
     config: job.config,
     kernels: job.kernels,
     dtype: job.dtype,
+    ...(job.recompute ? { recompute: job.recompute } : {}),
     threads: job.threads,
     isa: native.isa(),
     cpu: cpuModel(),

@@ -5,14 +5,15 @@ import cliProgress from 'cli-progress';
 import { ConfigError } from '../config/schema.js';
 import { runBench } from '../bench/run.js';
 import { machineLine, textReport } from '../bench/report.js';
-import { parseConfigs, parseDtypes, parseKernels } from '../bench/spec.js';
+import { parseConfigs, parseDtypes, parseKernels, parseRecompute } from '../bench/spec.js';
 import type { BenchRow } from '../bench/spec.js';
-import { fmtPct } from './format.js';
+import { fmtBytes, fmtPct } from './format.js';
 
 export interface BenchCommandOptions {
   configs?: string;
   kernels?: string;
   dtype?: string;
+  recompute?: string;
   steps?: number;
   warmup?: number;
   threads?: number;
@@ -26,7 +27,8 @@ const say = (line = '') => process.stdout.write(line + '\n');
 function rowLine(r: BenchRow): string {
   if (!r.ok) return `failed: ${r.error}`;
   if (r.kind === 'step') {
-    return `${r.tokens_per_s!.toFixed(0)} tokens/s, median step ${r.step_ms_median!.toFixed(1)} ms, MFU ${fmtPct(r.mfu)}`;
+    const act = r.recompute !== undefined && r.activation_bytes !== null ? `, activations ${fmtBytes(r.activation_bytes)}` : '';
+    return `${r.tokens_per_s!.toFixed(0)} tokens/s, median step ${r.step_ms_median!.toFixed(1)} ms, MFU ${fmtPct(r.mfu)}${act}`;
   }
   return `${r.op} (${r.kernels}) ${r.ms_median!.toFixed(2)} ms`;
 }
@@ -36,6 +38,8 @@ export async function benchCommand(opts: BenchCommandOptions): Promise<number> {
   const configs = parseConfigs(opts.configs ?? 'XS,S,L');
   const kernels = parseKernels(opts.kernels ?? 'standard,litespark');
   const dtypes = parseDtypes(opts.dtype ?? 'fp32');
+  const recomputes = opts.recompute === undefined ? undefined : parseRecompute(opts.recompute);
+  if (recomputes && opts.kernelsOnly) throw new ConfigError('bench: --recompute applies to whole training steps, not to --kernels-only');
   const steps = opts.steps ?? 10;
   const warmup = opts.warmup ?? 3;
   if (opts.json !== undefined && opts.json.trim() === '') throw new ConfigError('bench: --json needs a file name');
@@ -54,7 +58,7 @@ export async function benchCommand(opts: BenchCommandOptions): Promise<number> {
 
   try {
     const result = await runBench(
-      { configs, kernels, dtypes, steps, warmup, threads: opts.threads ?? 0, kernelsOnly: opts.kernelsOnly === true, out: opts.out, json: opts.json },
+      { configs, kernels, dtypes, recomputes, steps, warmup, threads: opts.threads ?? 0, kernelsOnly: opts.kernelsOnly === true, out: opts.out, json: opts.json },
       {
         onJobStart: (i, n, label) => {
           if (i === 0) {

@@ -51,6 +51,8 @@ test('bench --configs XS writes a row per kernel path with every contract field,
     assert.equal(row.joules_per_token, null);
     assert.equal(row.energy_source, 'none');
     assert.ok(Number.isFinite(row.loss), `${label}: loss ${row.loss}`);
+    // without --recompute the rows are as before: no recompute fields
+    for (const f of ['recompute', 'recompute_speed', 'recompute_memory']) assert.ok(!Object.hasOwn(row, f), `${label}: unexpected '${f}'`);
   }
   const lit = rows.find((x) => x.kernels === 'litespark')!;
   assert.ok(typeof lit.speedup === 'number' && lit.speedup > 0, `speedup ${lit.speedup}`);
@@ -62,11 +64,39 @@ test('bench --configs XS writes a row per kernel path with every contract field,
   assert.match(r.out, /config\s+kernels\s+dtype\s+tokens\/s/);
 });
 
+test('bench --recompute none,selective,full: one row per mode with its activation bytes and the ratios to none', () => {
+  const json = join(tmp, 'recompute.json');
+  const r = cli(['bench', '--configs', 'nano', '--kernels', 'standard,litespark', '--recompute', 'none,selective,full', '--steps', '1', '--warmup', '0',
+    '--threads', '2', '--json', json, '--out', join(tmp, 'out-recompute')]);
+  assert.equal(r.code, 0, `stderr: ${r.err}\nstdout: ${r.out}`);
+  const rows = JSON.parse(readFileSync(json, 'utf8')) as Array<Record<string, unknown>>;
+  assert.deepEqual(rows.map((x) => `${x.kernels} ${x.recompute}`), [
+    'standard none', 'standard selective', 'standard full', 'litespark none', 'litespark selective', 'litespark full']);
+  for (const kernels of ['standard', 'litespark']) {
+    const [none, sel, full] = ['none', 'selective', 'full'].map((m) => rows.find((x) => x.kernels === kernels && x.recompute === m)!);
+    for (const row of [none, sel, full]) assert.equal(row!.ok, true, `${kernels} ${row!.recompute}: ${row!.error}`);
+    const act = (x: Record<string, unknown> | undefined) => x!.activation_bytes as number;
+    assert.ok(act(full) < act(sel) && act(sel) < act(none), `${kernels}: ${act(none)} / ${act(sel)} / ${act(full)}`);
+    assert.ok(!Object.hasOwn(none!, 'recompute_memory'));
+    assert.equal(full!.recompute_memory, act(full) / act(none));
+    assert.ok(typeof full!.recompute_speed === 'number' && full!.recompute_speed > 0);
+    // recomputation is exact: the same loss on the same batches
+    assert.equal(full!.loss, none!.loss);
+  }
+  // speed-ups pair rows of the same recompute mode
+  const lit = rows.find((x) => x.kernels === 'litespark' && x.recompute === 'full')!;
+  const std = rows.find((x) => x.kernels === 'standard' && x.recompute === 'full')!;
+  assert.ok(Math.abs((lit.speedup as number) - (lit.tokens_per_s as number) / (std.tokens_per_s as number)) < 1e-9);
+  assert.match(r.out, /config\s+kernels\s+dtype\s+recompute\s+tokens\/s/);
+});
+
 const BAD: Array<[string, string[], RegExp]> = [
   ['an unknown config', ['bench', '--configs', 'XS,XXL'], /unknown config 'XXL'/],
   ['an unknown kernel path', ['bench', '--kernels', 'standard,turbo'], /unknown kernels 'turbo'/],
   ['an unknown dtype', ['bench', '--dtype', 'fp32,fp8'], /unknown dtype 'fp8'/],
   ['a non-integer step count', ['bench', '--steps', 'x'], /--steps must be an integer/],
+  ['an unknown recompute mode', ['bench', '--recompute', 'none,some'], /unknown recompute mode 'some'/],
+  ['--recompute with --kernels-only', ['bench', '--kernels-only', '--recompute', 'full'], /--recompute applies to whole training steps/],
 ];
 
 for (const [what, args, message] of BAD) {
