@@ -27,6 +27,16 @@ if (problems.length === 0) {
     if (r.error || r.status !== 0) {
       problems.push(`${cxx} cannot build an OpenMP program (-fopenmp): ${(r.stderr || String(r.error)).trim().split('\n')[0]}`);
     }
+    // The bf16 units are compiled with AMX and AVX-512 BF16 intrinsics (GCC 11+, Clang 12+),
+    // whatever CPU builds them; they only run where the CPU has them.
+    const amx = join(dir, 'amx.cc');
+    writeFileSync(amx, '#include <immintrin.h>\nvoid f(float* c) { _tile_zero(0); _tile_dpbf16ps(0, 1, 2); _tile_stored(0, c, 64); }\n' +
+      '__m512 g(__m512 a, __m512bh b) { return _mm512_dpbf16_ps(a, b, b); }\n');
+    const ra = runs(cxx, ['-std=c++17', '-c', '-mavx512f', '-mavx512bf16', '-mamx-tile', '-mamx-bf16', amx, '-o', join(dir, 'amx.o')]);
+    if (ra.error || ra.status !== 0) {
+      problems.push(`${cxx} cannot compile AMX / AVX-512 BF16 intrinsics (-mamx-tile -mamx-bf16 -mavx512bf16; GCC 11 or newer): ` +
+        (ra.stderr || String(ra.error)).trim().split('\n')[0]);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -36,7 +46,7 @@ if (problems.length > 0) {
   process.stderr.write(
     'litespark: cannot build the native addon:\n' +
       problems.map((p) => `  - ${p}\n`).join('') +
-      'Install a C++17 compiler with OpenMP, make and python3 (Debian/Ubuntu: apt-get install g++ make python3).\n',
+      'Install a C++17 compiler with OpenMP (GCC 11 or newer), make and python3 (Debian/Ubuntu: apt-get install g++ make python3).\n',
   );
   process.exit(1);
 }
