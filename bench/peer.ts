@@ -4,13 +4,19 @@
 // with one FLOPs formula (6·P + 12·L·d·T) and one measured peak for every MFU figure.
 //
 //   npx tsc -p . && node dist/bench/peer.js --config S [--threads 2] [--steps 10] [--warmup 3]
-//                                           [--json FILE] [--no-install]
+//                                           [--dtype fp32,bf16] [--json FILE] [--no-install]
 //
-// PyTorch runs twice: with glibc malloc (default) and with tcmalloc (LD_PRELOAD of
-// libtcmalloc_minimal.so.4, what PyTorch's CPU performance guide recommends); litespark is
-// compared with the better of the two. python3-torch and libtcmalloc-minimal4 are an optional
-// benchmark dependency, never installed by `npm ci`: when missing and running as root, this
-// script installs them with apt-get and says so; otherwise it prints the command to run.
+// Per dtype (default fp32 only), PyTorch runs in several configurations: with glibc malloc
+// (default) and with tcmalloc (LD_PRELOAD of libtcmalloc_minimal.so.4, what PyTorch's CPU
+// performance guide recommends); for bf16 (torch.autocast on the CPU, fp32 master weights) also
+// its best known CPU configuration: tcmalloc plus ATEN_CPU_CAPABILITY=avx512 (ATen's own kernels
+// on AVX-512 instead of the AVX2 they pick by default) and ONEDNN_MAX_CPU_ISA=AVX512_CORE_AMX
+// (oneDNN's bf16 matmuls on AMX tiles; Debian's oneDNN 2.6 already picks AMX, so there it only
+// guards against a build where AMX is opt-in). litespark runs with the same dtype and is compared
+// with each PyTorch configuration of that dtype, and with the fastest.
+// python3-torch and libtcmalloc-minimal4 are an optional benchmark dependency, never installed by
+// `npm ci`: when missing and running as root, this script installs them with apt-get and says so;
+// otherwise it prints the command to run.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -21,13 +27,15 @@ import { fmtBytes, fmtPct } from '../src/cli/format.js';
 import { flopsPerToken, mfu } from '../src/metrics/flops.js';
 import { machineLine } from '../src/bench/report.js';
 import { describeBenchMachine, runJob } from '../src/bench/run.js';
-import { parseConfigs, type StepRow } from '../src/bench/spec.js';
+import { parseConfigs, parseDtypes, type BenchDtype, type StepRow } from '../src/bench/spec.js';
 import { failureReason } from '../src/bench/util.js';
 
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'pytorch', 'llama_train.py');
 /** Environment variables that pin OpenBLAS to a core type or cache size: a current numpy/torch is slower with them. */
 const OPENBLAS_PINS = ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'];
+/** ISA knobs of ATen and oneDNN: set only by the configuration that names them, never inherited. */
+const ISA_KNOBS = ['ATEN_CPU_CAPABILITY', 'ONEDNN_MAX_CPU_ISA', 'DNNL_MAX_CPU_ISA'];
 
 const say = (line = '') => process.stdout.write(line + '\n');
 
@@ -38,10 +46,13 @@ interface Args {
   warmup: number;
   json?: string;
   install: boolean;
+  dtypes: BenchDtype[];
+  /** --dtype was given: a dtype column and per-configuration ratio lines (without it, the fp32 output of before). */
+  dtypeGiven: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { config: 'S', threads: os.availableParallelism(), steps: 10, warmup: 3, install: true };
+  const a: Args = { config: 'S', threads: os.availableParallelism(), steps: 10, warmup: 3, install: true, dtypes: ['fp32'], dtypeGiven: false };
   const int = (flag: string, v: string | undefined, min: number) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) usage(`${flag} must be an integer >= ${min}`);
@@ -55,8 +66,15 @@ function parseArgs(argv: string[]): Args {
     else if (f === '--warmup') a.warmup = int(f, argv[++i], 0);
     else if (f === '--json') a.json = argv[++i] ?? usage('--json needs a file');
     else if (f === '--no-install') a.install = false;
-    else if (f === '--help' || f === '-h') {
-      say('usage: node dist/bench/peer.js --config XS|S|L [--threads N] [--steps 10] [--warmup 3] [--json FILE] [--no-install]');
+    else if (f === '--dtype') {
+      try {
+        a.dtypes = [...new Set(parseDtypes(argv[++i] ?? usage('--dtype needs a value')))];
+      } catch (e) {
+        usage((e as Error).message);
+      }
+      a.dtypeGiven = true;
+    } else if (f === '--help' || f === '-h') {
+      say('usage: node dist/bench/peer.js --config XS|S|L [--threads N] [--steps 10] [--warmup 3] [--dtype fp32,bf16] [--json FILE] [--no-install]');
       process.exit(0);
     } else usage(`unknown flag '${f}'`);
   }
@@ -104,6 +122,9 @@ function aptInstall(packages: string[]): void {
 interface PeerRow {
   name: string;
   framework: 'pytorch' | 'litespark';
+  dtype: BenchDtype;
+  /** PyTorch rows: the environment variables this configuration sets (LD_PRELOAD, ISA knobs). */
+  env: Record<string, string>;
   ok: boolean;
   error: string | null;
   tokens_per_s: number | null;
@@ -112,20 +133,24 @@ interface PeerRow {
   step_ms_max: number | null;
   mfu: number | null;
   peak_bytes: number | null;
+  /** tokens/s over the fastest PyTorch run of the same dtype. */
   vs_pytorch_best: number | null;
+  /** litespark rows: tokens/s over each PyTorch configuration of the same dtype, by name. */
+  vs_pytorch: Record<string, number | null>;
   /** 1-minute load average when the run ended: above --threads, other work shared the cores. */
   loadavg_1m: number | null;
   detail: Record<string, unknown>;
 }
 
 /** One PyTorch run in its own process; its JSON line, or a failed row. */
-function runPytorch(name: string, args: string[], env: NodeJS.ProcessEnv, status: (s: string) => void): Promise<PeerRow> {
+function runPytorch(name: string, dtype: BenchDtype, args: string[], baseEnv: NodeJS.ProcessEnv, set: Record<string, string>,
+  status: (s: string) => void): Promise<PeerRow> {
   const failed = (error: string): PeerRow => ({
-    name, framework: 'pytorch', ok: false, error, tokens_per_s: null, step_ms_median: null, step_ms_min: null,
-    step_ms_max: null, mfu: null, peak_bytes: null, vs_pytorch_best: null, loadavg_1m: os.loadavg()[0]!, detail: {},
+    name, framework: 'pytorch', dtype, env: set, ok: false, error, tokens_per_s: null, step_ms_median: null, step_ms_min: null,
+    step_ms_max: null, mfu: null, peak_bytes: null, vs_pytorch_best: null, vs_pytorch: {}, loadavg_1m: os.loadavg()[0]!, detail: {},
   });
   return new Promise((resolve) => {
-    const child = spawn(PYTHON, [SCRIPT, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(PYTHON, [SCRIPT, ...args, '--dtype', dtype], { env: { ...baseEnv, ...set }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '', err = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
     child.stderr.setEncoding('utf8').on('data', (c: string) => {
@@ -144,11 +169,12 @@ function runPytorch(name: string, args: string[], env: NodeJS.ProcessEnv, status
       try {
         if (code !== 0) throw new Error('exit');
         const r = JSON.parse(line) as Record<string, number | string | null>;
+        if ((r.dtype ?? 'fp32') !== dtype) throw new Error('dtype');
         resolve({
-          name, framework: 'pytorch', ok: true, error: null,
+          name, framework: 'pytorch', dtype, env: set, ok: true, error: null,
           tokens_per_s: r.tokens_per_s as number, step_ms_median: r.step_ms_median as number,
           step_ms_min: r.step_ms_min as number, step_ms_max: r.step_ms_max as number, mfu: null,
-          peak_bytes: r.peak_bytes as number, vs_pytorch_best: null, loadavg_1m: os.loadavg()[0]!, detail: r,
+          peak_bytes: r.peak_bytes as number, vs_pytorch_best: null, vs_pytorch: {}, loadavg_1m: os.loadavg()[0]!, detail: r,
         });
       } catch {
         const why = failureReason(err.split('\n').filter((l) => !l.startsWith('{"event"')).join('\n'));
@@ -158,20 +184,21 @@ function runPytorch(name: string, args: string[], env: NodeJS.ProcessEnv, status
   });
 }
 
-function fromLitespark(name: string, r: StepRow): PeerRow {
+function fromLitespark(name: string, dtype: BenchDtype, r: StepRow): PeerRow {
   return {
-    name, framework: 'litespark', ok: r.ok, error: r.error, tokens_per_s: r.tokens_per_s, step_ms_median: r.step_ms_median,
-    step_ms_min: r.step_ms_min, step_ms_max: r.step_ms_max, mfu: r.mfu, peak_bytes: r.peak_bytes, vs_pytorch_best: null,
+    name, framework: 'litespark', dtype, env: {}, ok: r.ok, error: r.error, tokens_per_s: r.tokens_per_s, step_ms_median: r.step_ms_median,
+    step_ms_min: r.step_ms_min, step_ms_max: r.step_ms_max, mfu: r.mfu, peak_bytes: r.peak_bytes, vs_pytorch_best: null, vs_pytorch: {},
     loadavg_1m: r.loadavg_1m,
     detail: { isa: r.isa, native_peak_bytes: r.native_peak_bytes, commit: r.commit, loss: r.loss },
   };
 }
 
-function table(rows: PeerRow[]): string {
+function table(rows: PeerRow[], dtypeColumn: boolean): string {
   const ms = (x: number | null) => (x === null ? '—' : x.toFixed(0));
-  const head = ['run', 'tokens/s', 'step ms median (min-max)', 'MFU', 'peak RSS', 'vs PyTorch best', 'load'];
+  const head = ['run', ...(dtypeColumn ? ['dtype'] : []), 'tokens/s', 'step ms median (min-max)', 'MFU', 'peak RSS', 'vs PyTorch best', 'load'];
   const body = rows.map((r) => [
     r.name,
+    ...(dtypeColumn ? [r.dtype] : []),
     r.ok ? r.tokens_per_s!.toFixed(0) : 'FAILED',
     r.ok ? `${ms(r.step_ms_median)} (${ms(r.step_ms_min)}-${ms(r.step_ms_max)})` : '—',
     r.ok ? fmtPct(r.mfu) : '—',
@@ -215,17 +242,27 @@ async function main(): Promise<void> {
   const peakFlops = machine.peak_gflops === null ? null : machine.peak_gflops * 1e9;
   say(`peer: ${bench.name} (${bench.preset}): dim ${mc.hidden_size}, ${mc.num_hidden_layers} layers, ${mc.num_attention_heads} heads / ` +
     `${mc.num_key_value_heads} kv, ffn ${mc.intermediate_size}, vocab ${mc.vocab_size}, seq ${tc.seq_len}, batch ${tc.micro_batch_size}; ` +
-    `fp32, AdamW, ${args.warmup} warm-up + ${args.steps} measured steps`);
+    `${args.dtypes.join(', ')}, AdamW, ${args.warmup} warm-up + ${args.steps} measured steps`);
+  if (args.dtypes.includes('bf16')) {
+    say('bf16: litespark runs every projection and the head as bf16-operand, fp32-accumulate GEMMs (norms, attention, loss, ' +
+      'AdamW in fp32); PyTorch runs forward + loss under torch.autocast(cpu, bfloat16); both keep fp32 master weights');
+  }
   say(`machine: ${machineLine(machine)}; commit ${machine.commit ?? 'n/a'}${machine.dirty ? ' (dirty)' : ''}`);
   say(`PyTorch: ${PYTHON}, torch ${torch}; tcmalloc: ${tcmalloc ?? 'not found'}`);
 
-  // 3. PyTorch at its best: no OpenBLAS pins, threads fixed for OpenMP and OpenBLAS alike.
+  // 3. PyTorch at its best: no OpenBLAS pins, threads fixed for OpenMP and OpenBLAS alike; ISA
+  // knobs only where a configuration sets them.
   const pyEnv: NodeJS.ProcessEnv = { ...process.env };
   const unset = OPENBLAS_PINS.filter((k) => pyEnv[k] !== undefined);
   for (const k of OPENBLAS_PINS) delete pyEnv[k];
   say(unset.length
     ? `PyTorch runs: unset ${unset.map((k) => `${k}=${process.env[k]}`).join(', ')} (they pin OpenBLAS to a core type / cache size and slow a current torch)`
     : `PyTorch runs: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE not set (they would be unset: they slow a current torch)`);
+  const unsetIsa = ISA_KNOBS.filter((k) => pyEnv[k] !== undefined);
+  for (const k of ISA_KNOBS) delete pyEnv[k];
+  if (unsetIsa.length) {
+    say(`PyTorch runs: unset ${unsetIsa.map((k) => `${k}=${process.env[k]}`).join(', ')} (set only by the configuration that names them)`);
+  }
   pyEnv.OMP_NUM_THREADS = String(args.threads);
   pyEnv.OPENBLAS_NUM_THREADS = String(args.threads);
   delete pyEnv.LD_PRELOAD;
@@ -238,54 +275,106 @@ async function main(): Promise<void> {
     '--threads', args.threads, '--warmup', args.warmup, '--steps', args.steps, '--seed', tc.seed,
   ].map(String);
 
+  /** PyTorch's configurations for one dtype: name and the variables it sets. */
+  const pytorchConfigs = (dtype: BenchDtype): { name: string; env: Record<string, string> }[] => [
+    { name: 'PyTorch (glibc malloc)', env: {} },
+    ...(tcmalloc ? [{ name: 'PyTorch + tcmalloc', env: { LD_PRELOAD: tcmalloc } }] : []),
+    ...(dtype === 'bf16'
+      ? [{
+          name: tcmalloc ? 'PyTorch + tcmalloc + AVX-512/AMX' : 'PyTorch + AVX-512/AMX',
+          env: { ...(tcmalloc ? { LD_PRELOAD: tcmalloc } : {}), ATEN_CPU_CAPABILITY: 'avx512', ONEDNN_MAX_CPU_ISA: 'AVX512_CORE_AMX' },
+        }]
+      : []),
+  ];
+
   const tty = process.stdout.isTTY === true;
   const status = (s: string) => {
     if (tty) process.stdout.write(`\r\x1b[K  ${s}`);
   };
+  const tag = (name: string, dtype: BenchDtype) => (args.dtypeGiven ? `${name} [${dtype}]` : name);
   const done = (r: PeerRow) => {
     if (tty) process.stdout.write('\r\x1b[K');
-    say(`  ${r.name}: ${r.ok ? `${r.tokens_per_s!.toFixed(0)} tokens/s, median step ${r.step_ms_median!.toFixed(0)} ms` : `FAILED: ${r.error}`}`);
+    say(`  ${tag(r.name, r.dtype)}: ${r.ok ? `${r.tokens_per_s!.toFixed(0)} tokens/s, median step ${r.step_ms_median!.toFixed(0)} ms` : `FAILED: ${r.error}`}`);
   };
 
   const rows: PeerRow[] = [];
-  const py = async (name: string, env: NodeJS.ProcessEnv) => {
-    if (tty) status(`${name}: starting`);
-    else say(`  ${name} ...`);
-    const r = await runPytorch(name, pyArgs, env, status);
-    r.mfu = r.ok ? mfu(r.tokens_per_s!, fpt, peakFlops) : null;
-    rows.push(r);
-    done(r);
-  };
-  await py('PyTorch (glibc malloc)', pyEnv);
-  if (tcmalloc) await py('PyTorch + tcmalloc', { ...pyEnv, LD_PRELOAD: tcmalloc });
-  for (const kernels of ['standard', 'litespark'] as const) {
-    const name = `litespark ${kernels}`;
-    if (!tty) say(`  ${name} ...`);
-    const got = await runJob(
-      { mode: 'step', config: bench.name, preset: bench.preset, kernels, dtype: 'fp32', threads: args.threads, steps: args.steps,
-        warmup: args.warmup, seed: tc.seed, peakGflops: machine.peak_gflops, commit: machine.commit },
-      (d, t) => status(`${name}: step ${d}/${t}`),
-    );
-    const r = fromLitespark(name, got[0] as StepRow);
-    rows.push(r);
-    done(r);
+  for (const dtype of args.dtypes) {
+    for (const pc of pytorchConfigs(dtype)) {
+      const name = tag(pc.name, dtype);
+      if (tty) status(`${name}: starting`);
+      else say(`  ${name} ...`);
+      const r = await runPytorch(pc.name, dtype, pyArgs, pyEnv, pc.env, (s) => status(args.dtypeGiven ? `[${dtype}] ${s}` : s));
+      r.mfu = r.ok ? mfu(r.tokens_per_s!, fpt, peakFlops) : null;
+      rows.push(r);
+      done(r);
+    }
+    for (const kernels of ['standard', 'litespark'] as const) {
+      const name = `litespark ${kernels}`;
+      if (!tty) say(`  ${tag(name, dtype)} ...`);
+      const got = await runJob(
+        { mode: 'step', config: bench.name, preset: bench.preset, kernels, dtype, threads: args.threads, steps: args.steps,
+          warmup: args.warmup, seed: tc.seed, peakGflops: machine.peak_gflops, commit: machine.commit },
+        (d, t) => status(`${tag(name, dtype)}: step ${d}/${t}`),
+      );
+      const r = fromLitespark(name, dtype, got[0] as StepRow);
+      rows.push(r);
+      done(r);
+    }
   }
 
-  // 4. Ratios against the faster PyTorch run.
-  const best = rows.filter((r) => r.framework === 'pytorch' && r.ok).sort((a, b) => b.tokens_per_s! - a.tokens_per_s!)[0];
-  for (const r of rows) if (best && r.ok) r.vs_pytorch_best = r.tokens_per_s! / best.tokens_per_s!;
+  // 4. Ratios, per dtype: against the faster PyTorch run, and (litespark rows) against each PyTorch configuration.
+  const ratios: { dtype: BenchDtype; litespark: string; pytorch: string; env: Record<string, string>; ratio: number | null }[] = [];
+  const bestOf = new Map<BenchDtype, PeerRow>();
+  for (const dtype of args.dtypes) {
+    const mine = rows.filter((r) => r.dtype === dtype);
+    const torchRows = mine.filter((r) => r.framework === 'pytorch');
+    const best = torchRows.filter((r) => r.ok).sort((a, b) => b.tokens_per_s! - a.tokens_per_s!)[0];
+    if (best) bestOf.set(dtype, best);
+    for (const r of mine) if (best && r.ok) r.vs_pytorch_best = r.tokens_per_s! / best.tokens_per_s!;
+    for (const r of mine.filter((x) => x.framework === 'litespark')) {
+      for (const p of torchRows) {
+        const ratio = r.ok && p.ok ? r.tokens_per_s! / p.tokens_per_s! : null;
+        r.vs_pytorch[p.name] = ratio;
+        ratios.push({ dtype, litespark: r.name, pytorch: p.name, env: p.env, ratio });
+      }
+    }
+  }
 
   say();
-  say(table(rows));
+  say(table(rows, args.dtypeGiven));
   say();
   say(`load = 1-minute load average at the end of each run (above ${args.threads}: other work shared the cores).`);
   say(`MFU = tokens/s x ${(fpt / 1e6).toFixed(1)} MFLOP/token (6P + 12LdT, same for all rows) / measured fp32 peak ` +
     `${machine.peak_gflops?.toFixed(1) ?? 'n/a'} GFLOP/s at ${args.threads} threads.`);
-  const lit = rows.find((r) => r.name === 'litespark litespark');
-  if (best && lit?.ok) say(`litespark (fused) / PyTorch best (${best.name}): ${lit.vs_pytorch_best!.toFixed(2)}x tokens/s`);
+  if (args.dtypes.includes('bf16')) say('bf16 rows: MFU against the same fp32 FMA peak (no bf16 peak calibration yet), so it is not a bf16-unit utilization.');
+  if (!args.dtypeGiven) {
+    const best = bestOf.get('fp32');
+    const lit = rows.find((r) => r.name === 'litespark litespark');
+    if (best && lit?.ok) say(`litespark (fused) / PyTorch best (${best.name}): ${lit.vs_pytorch_best!.toFixed(2)}x tokens/s`);
+  } else {
+    say('litespark (fused) / each PyTorch configuration of the same dtype, tokens/s (the vs PyTorch best column: / the fastest):');
+    for (const dtype of args.dtypes) {
+      const lit = rows.find((r) => r.dtype === dtype && r.name === 'litespark litespark');
+      const parts = Object.entries(lit?.vs_pytorch ?? {}).map(([name, x]) => `/ ${name} ${x === null ? '—' : `${x.toFixed(2)}x`}`);
+      say(`  ${dtype}: ${lit?.ok ? parts.join(', ') : 'litespark run FAILED'}`);
+    }
+    const seen = new Set<string>();
+    say('PyTorch configurations (environment on top of OMP_NUM_THREADS / OPENBLAS_NUM_THREADS = threads):');
+    for (const dtype of args.dtypes) {
+      for (const pc of pytorchConfigs(dtype)) {
+        if (seen.has(pc.name)) continue;
+        seen.add(pc.name);
+        const env = Object.entries(pc.env).map(([k, v]) => `${k}=${v}`);
+        say(`  ${pc.name}: ${env.length ? env.join(' ') : 'no extra environment'}`);
+      }
+    }
+  }
   if (args.json) {
     mkdirSync(dirname(args.json), { recursive: true });
-    writeFileSync(args.json, JSON.stringify({ machine, config: bench.name, threads: args.threads, torch, flops_per_token: fpt, unset_env: unset, rows }, null, 2) + '\n');
+    writeFileSync(args.json, JSON.stringify({
+      machine, config: bench.name, threads: args.threads, torch, flops_per_token: fpt, unset_env: [...unset, ...unsetIsa],
+      dtypes: args.dtypes, rows, ratios,
+    }, null, 2) + '\n');
     say(`rows: ${args.json}`);
   }
 }

@@ -1,11 +1,17 @@
 #!/usr/bin/python3
 """The PyTorch peer of BENCH.md: a standard Llama (the Hugging Face LlamaForCausalLM layout, written
-out in plain eager PyTorch) trained in fp32 on random tokens with torch.optim.AdamW, timed the way
-`litespark bench` times its rows: warm-up steps, then the median (min, max) of measured full
-training steps (forward + backward + grad-norm clip + AdamW).
+out in plain eager PyTorch) trained in fp32 or bf16 mixed precision on random tokens with
+torch.optim.AdamW, timed the way `litespark bench` times its rows: warm-up steps, then the median
+(min, max) of measured full training steps (forward + backward + grad-norm clip + AdamW).
 
-  /usr/bin/python3 bench/pytorch/llama_train.py --config S --threads 2
+  /usr/bin/python3 bench/pytorch/llama_train.py --config S --threads 2 [--dtype fp32|bf16]
   /usr/bin/python3 bench/pytorch/llama_train.py --dim 512 --layers 8 ... (explicit shapes; bench/peer.ts passes them)
+
+--dtype bf16 is what a PyTorch user does on a CPU: torch.autocast(device_type='cpu',
+dtype=torch.bfloat16) around forward + loss (autocast runs linear layers and matmuls in bf16 -
+through oneDNN, on AMX tiles where the CPU has them - and keeps its fp32-listed ops such as the
+cross-entropy in fp32), fp32 master weights and gradients, the same torch.optim.AdamW. Everything
+else is the fp32 peer unchanged (same model code, shapes, steps).
 
 Prints one JSON line. The model is what a user of the standard ecosystem runs:
   RMSNorm (eps 1e-5, computed in fp32), RoPE (theta 10000, HF rotate_half convention),
@@ -16,6 +22,7 @@ Prints one JSON line. The model is what a user of the standard ecosystem runs:
 Runs with Debian's python3-torch (1.13) and nothing else.
 """
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -47,6 +54,8 @@ def parse_args():
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32",
+                   help="fp32, or bf16 mixed precision (torch.autocast on the CPU, fp32 master weights)")
     a = p.parse_args()
     if a.config.upper() not in CONFIGS:
         p.error(f"unknown --config {a.config!r} (known: {', '.join(CONFIGS)})")
@@ -204,12 +213,19 @@ def main():
         toks = torch.randint(0, s["vocab"], (s["batch"], s["seq"] + 1), generator=g)
         batches.append((toks[:, :-1].contiguous(), toks[:, 1:].contiguous()))
 
+    def autocast():
+        # bf16: autocast around forward + loss only; backward follows the dtypes autocast chose.
+        if a.dtype == "bf16":
+            return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     times, loss = [], float("nan")
     for i in range(a.warmup + a.steps):
         ids, targets = batches[i % len(batches)]
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        out = model(ids, targets)
+        with autocast():
+            out = model(ids, targets)
         out.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), a.grad_clip)
         opt.step()
@@ -226,6 +242,8 @@ def main():
         "torch": torch.__version__,
         "python": sys.version.split()[0],
         "config": a.config.upper(),
+        "dtype": a.dtype,
+        "autocast": "cpu/bfloat16" if a.dtype == "bf16" else None,
         "shape": s,
         "threads": torch.get_num_threads(),
         "allocator": "tcmalloc" if "tcmalloc" in os.environ.get("LD_PRELOAD", "") else "default",
@@ -241,6 +259,10 @@ def main():
         "params": sum(p.numel() for p in model.parameters()),
         "loss": loss,
         "cpu_capability": cpu_capability(),
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        # environment knobs of the PyTorch configurations bench/peer.ts runs (null when unset)
+        "aten_cpu_capability": os.environ.get("ATEN_CPU_CAPABILITY") or None,
+        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA") or None,
     }), flush=True)
 
 
