@@ -9,6 +9,7 @@
 // Plain code on purpose: the compiler vectorizes these loops on every ISA, and the AMX and
 // AVX-512 BF16 packing routines use the same integer recipe in intrinsics.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -38,8 +39,23 @@ inline float f32_from_bf16(uint16_t h) { return f32_from_bits(static_cast<uint32
 // x rounded to the nearest bf16 value, kept as fp32.
 inline float round_bf16(float x) { return f32_from_bf16(bf16_from_f32(x)); }
 
-// float64 callers (the reference path) round through fp32: exact for values that are fp32
-// already, which is what the tests feed.
-inline double round_bf16(double x) { return static_cast<double>(round_bf16(static_cast<float>(x))); }
+// float64 -> bf16 without double rounding: first to fp32 rounding to odd (toward zero, then the
+// lowest mantissa bit set when anything was dropped), then RNE to bf16. fp32 keeps 16 more bits
+// than bf16, so the odd bit only breaks what would otherwise look like an exact tie (the
+// classic round-to-odd argument); NaN, infinities and values past FLT_MAX come out as RNE says.
+inline float f32_round_to_odd(double x) {
+  float f = static_cast<float>(x);
+  if (std::fabs(static_cast<double>(f)) > std::fabs(x)) f = std::nextafter(f, 0.0f);
+  if (static_cast<double>(f) != x && x == x) f = f32_from_bits(f32_bits(f) | 1u);
+  return f;
+}
+
+inline uint16_t bf16_from_f64(double x) { return bf16_from_f32(f32_round_to_odd(x)); }
+
+// The bf16 value nearest to x, for the float64 reference path.
+inline double round_bf16(double x) { return static_cast<double>(f32_from_bf16(bf16_from_f64(x))); }
+
+inline uint16_t bf16_from(float x) { return bf16_from_f32(x); }
+inline uint16_t bf16_from(double x) { return bf16_from_f64(x); }
 
 }  // namespace ls

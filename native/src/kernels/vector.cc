@@ -78,7 +78,7 @@ void randn(T* y, int64_t n, uint64_t seed, T mean, T std) {
 template <class T>
 void cast_to_bf16(uint16_t* y, const T* x, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
-  for (int64_t i = 0; i < n; ++i) y[i] = bf16_from_f32(static_cast<float>(x[i]));
+  for (int64_t i = 0; i < n; ++i) y[i] = bf16_from(x[i]);
 }
 
 template <class T>
