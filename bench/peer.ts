@@ -26,7 +26,7 @@ import { resolveConfig } from '../src/config/load.js';
 import { fmtBytes, fmtPct } from '../src/cli/format.js';
 import { flopsPerToken, mfu } from '../src/metrics/flops.js';
 import { machineLine } from '../src/bench/report.js';
-import { describeBenchMachine, runJob } from '../src/bench/run.js';
+import { describeBenchMachine, peakFor, runJob } from '../src/bench/run.js';
 import { parseConfigs, parseDtypes, type BenchDtype, type StepRow } from '../src/bench/spec.js';
 import { failureReason } from '../src/bench/util.js';
 
@@ -237,9 +237,13 @@ async function main(): Promise<void> {
   // 2. One config, one thread count, one FLOPs formula, one measured peak for every row.
   const config = resolveConfig({ preset: bench.preset });
   const mc = config.model, tc = config.train;
-  const machine = describeBenchMachine(args.threads);
+  const machine = describeBenchMachine(args.threads, args.dtypes);
   const fpt = flopsPerToken(mc, tc.seq_len);
-  const peakFlops = machine.peak_gflops === null ? null : machine.peak_gflops * 1e9;
+  // MFU per dtype against the peak of the unit that dtype runs on (fp32 FMA, bf16 unit).
+  const peakFlops = (dtype: BenchDtype) => {
+    const g = peakFor(machine, dtype);
+    return g === null ? null : g * 1e9;
+  };
   say(`peer: ${bench.name} (${bench.preset}): dim ${mc.hidden_size}, ${mc.num_hidden_layers} layers, ${mc.num_attention_heads} heads / ` +
     `${mc.num_key_value_heads} kv, ffn ${mc.intermediate_size}, vocab ${mc.vocab_size}, seq ${tc.seq_len}, batch ${tc.micro_batch_size}; ` +
     `${args.dtypes.join(', ')}, AdamW, ${args.warmup} warm-up + ${args.steps} measured steps`);
@@ -304,7 +308,7 @@ async function main(): Promise<void> {
       if (tty) status(`${name}: starting`);
       else say(`  ${name} ...`);
       const r = await runPytorch(pc.name, dtype, pyArgs, pyEnv, pc.env, (s) => status(args.dtypeGiven ? `[${dtype}] ${s}` : s));
-      r.mfu = r.ok ? mfu(r.tokens_per_s!, fpt, peakFlops) : null;
+      r.mfu = r.ok ? mfu(r.tokens_per_s!, fpt, peakFlops(dtype)) : null;
       rows.push(r);
       done(r);
     }
@@ -313,7 +317,7 @@ async function main(): Promise<void> {
       if (!tty) say(`  ${tag(name, dtype)} ...`);
       const got = await runJob(
         { mode: 'step', config: bench.name, preset: bench.preset, kernels, dtype, threads: args.threads, steps: args.steps,
-          warmup: args.warmup, seed: tc.seed, peakGflops: machine.peak_gflops, commit: machine.commit },
+          warmup: args.warmup, seed: tc.seed, peakGflops: peakFor(machine, dtype), commit: machine.commit },
         (d, t) => status(`${tag(name, dtype)}: step ${d}/${t}`),
       );
       const r = fromLitespark(name, dtype, got[0] as StepRow);

@@ -86,7 +86,8 @@ export function textReport(rows: BenchRow[]): string {
 export function machineLine(m: BenchMachine): string {
   const extras = [m.amx ? 'AMX present' : '', m.avx512_bf16 ? 'AVX512-BF16 present' : ''].filter(Boolean).join(', ');
   return `${m.cpu}, ${m.threads} of ${m.cores} threads, ${m.isa} path${extras ? ` (${extras})` : ''}, ` +
-    `fp32 peak ${m.peak_gflops === null ? 'n/a' : `${m.peak_gflops.toFixed(1)} GFLOP/s`} (measured${m.peak_cached ? `, cached ${m.peak_measured_at}` : ''})`;
+    `fp32 peak ${m.peak_gflops === null ? 'n/a' : `${m.peak_gflops.toFixed(1)} GFLOP/s`} (measured${m.peak_cached ? `, cached ${m.peak_measured_at}` : ''})` +
+    (m.bf16_unit ? `, bf16 on ${m.bf16_unit}: peak ${m.bf16_peak_gflops === null ? 'n/a' : `${m.bf16_peak_gflops.toFixed(1)} GFLOP/s`}` : '');
 }
 
 export function markdownReport(m: BenchMachine, o: { steps: number; warmup: number; kernelsOnly: boolean }, rows: BenchRow[]): string {
@@ -97,6 +98,7 @@ export function markdownReport(m: BenchMachine, o: { steps: number; warmup: numb
   out.push(`| threads | ${m.threads} (of ${m.cores} available) |`);
   out.push(`| ISA path | ${m.isa} (available: ${m.available_isas.join(', ')}${m.amx ? '; AMX present' : ''}${m.avx512_bf16 ? '; AVX512-BF16 present' : ''}) |`);
   out.push(`| peak | ${m.peak_gflops === null ? 'n/a' : `${m.peak_gflops.toFixed(1)} GFLOP/s fp32`} at ${m.threads} threads, measured by \`litespark peak\` (${m.peak_measured_at ?? 'n/a'}) |`);
+  if (m.bf16_unit) out.push(`| bf16 peak | ${m.bf16_peak_gflops === null ? 'n/a' : `${m.bf16_peak_gflops.toFixed(1)} GFLOP/s`} on ${m.bf16_unit} at ${m.threads} threads: bf16 rows' MFU is against it |`);
   out.push(`| date | ${m.date} |`);
   out.push(`| commit | ${m.commit ?? 'n/a'}${m.dirty ? ' (with uncommitted changes)' : ''} |`);
   out.push(`| node | ${m.node}, ${m.platform} |`);

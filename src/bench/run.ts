@@ -46,6 +46,9 @@ export interface BenchMachine {
   peak_gflops: number | null;
   peak_measured_at: string | null;
   peak_cached: boolean;
+  /** The unit bf16 rows run their matrix products on, and its measured peak (when bf16 rows run). */
+  bf16_unit: string | null;
+  bf16_peak_gflops: number | null;
   date: string;
   commit: string | null;
   dirty: boolean | null;
@@ -169,35 +172,43 @@ export function fillRecomputeRatios(rows: BenchRow[]): void {
 }
 
 /** The machine header: CPU, threads, ISA path, measured peak (cached per machine), date, commit. */
-export function describeBenchMachine(threads: number): BenchMachine {
+export function describeBenchMachine(threads: number, dtypes: readonly BenchDtype[] = ['fp32']): BenchMachine {
   const m = machineInfo();
   const peak = getPeak({ threads });
+  const bf16 = dtypes.includes('bf16') ? getPeak({ threads, dtype: 'bf16' }) : null;
   const git = gitCommit();
   return {
     cpu: m.cpuModel, cores: m.cores, threads, isa: native.isa(), available_isas: m.availableIsas,
     amx: m.features.amx_tile, avx512_bf16: m.features.avx512_bf16,
     peak_gflops: peak.gflops > 0 ? peak.gflops : null, peak_measured_at: peak.measuredAt, peak_cached: peak.cached,
+    bf16_unit: bf16 ? bf16.unit : null, bf16_peak_gflops: bf16 && bf16.gflops > 0 ? bf16.gflops : null,
     date: new Date().toISOString(), commit: git.commit, dirty: git.dirty, node: process.version,
     platform: `${os.platform()} ${os.release()}`, loadavg_1m: os.loadavg()[0]!,
   };
+}
+
+/** The peak a row of `dtype` is measured against: fp32 FMA, or the bf16 unit's (BENCH.md). */
+export function peakFor(machine: BenchMachine, dtype: BenchDtype): number | null {
+  return dtype === 'bf16' ? machine.bf16_peak_gflops : machine.peak_gflops;
 }
 
 /** The jobs of a run, in order: per config, per dtype, standard before litespark, per recompute mode. */
 export function planJobs(opts: BenchOptions, machine: BenchMachine): BenchJob[] {
   const common = {
     threads: machine.threads, steps: opts.steps, warmup: opts.warmup, seed: opts.seed ?? 1337,
-    peakGflops: machine.peak_gflops, commit: machine.commit,
+    commit: machine.commit,
   };
   const order = (k: KernelPath[]) => [...k].sort((a, b) => (a === 'standard' ? -1 : b === 'standard' ? 1 : 0));
   const jobs: BenchJob[] = [];
   for (const c of opts.configs) {
     for (const dtype of opts.dtypes) {
       if (opts.kernelsOnly) {
-        jobs.push({ mode: 'kernels', config: c.name, preset: c.preset, kernels: order(opts.kernels), dtype, ...common });
+        jobs.push({ mode: 'kernels', config: c.name, preset: c.preset, kernels: order(opts.kernels), dtype, peakGflops: peakFor(machine, dtype), ...common });
       } else {
         for (const kernels of order(opts.kernels)) {
-          if (!opts.recomputes) jobs.push({ mode: 'step', config: c.name, preset: c.preset, kernels, dtype, ...common });
-          else for (const recompute of opts.recomputes) jobs.push({ mode: 'step', config: c.name, preset: c.preset, kernels, dtype, recompute, ...common });
+          const peakGflops = peakFor(machine, dtype);
+          if (!opts.recomputes) jobs.push({ mode: 'step', config: c.name, preset: c.preset, kernels, dtype, peakGflops, ...common });
+          else for (const recompute of opts.recomputes) jobs.push({ mode: 'step', config: c.name, preset: c.preset, kernels, dtype, recompute, peakGflops, ...common });
         }
       }
     }
@@ -213,7 +224,7 @@ export function jobLabel(job: BenchJob): string {
 
 export async function runBench(opts: BenchOptions, hooks: BenchHooks = {}): Promise<BenchResult> {
   const threads = opts.threads > 0 ? opts.threads : os.availableParallelism();
-  const machine = describeBenchMachine(threads);
+  const machine = describeBenchMachine(threads, opts.dtypes);
   const outDir = opts.out ?? join('runs', `bench-${timestamp(new Date())}`);
   mkdirSync(outDir, { recursive: true });
 

@@ -102,7 +102,9 @@ export interface StepRow extends RowBase {
   /** Measured steps (after `warmup` unmeasured ones). */
   steps: number;
   warmup: number;
-  /** Model FLOP/s over the measured fp32 peak at this thread count; null when unknown. */
+  /** What ran the matrix products: 'fp32' (FMA), or for bf16 rows the bf16 unit ('amx', 'avx512bf16', 'fp32'). */
+  matmul_unit?: string;
+  /** Model FLOP/s over the measured peak of that unit (fp32 FMA, or the bf16 unit's) at this thread count; null when unknown. */
   mfu: number | null;
   peak_gflops: number | null;
   /** Peak resident set size of the row's own process. */

@@ -26,7 +26,8 @@ export function runStepRow(job: StepJob, onProgress: (done: number, total: numbe
   const B = tc.micro_batch_size, T = tc.seq_len, accum = tc.grad_accum_steps;
   const tokensPerStep = B * T * accum;
   const fpt = flopsPerToken(mc, T);
-  const peakGflops = job.peakGflops ?? getPeak({ threads: job.threads }).gflops;
+  const peak = job.peakGflops === null ? getPeak({ threads: job.threads, dtype: job.dtype }) : null;
+  const peakGflops = job.peakGflops ?? peak!.gflops;
 
   const model = new LlamaModel(mc, 'f32', job.kernels, job.dtype ?? 'fp32');
   model.params.init(job.seed);
@@ -73,6 +74,7 @@ export function runStepRow(job: StepJob, onProgress: (done: number, total: numbe
     ...(job.recompute ? { recompute: job.recompute } : {}),
     threads: job.threads,
     isa: native.isa(),
+    matmul_unit: job.dtype === 'bf16' ? native.bf16Unit() : 'fp32',
     cpu: cpuModel(),
     commit: job.commit,
     node: process.version,

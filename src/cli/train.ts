@@ -20,11 +20,17 @@ export interface TrainOptions {
 
 const say = (line = '') => process.stdout.write(line + '\n');
 
+/** How a bf16 unit is named to people. */
+function unitName(unit: string): string {
+  return unit === 'amx' ? 'AMX' : unit === 'avx512bf16' ? 'AVX-512 BF16' : 'fp32 FMA (no bf16 unit)';
+}
+
 function printStart(i: StartInfo): void {
   const c = i.config;
   const m = i.memory;
   say(`litespark train -> ${i.runDir}`);
-  say(`  machine   ${i.cpu}, ${i.threads} threads, ${i.isa} path; kernels ${i.kernels}, ${i.dtype}`);
+  const unit = i.dtype === 'bf16' ? `bf16 on ${unitName(i.matmulUnit)}` : 'fp32';
+  say(`  machine   ${i.cpu}, ${i.threads} threads, ${i.isa} path; kernels ${i.kernels}, ${unit}`);
   say(
     `  model     Llama ${fmtCount(i.parameters.total)} params (${fmtCount(i.parameters.nonEmbedding)} non-embedding): ` +
       `${c.model.num_hidden_layers} layers, hidden ${c.model.hidden_size}, ${c.model.num_attention_heads} heads / ` +
@@ -41,7 +47,7 @@ function printStart(i: StartInfo): void {
       `activations ${fmtBytes(m.activations)} (recompute ${i.recompute}), workspace ${fmtBytes(m.workspace)}`,
   );
   say(
-    `  MFU       ${(i.flopsPerToken / 1e6).toFixed(2)} MFLOP/token (6P + 12LdT) vs measured fp32 peak ` +
+    `  MFU       ${(i.flopsPerToken / 1e6).toFixed(2)} MFLOP/token (6P + 12LdT) vs measured ${i.dtype === 'bf16' ? `bf16 ${unitName(i.matmulUnit)}` : 'fp32'} peak ` +
       (i.peakGflops === null ? 'n/a' : `${i.peakGflops.toFixed(0)} GFLOP/s${i.peakCached ? ' (cached; `litespark peak --remeasure`)' : ''}`),
   );
 }

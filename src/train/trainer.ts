@@ -35,8 +35,11 @@ export interface StartInfo {
   recompute: string;
   parameters: { total: number; nonEmbedding: number };
   flopsPerToken: number;
+  /** The measured peak MFU is reported against: the fp32 FMA loop, or the bf16 unit's. */
   peakGflops: number | null;
   peakCached: boolean;
+  /** What runs the matrix products: 'fp32' (FMA on the ISA path) or the bf16 unit ('amx', 'avx512bf16', 'fp32'). */
+  matmulUnit: string;
   tokensPerStep: number;
   corpus: { name: string; description: string; bytes: number; trainTokens: number; valTokens: number };
   /** The memory model of this run (src/metrics/memory.ts), equal to what the trainer allocates. */
@@ -173,7 +176,8 @@ export async function train(config: Config, hooks: TrainHooks = {}): Promise<Sum
   const tokensPerStep = B * T * tc.grad_accum_steps;
 
   status('calibrating peak FLOP/s');
-  const peak = getPeak({ threads });
+  // bf16 MFU is counted against the peak of the unit that runs the bf16 products (BENCH.md).
+  const peak = getPeak({ threads, dtype: rc.dtype });
   const fpt = flopsPerToken(mc, T);
   const counts = parameterCounts(mc);
 
@@ -190,6 +194,7 @@ export async function train(config: Config, hooks: TrainHooks = {}): Promise<Sum
     flopsPerToken: fpt,
     peakGflops: peak.gflops > 0 ? peak.gflops : null,
     peakCached: peak.cached,
+    matmulUnit: peak.unit,
     tokensPerStep,
     corpus: { ...data.corpus, trainTokens: data.train.length, valTokens: data.val.length },
     memory: memoryModel(mc, { B, T, kernels: rc.kernels, dtype: rc.dtype, recompute: rc.recompute }),
