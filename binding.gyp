@@ -52,7 +52,8 @@
     {
       "target_name": "ls_bf16",
       "type": "static_library",
-      "sources": ["native/src/bf16/gemm_bf16.cc", "native/src/bf16/head_bf16.cc", "native/src/bf16/peak_bf16.cc"],
+      "sources": ["native/src/bf16/gemm_bf16.cc", "native/src/bf16/head_bf16.cc", "native/src/bf16/peak_bf16.cc",
+                  "native/src/bf16/flash_attention_bf16.cc"],
       "defines": ["LS_ISA=bf16_units"],
       # -Wno-maybe-uninitialized: GCC 12 warns on the _mm512_undefined_* inside its own
       # intrinsics headers (a known false positive), hundreds of lines that hide real warnings.

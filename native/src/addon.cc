@@ -501,12 +501,22 @@ struct AttentionStandardBackward {
 
 template <class T>
 struct AttentionFlashForward {
-  // attentionFlashForward(out, lse, q, k, v, B, T, H, KVH, D)
+  // attentionFlashForward(out, lse, q, k, v, B, T, H, KVH, D, bf16?)
   static Napi::Value call(const Napi::CallbackInfo& info) {
     int64_t B = int_arg(info, 5, "B"), Tn = int_arg(info, 6, "T"), H = int_arg(info, 7, "H", 1),
             KVH = int_arg(info, 8, "KVH", 1), D = int_arg(info, 9, "D", 1);
     check_gqa(info, H, KVH);
     int64_t nq = B * Tn * H * D, nkv = B * Tn * KVH * D;
+    const bool bf16 = info.Length() > 10 && !info[10].IsUndefined() && bool_arg(info, 10, "bf16");
+    int unit = 0;
+    if constexpr (std::is_same<T, float>::value) {
+      if (bf16 && ls::bf16_matrix_unit(&unit)) {
+        ls::bf16::attention_flash_forward(static_cast<ls::bf16::Unit>(unit), buf<T>(info, 0, "out", nq),
+                                          buf<T>(info, 1, "lse", B * H * Tn), buf<T>(info, 2, "q", nq),
+                                          buf<T>(info, 3, "k", nkv), buf<T>(info, 4, "v", nkv), B, Tn, H, KVH, D);
+        return info.Env().Undefined();
+      }
+    }
     table<T>().attention_flash_forward(buf<T>(info, 0, "out", nq), buf<T>(info, 1, "lse", B * H * Tn), buf<T>(info, 2, "q", nq),
                                        buf<T>(info, 3, "k", nkv), buf<T>(info, 4, "v", nkv), B, Tn, H, KVH, D);
     return info.Env().Undefined();
@@ -515,12 +525,23 @@ struct AttentionFlashForward {
 
 template <class T>
 struct AttentionFlashBackward {
-  // attentionFlashBackward(dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, D)
+  // attentionFlashBackward(dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, D, bf16?)
   static Napi::Value call(const Napi::CallbackInfo& info) {
     int64_t B = int_arg(info, 9, "B"), Tn = int_arg(info, 10, "T"), H = int_arg(info, 11, "H", 1),
             KVH = int_arg(info, 12, "KVH", 1), D = int_arg(info, 13, "D", 1);
     check_gqa(info, H, KVH);
     int64_t nq = B * Tn * H * D, nkv = B * Tn * KVH * D;
+    const bool bf16 = info.Length() > 14 && !info[14].IsUndefined() && bool_arg(info, 14, "bf16");
+    int unit = 0;
+    if constexpr (std::is_same<T, float>::value) {
+      if (bf16 && ls::bf16_matrix_unit(&unit)) {
+        ls::bf16::attention_flash_backward(
+            static_cast<ls::bf16::Unit>(unit), buf<T>(info, 0, "dq", nq), buf<T>(info, 1, "dk", nkv),
+            buf<T>(info, 2, "dv", nkv), buf<T>(info, 3, "dout", nq), buf<T>(info, 4, "q", nq), buf<T>(info, 5, "k", nkv),
+            buf<T>(info, 6, "v", nkv), buf<T>(info, 7, "out", nq), buf<T>(info, 8, "lse", B * H * Tn), B, Tn, H, KVH, D);
+        return info.Env().Undefined();
+      }
+    }
     table<T>().attention_flash_backward(buf<T>(info, 0, "dq", nq), buf<T>(info, 1, "dk", nkv), buf<T>(info, 2, "dv", nkv),
                                         buf<T>(info, 3, "dout", nq), buf<T>(info, 4, "q", nq), buf<T>(info, 5, "k", nkv),
                                         buf<T>(info, 6, "v", nkv), buf<T>(info, 7, "out", nq), buf<T>(info, 8, "lse", B * H * Tn),

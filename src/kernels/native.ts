@@ -92,11 +92,16 @@ export interface NativeAddon {
     B: number, T: number, H: number, KVH: number, D: number): void;
   attentionStandardBackward(dq: FloatArray, dk: FloatArray, dv: FloatArray, dout: FloatArray, q: FloatArray,
     k: FloatArray, v: FloatArray, probs: FloatArray, B: number, T: number, H: number, KVH: number, D: number): void;
+  /**
+   * Flash attention; with bf16 (Float32Array buffers, a matrix unit current: 'amx' or
+   * 'avx512bf16') the tile products run on that unit with bf16 operands (q, k, v, dout, P, dS
+   * rounded to nearest even) and fp32 accumulation and softmax statistics; otherwise fp32.
+   */
   attentionFlashForward(out: FloatArray, lse: FloatArray, q: FloatArray, k: FloatArray, v: FloatArray,
-    B: number, T: number, H: number, KVH: number, D: number): void;
+    B: number, T: number, H: number, KVH: number, D: number, bf16?: boolean): void;
   attentionFlashBackward(dq: FloatArray, dk: FloatArray, dv: FloatArray, dout: FloatArray, q: FloatArray,
     k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray, B: number, T: number, H: number, KVH: number,
-    D: number): void;
+    D: number, bf16?: boolean): void;
   /** Fused head + cross-entropy; with dx and dW (both or neither) the backward runs in the same pass. */
   linearCrossEntropy(dx: FloatArray | null, dW: FloatArray | null, lse: FloatArray, x: FloatArray, W: FloatArray,
     targets: Int32Array, N: number, C: number, V: number, dloss: number, bf16?: boolean): number;

@@ -1,0 +1,703 @@
+// Flash attention for bf16 mixed precision on the matrix units (units.h): the contract of
+// kernels/flash_attention.cc (causal, GQA with K/V read once per group, only the per-row lse
+// saved, memory linear in T, deterministic for any thread count, no atomics) with every tile
+// product on bf16 operands and fp32 accumulation: AMX TDPBF16PS, or VDPBF16PS on the same
+// layouts for the AVX-512 BF16 unit. As in PyTorch's bf16 autocast SDPA, the softmax
+// statistics (max, sum, lse, Di = rowdot(dout, out)) are fp32 and P and dS are rounded to bf16
+// only as GEMM operands:
+//
+//   forward   S = bf16(Q) bf16(K)^T;  m, l, lse from fp32 scale*S;  O = sum bf16(P) bf16(V) / l
+//   backward  S, P as forward (P = exp(scale S - lse), fp32);  dP = bf16(dO) bf16(V)^T;
+//             dS = P (dP - Di) fp32;  dV = bf16(P)^T bf16(dO);  dK = scale bf16(dS)^T bf16(Q);
+//             dQ = scale bf16(dS) bf16(K)
+// (bf16() is round to nearest even; the units treat bf16 subnormal inputs as zero.) Any D works:
+// the head dimension is zero-padded to Dp, a multiple of 32 (one tile's k depth).
+//
+// Shapes: q, out, dq, dout: (B, T, H, D); k, v, dk, dv: (B, T, KVH, D); lse: (B, H, T).
+// As in the fp32 kernel, the G = H/KVH query heads of a group are stacked as rows r = t*G + g,
+// a query tile holds Br positions (R = G*Br rows, a multiple of 32) and a key tile Bc = 64 keys.
+//
+// Every tile product is one routine, mm32: a 32x32 fp32 block C (+)= sum over k steps of
+// A (32 x 32 bf16: two 16-row tiles) B (32 x 32: two 16-column VNNI tiles). AMX holds C in
+// tiles 0-3, A in 4-5, B in 6-7 (the blocking of gemm_bf16.cc); every operand tile is 1 KiB of
+// consecutive bytes (row stride 64), in one of four packed layouts (X: rows of q, k, v or dout
+// with the head dim d; "A"/"B" the operand of TDPBF16PS it feeds):
+//   a_rows    A: rows as M, d as K        [rows/16][Dp/32][16 rows][32 d]        bf16
+//   b_rowsT   B: d pairs as K, rows as N  [rows/16][Dp/2 d pairs][16 rows]       (d, d+1) pairs
+//   b_rows    B: row pairs as K, d as N   [rows/32][Dp/16][16 row pairs][16 d]   (r, r+1) pairs
+//   a_rowsT   A: d as M, rows as K        [rows/32][Dp/16][16 d][32 rows]        bf16
+//
+//   forward   task (group, query tile); keys are rows, queries columns (so the online softmax's
+//             max and sum are plain vector ops down the columns, as in the fp32 kernel):
+//               S^T (Bc, R)  = K Q^T      A: K a_rows (packed once per call), B: Q b_rowsT (per task)
+//               m, l, alpha, P^T rounded straight into the B layout of the next product
+//               O^T (Dp, R)  = O^T diag(alpha) + V^T P^T    A: V a_rowsT (once per call)
+//             the diag(alpha) rescale is skipped for column vectors whose max did not move.
+//   backward  Di first; q, dout, k, v packed once per call in every layout they feed; then per
+//             (group, key tile), query tiles from the diagonal on (queries are rows):
+//               S = Q K^T, dP = dO V^T (R, Bc)     A: a_rows, B: b_rowsT
+//               P, dS fp32 rowwise -> bf16 P, dS (row pairs: B layout), dS rows (A layout)
+//               dV^T += dO^T P, dK^T += Q^T dS (Dp, Bc)   A: a_rowsT, B: P, dS
+//               dQ += dS K (R, Dp)                 A: dS, B: K b_rows
+//             in the one-pass or two-pass schedule of the fp32 kernel (same arithmetic, so the
+//             same bits; see attention_flash_backward below).
+//
+// Every output element is written by one task summing its terms in a fixed order: results do
+// not depend on the thread count. AMX: each thread of a parallel region loads the tile
+// configuration and releases the tiles at its end.
+//
+// Scratch: workspace slot 1 of every thread, slot 2 of the calling thread for what is packed
+// once per call (and Di): linear in T. gemm's slot 0 and the head's slot 3 are not used.
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <initializer_list>
+#include <limits>
+
+#include "bf16/units.h"
+#include "kernels/common.h"
+#include "kernels/vexp.h"
+#include "memory.h"
+
+namespace ls {
+namespace bf16 {
+namespace {
+
+constexpr int64_t kBc = 64;  // keys per tile, as the fp32 kernel
+
+// Query positions per tile: G*Br rows near 128 like the fp32 kernel (clamp(128/G, 16, 64)),
+// rounded to whole 16-position blocks, with G*Br a multiple of 32 (two 16-row tiles).
+inline int64_t tile_br(int64_t G) {
+  int64_t br = std::clamp<int64_t>(128 / G, 16, 64) / 16 * 16;
+  while ((br * G) % 32) br += 16;
+  return br;
+}
+
+inline int64_t round_up(int64_t x, int64_t m) { return ceil_div(x, m) * m; }
+
+// ---- conversions and packing --------------------------------------------------------------
+
+inline __mmask16 head_mask(int64_t n) {
+  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1);
+}
+
+// 32 bf16 (round to nearest even): lo's 16 values, then hi's. VCVTNE2PS2BF16 treats fp32
+// subnormal inputs as zero; they would be bf16 subnormals, which the units read as zero anyway,
+// so the products are those of convert.h's rounding.
+inline __m512i cvt2(__m512 hi, __m512 lo) { return (__m512i)_mm512_cvtne2ps_pbh(hi, lo); }
+
+alignas(64) constexpr uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                                  8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+
+// 16 dwords (a[i], b[i]) in bf16: the (k, k+1) pairs of a VNNI tile row.
+inline __m512i pair16(__m512 a, __m512 b) {
+  return _mm512_permutexvar_epi16(_mm512_load_si512(kInterleave), cvt2(b, a));
+}
+
+// In-register transpose of a 16x16 dword matrix (r[i] holds row i); as in gemm_bf16.cc.
+inline void transpose16(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int g = 0; g < 16; g += 4) {
+    u[g] = _mm512_unpacklo_epi64(t[g], t[g + 2]);
+    u[g + 1] = _mm512_unpackhi_epi64(t[g], t[g + 2]);
+    u[g + 2] = _mm512_unpacklo_epi64(t[g + 1], t[g + 3]);
+    u[g + 3] = _mm512_unpackhi_epi64(t[g + 1], t[g + 3]);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88), v1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xDD);
+    const __m512i w0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88), w1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xDD);
+    r[c] = _mm512_shuffle_i32x4(v0, w0, 0x88);
+    r[4 + c] = _mm512_shuffle_i32x4(v1, w1, 0x88);
+    r[8 + c] = _mm512_shuffle_i32x4(v0, w0, 0xDD);
+    r[12 + c] = _mm512_shuffle_i32x4(v1, w1, 0xDD);
+  }
+}
+
+// Rows of one group in q, k, v or dout: row r at base + (r / G) * tstride + (r % G) * D (the
+// stacked heads of a query tile, or G = 1 for keys); rows from n on, and d from D on, read zero.
+struct Rows {
+  const float* base;
+  int64_t n, G, tstride, D;
+  const float* row(int64_t r) const { return r < n ? base + (r / G) * tstride + (r % G) * D : nullptr; }
+};
+
+inline __m512 load_row(const float* row, int64_t D, int64_t e0) {
+  return row && e0 < D ? _mm512_maskz_loadu_ps(head_mask(D - e0), row + e0) : _mm512_setzero_ps();
+}
+
+// Rows [r0, r0 + 16 nb) -> a_rows (see the top).
+void pack_a_rows(uint16_t* dst, const Rows& s, int64_t r0, int64_t nb, int64_t Dp) {
+  for (int64_t rb = 0; rb < nb; ++rb)
+    for (int i = 0; i < 16; ++i) {
+      const float* row = s.row(r0 + rb * 16 + i);
+      for (int64_t kd = 0; kd < Dp / 32; ++kd)
+        _mm512_store_si512(dst + ((rb * (Dp / 32) + kd) * 16 + i) * 32,
+                           cvt2(load_row(row, s.D, kd * 32 + 16), load_row(row, s.D, kd * 32)));
+    }
+}
+
+// Rows [r0, r0 + 16 nb) -> b_rowsT: a row's bf16 d pairs are dwords; 16 rows transposed.
+void pack_b_rowsT(uint16_t* dst, const Rows& s, int64_t r0, int64_t nb, int64_t Dp) {
+  for (int64_t rb = 0; rb < nb; ++rb) {
+    const float* rows[16];
+    for (int i = 0; i < 16; ++i) rows[i] = s.row(r0 + rb * 16 + i);
+    for (int64_t kd = 0; kd < Dp / 32; ++kd) {
+      __m512i t[16];
+      for (int i = 0; i < 16; ++i) t[i] = cvt2(load_row(rows[i], s.D, kd * 32 + 16), load_row(rows[i], s.D, kd * 32));
+      transpose16(t);
+      for (int p = 0; p < 16; ++p) _mm512_store_si512(dst + (rb * (Dp / 2) + kd * 16 + p) * 32, t[p]);
+    }
+  }
+}
+
+// Rows [r0, r0 + 32 nb) -> b_rows, or a_rowsT (transposed): tile row p of b_rows holds the
+// pairs (x[2p][e], x[2p+1][e]) for 16 e; transposed as dwords, row e holds x[0..31][e].
+void pack_rows_pairs(uint16_t* dst, const Rows& s, int64_t r0, int64_t nb, int64_t Dp, bool transpose) {
+  for (int64_t rb = 0; rb < nb; ++rb) {
+    const float* rows[32];
+    for (int i = 0; i < 32; ++i) rows[i] = s.row(r0 + rb * 32 + i);
+    for (int64_t d16 = 0; d16 < Dp / 16; ++d16) {
+      __m512i t[16];
+      for (int p = 0; p < 16; ++p)
+        t[p] = pair16(load_row(rows[2 * p], s.D, d16 * 16), load_row(rows[2 * p + 1], s.D, d16 * 16));
+      if (transpose) transpose16(t);
+      for (int i = 0; i < 16; ++i) _mm512_store_si512(dst + ((rb * (Dp / 16) + d16) * 16 + i) * 32, t[i]);
+    }
+  }
+}
+
+// ---- the tile product ---------------------------------------------------------------------
+
+// C (32 x 32 fp32, row stride ldc) = (acc ? C : 0) + sum over s < nk of A_s B_s, with
+// A_s = [a0 + s*as ; a1 + s*as] (rows 0-15, 16-31) and B_s = [b0 + s*bs | b1 + s*bs] (columns
+// 0-15, 16-31): tiles of 1 KiB, A 16 rows x 32 bf16, B 16 VNNI pair rows x 16 columns.
+struct Mm {
+  const uint16_t *a0, *a1;
+  int64_t as;
+  const uint16_t *b0, *b1;
+  int64_t bs;
+  int64_t nk;
+};
+
+struct alignas(64) TileConfig {
+  uint8_t palette_id;
+  uint8_t start_row;
+  uint8_t reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+};
+
+void amx_configure() {
+  TileConfig cfg{};
+  cfg.palette_id = 1;
+  for (int t = 0; t < 8; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 64;
+  _tile_loadconfig(&cfg);
+}
+
+template <bool kAmx>
+inline void mm32(float* c, int64_t ldc, bool acc, const Mm& m) {
+  if constexpr (kAmx) {
+    const int64_t sc = ldc * 4;
+    if (acc) {
+      _tile_loadd(0, c, sc);
+      _tile_loadd(1, c + 16, sc);
+      _tile_loadd(2, c + 16 * ldc, sc);
+      _tile_loadd(3, c + 16 * ldc + 16, sc);
+    } else {
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+    }
+    for (int64_t s = 0; s < m.nk; ++s) {
+      _tile_loadd(4, m.a0 + s * m.as, 64);
+      _tile_loadd(6, m.b0 + s * m.bs, 64);
+      _tile_loadd(5, m.a1 + s * m.as, 64);
+      _tile_loadd(7, m.b1 + s * m.bs, 64);
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_dpbf16ps(1, 4, 7);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, c, sc);
+    _tile_stored(1, c + 16, sc);
+    _tile_stored(2, c + 16 * ldc, sc);
+    _tile_stored(3, c + 16 * ldc + 16, sc);
+  } else {
+    // VDPBF16PS: 8 rows x 32 columns of C in 16 zmm; an A row's (k, k+1) pair broadcast.
+    for (int r0 = 0; r0 < 32; r0 += 8) {
+      float* cr = c + r0 * ldc;
+      __m512 c0[8], c1[8];
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) {
+        c0[i] = acc ? _mm512_loadu_ps(cr + i * ldc) : _mm512_setzero_ps();
+        c1[i] = acc ? _mm512_loadu_ps(cr + i * ldc + 16) : _mm512_setzero_ps();
+      }
+      const uint16_t* a = (r0 < 16 ? m.a0 : m.a1) + (r0 % 16) * 32;
+      for (int64_t s = 0; s < m.nk; ++s) {
+        const uint16_t* as = a + s * m.as;
+        const uint16_t* b0 = m.b0 + s * m.bs;
+        const uint16_t* b1 = m.b1 + s * m.bs;
+        for (int p = 0; p < 16; ++p) {
+          const __m512bh v0 = (__m512bh)_mm512_load_si512(b0 + p * 32), v1 = (__m512bh)_mm512_load_si512(b1 + p * 32);
+#pragma GCC unroll 8
+          for (int i = 0; i < 8; ++i) {
+            int32_t pair;
+            std::memcpy(&pair, as + i * 32 + 2 * p, 4);
+            const __m512bh ai = (__m512bh)_mm512_set1_epi32(pair);
+            c0[i] = _mm512_dpbf16_ps(c0[i], ai, v0);
+            c1[i] = _mm512_dpbf16_ps(c1[i], ai, v1);
+          }
+        }
+      }
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) {
+        _mm512_storeu_ps(cr + i * ldc, c0[i]);
+        _mm512_storeu_ps(cr + i * ldc + 16, c1[i]);
+      }
+    }
+  }
+}
+
+inline __m512 vexp512(__m512 x) {
+  return reinterpret_cast<__m512>(LS_ISA::vexp(reinterpret_cast<LS_ISA::vfloat>(x)));
+}
+
+// Scratch of one thread, carved into 64-byte aligned pieces.
+struct Carve {
+  char* p;
+  template <class X>
+  X* take(int64_t n) {
+    X* r = reinterpret_cast<X*>(p);
+    p += round_up(n * static_cast<int64_t>(sizeof(X)), 64);
+    return r;
+  }
+};
+inline int64_t carve_bytes(std::initializer_list<int64_t> byte_sizes) {
+  int64_t s = 0;
+  for (int64_t n : byte_sizes) s += round_up(n, 64);
+  return s;
+}
+
+// The sizes of one call.
+struct Dims {
+  int64_t B, Tn, H, KVH, D;
+  int64_t G, Br, R, Bc, Dp, nI, nJ, Tp, Rq, groups;
+  float scale;
+};
+
+Dims dims(int64_t B, int64_t Tn, int64_t H, int64_t KVH, int64_t D) {
+  Dims d{};
+  d.B = B, d.Tn = Tn, d.H = H, d.KVH = KVH, d.D = D;
+  d.G = H / KVH;
+  d.Br = tile_br(d.G);
+  d.R = d.G * d.Br;
+  d.Bc = kBc;
+  d.Dp = round_up(D, 32);
+  d.nI = ceil_div(Tn, d.Br);
+  d.nJ = ceil_div(Tn, d.Bc);
+  d.Tp = d.nJ * d.Bc;  // keys padded to whole tiles
+  d.Rq = d.nI * d.R;   // stacked query rows padded to whole tiles
+  d.groups = B * KVH;
+  d.scale = 1.0f / std::sqrt(static_cast<float>(D));
+  return d;
+}
+
+// Stacked query rows of group (b, kvh) in x (q, out, dout: (B, T, H, D)); key rows in (B, T, KVH, D).
+inline Rows query_rows(const float* x, const Dims& d, int64_t b, int64_t kvh) {
+  return Rows{x + (b * d.Tn * d.H + kvh * d.G) * d.D, d.Tn * d.G, d.G, d.H * d.D, d.D};
+}
+inline Rows key_rows(const float* x, const Dims& d, int64_t b, int64_t kvh) {
+  return Rows{x + (b * d.Tn * d.KVH + kvh) * d.D, d.Tn, 1, d.KVH * d.D, d.D};
+}
+
+// ---- forward ------------------------------------------------------------------------------
+
+template <bool kAmx>
+void forward(float* out, float* lse, const float* q, const float* k, const float* v, const Dims& d) {
+  const int64_t R = d.R, Bc = d.Bc, Dp = d.Dp, Tn = d.Tn, G = d.G;
+  // K (a_rows) and V^T (a_rowsT) of every group, packed once: Tp x Dp bf16 each per group.
+  const int64_t kv_elems = d.Tp * Dp;
+  uint16_t* packed = static_cast<uint16_t*>(thread_workspace(sizeof(uint16_t) * 2 * d.groups * kv_elems, 2));
+#pragma omp parallel for schedule(static)
+  for (int64_t task = 0; task < d.groups * d.nJ; ++task) {
+    const int64_t grp = task / d.nJ, jt = task % d.nJ;
+    const Rows kr = key_rows(k, d, grp / d.KVH, grp % d.KVH), vr = key_rows(v, d, grp / d.KVH, grp % d.KVH);
+    uint16_t* Ka = packed + 2 * grp * kv_elems;
+    uint16_t* VTa = Ka + kv_elems;
+    pack_a_rows(Ka + jt * Bc * Dp, kr, jt * Bc, Bc / 16, Dp);
+    pack_rows_pairs(VTa + jt * Bc * Dp, vr, jt * Bc, Bc / 32, Dp, true);
+  }
+
+  const int64_t ws_bytes = carve_bytes({2 * R * Dp, 4 * Dp * R, 4 * Bc * R, 2 * R * Bc, 4 * R, 4 * R, 4 * R});
+  const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  const __m512 vscale = _mm512_set1_ps(d.scale);
+#pragma omp parallel
+  {
+    if (kAmx) amx_configure();
+    Carve ws{static_cast<char*>(thread_workspace(ws_bytes, 1))};
+    uint16_t* QTv = ws.take<uint16_t>(R * Dp);  // Q^T in b_rowsT
+    float* OT = ws.take<float>(Dp * R);         // (Dp, R) unnormalized O^T
+    float* ST = ws.take<float>(Bc * R);         // (Bc, R) scaled scores
+    uint16_t* PTv = ws.take<uint16_t>(R * Bc);  // P^T as B tiles: [R/16][Bc/2 key pairs][16]
+    float* m = ws.take<float>(R);               // running max of the scaled scores
+    float* l = ws.take<float>(R);               // running sum of exp(score - m)
+    float* qpos = ws.take<float>(R);            // query position of each column
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < d.nI * d.groups; ++task) {
+      // group by group (its K, V stay in cache), the longest (last) query tiles first
+      const int64_t grp = task / d.nI, it = d.nI - 1 - task % d.nI, b = grp / d.KVH, kvh = grp % d.KVH;
+      const int64_t i0 = it * d.Br, nr = std::min(d.Br, Tn - i0), rows = nr * G;
+      const uint16_t* Ka = packed + 2 * grp * kv_elems;
+      const uint16_t* VTa = Ka + kv_elems;
+      Rows qr = query_rows(q, d, b, kvh);
+      qr.base += i0 * d.H * d.D;
+      qr.n = rows;
+      pack_b_rowsT(QTv, qr, 0, R / 16, Dp);
+      std::fill(OT, OT + Dp * R, 0.0f);
+      std::fill(m, m + R, -std::numeric_limits<float>::infinity());
+      std::fill(l, l + R, 0.0f);
+      for (int64_t r = 0; r < R; ++r) qpos[r] = r < rows ? float(i0 + r / G) : float(Tn);  // padding sees all
+      const int64_t nJ = (i0 + nr - 1) / Bc + 1;  // key tiles up to the diagonal
+      for (int64_t jt = 0; jt < nJ; ++jt) {
+        const int64_t j0 = jt * Bc, kc = round_up(std::min(Bc, Tn - j0), 32);  // keys past T are zeros
+        // S^T = K Q^T: (kc, R)
+        for (int64_t a = 0; a < kc / 32; ++a)
+          for (int64_t c = 0; c < R / 32; ++c) {
+            const uint16_t* ka = Ka + (j0 / 16 + 2 * a) * (Dp / 32) * 512;
+            const uint16_t* qb = QTv + 2 * c * (Dp / 2) * 32;
+            mm32<kAmx>(ST + a * 32 * R + c * 32, R, false,
+                       Mm{ka, ka + (Dp / 32) * 512, 512, qb, qb + (Dp / 2) * 32, 512, Dp / 32});
+          }
+        // The online softmax down the columns; P^T rounded into its B tiles.
+        const bool diagonal = j0 + kc - 1 > i0;  // some key after some query (or past T): mask
+        for (int64_t rv = 0; rv < R; rv += 16) {
+          const __m512 qp = _mm512_load_ps(qpos + rv), m0 = _mm512_load_ps(m + rv);
+          __m512 mx = m0;
+          for (int64_t j = 0; j < kc; ++j) {
+            __m512 s = _mm512_mul_ps(_mm512_load_ps(ST + j * R + rv), vscale);
+            if (diagonal) s = _mm512_mask_mov_ps(s, _mm512_cmp_ps_mask(qp, _mm512_set1_ps(float(j0 + j)), _CMP_LT_OQ), ninf);
+            _mm512_store_ps(ST + j * R + rv, s);
+            mx = _mm512_max_ps(mx, s);
+          }
+          const __m512 alpha = vexp512(_mm512_sub_ps(m0, mx));  // 0 on the first tile (m = -inf)
+          __m512 sum = _mm512_setzero_ps();
+          uint16_t* pt = PTv + (rv / 16) * (Bc / 2) * 32;
+          for (int64_t j = 0; j < kc; j += 2) {
+            const __m512 p0 = vexp512(_mm512_sub_ps(_mm512_load_ps(ST + j * R + rv), mx));
+            const __m512 p1 = vexp512(_mm512_sub_ps(_mm512_load_ps(ST + (j + 1) * R + rv), mx));
+            sum = _mm512_add_ps(_mm512_add_ps(sum, p0), p1);
+            _mm512_store_si512(pt + (j / 2) * 32, pair16(p0, p1));
+          }
+          _mm512_store_ps(l + rv, _mm512_add_ps(_mm512_mul_ps(_mm512_load_ps(l + rv), alpha), sum));
+          _mm512_store_ps(m + rv, mx);
+          // O^T's columns rescaled by alpha, where some max moved (O^T is still zero on tile 0)
+          if (jt > 0 && _mm512_cmp_ps_mask(m0, mx, _CMP_NEQ_UQ))
+            for (int64_t e = 0; e < Dp; ++e)
+              _mm512_store_ps(OT + e * R + rv, _mm512_mul_ps(_mm512_load_ps(OT + e * R + rv), alpha));
+        }
+        // O^T += V^T P^T: (Dp, R)
+        for (int64_t dd = 0; dd < Dp / 32; ++dd)
+          for (int64_t c = 0; c < R / 32; ++c) {
+            const uint16_t* va = VTa + ((j0 / 32) * (Dp / 16) + 2 * dd) * 512;
+            const uint16_t* pb = PTv + 2 * c * (Bc / 2) * 32;
+            mm32<kAmx>(OT + dd * 32 * R + c * 32, R, true,
+                       Mm{va, va + 512, (Dp / 16) * 512, pb, pb + (Bc / 2) * 32, 512, kc / 32});
+          }
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        const float inv = 1.0f / l[r];
+        float* dst = out + ((b * Tn + i0 + r / G) * d.H + kvh * G + r % G) * d.D;
+        for (int64_t e = 0; e < d.D; ++e) dst[e] = OT[e * R + r] * inv;
+        lse[(b * d.H + kvh * G + r % G) * Tn + i0 + r / G] = m[r] + std::log(l[r]);
+      }
+    }
+    if (kAmx) _tile_release();
+  }
+}
+
+// ---- backward -----------------------------------------------------------------------------
+
+// What backward packs once per call, per group: the stacked query rows of q and dout in a_rows
+// and a_rowsT (Rq x Dp each), the keys of k in b_rowsT and b_rows, of v in b_rowsT (Tp x Dp).
+struct Packed {
+  uint16_t *Qa, *dOa, *QTa, *dOTa, *KTv, *VTv, *Kv;
+};
+
+inline int64_t packed_group_elems(const Dims& d) { return 4 * d.Rq * d.Dp + 3 * d.Tp * d.Dp; }
+
+inline Packed packed_group(uint16_t* base, const Dims& d, int64_t grp) {
+  uint16_t* p = base + grp * packed_group_elems(d);
+  const int64_t nq = d.Rq * d.Dp, nk = d.Tp * d.Dp;
+  return Packed{p, p + nq, p + 2 * nq, p + 3 * nq, p + 4 * nq, p + 4 * nq + nk, p + 4 * nq + 2 * nk};
+}
+
+// The per-thread scratch of the key-tile loop.
+struct Tiles {
+  float *S, *dP;            // (R, Bc) scores, dP
+  uint16_t *Pv, *dSv;       // P, dS as B tiles, row pairs as K: [Bc/16][R/2][16]
+  uint16_t* dSa;            // dS as A tiles: [R/16][Bc/32][16][32]
+  float *lr, *di;           // (R) lse, Di of each row (0 for padding rows)
+  int32_t* qpos;            // (R) query position of each row (-1: padding, every key masked)
+};
+
+int64_t tiles_bytes(const Dims& d) {
+  const int64_t RB = d.R * d.Bc;
+  return carve_bytes({4 * RB, 4 * RB, 2 * RB, 2 * RB, 2 * RB, 4 * d.R, 4 * d.R, 4 * d.R});
+}
+
+Tiles carve_tiles(Carve& ws, const Dims& d) {
+  const int64_t RB = d.R * d.Bc;
+  Tiles t;
+  t.S = ws.take<float>(RB);
+  t.dP = ws.take<float>(RB);
+  t.Pv = ws.take<uint16_t>(RB);
+  t.dSv = ws.take<uint16_t>(RB);
+  t.dSa = ws.take<uint16_t>(RB);
+  t.lr = ws.take<float>(d.R);
+  t.di = ws.take<float>(d.R);
+  t.qpos = ws.take<int32_t>(d.R);
+  return t;
+}
+
+// Rows of query tile it of group (b, kvh): lse, Di and position of each stacked row.
+void tile_rows(Tiles& t, const Dims& d, const float* lse, const float* Di, int64_t b, int64_t kvh, int64_t it) {
+  const int64_t i0 = it * d.Br, rows = std::min(d.Br, d.Tn - i0) * d.G;
+  for (int64_t r = 0; r < d.R; ++r) {
+    const bool ok = r < rows;
+    const int64_t bht = (b * d.H + kvh * d.G + r % d.G) * d.Tn + i0 + r / d.G;
+    t.lr[r] = ok ? lse[bht] : 0.0f;
+    t.di[r] = ok ? Di[bht] : 0.0f;
+    t.qpos[r] = ok ? static_cast<int32_t>(i0 + r / d.G) : -1;
+  }
+}
+
+// One (query tile it, key tile j0) pair: S, dP, then P and dS (rounded into Pv, dSv when
+// `pairs`, and into dSa always), then dQ (rows of dQ, row stride Dp) += dS K.
+template <bool kAmx>
+void tile_pair(Tiles& t, const Packed& pk, const Dims& d, int64_t it, int64_t j0, bool pairs, float* dQ) {
+  const int64_t R = d.R, Bc = d.Bc, Dp = d.Dp;
+  const int64_t rb = it * R, kc = round_up(std::min(Bc, d.Tn - j0), 32), i0 = it * d.Br;
+  for (int64_t c = 0; c < R / 32; ++c)
+    for (int64_t a = 0; a < kc / 32; ++a) {
+      const int64_t qo = (rb / 16 + 2 * c) * (Dp / 32) * 512, ko = (j0 / 16 + 2 * a) * (Dp / 2) * 32;
+      const int64_t qs = (Dp / 32) * 512, ks = (Dp / 2) * 32;
+      mm32<kAmx>(t.S + c * 32 * Bc + a * 32, Bc, false,
+                 Mm{pk.Qa + qo, pk.Qa + qo + qs, 512, pk.KTv + ko, pk.KTv + ko + ks, 512, Dp / 32});
+      mm32<kAmx>(t.dP + c * 32 * Bc + a * 32, Bc, false,
+                 Mm{pk.dOa + qo, pk.dOa + qo + qs, 512, pk.VTv + ko, pk.VTv + ko + ks, 512, Dp / 32});
+    }
+  // P = exp(scale S - lse), dS = P (dP - Di), rowwise in fp32.
+  const bool diagonal = j0 + kc - 1 > i0;  // some key after some query (or past T): mask
+  const __m512 vscale = _mm512_set1_ps(d.scale);
+  const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  for (int64_t r0 = 0; r0 < R; r0 += 2) {
+    const __m512 l0 = _mm512_set1_ps(t.lr[r0]), l1 = _mm512_set1_ps(t.lr[r0 + 1]);
+    const __m512 g0 = _mm512_set1_ps(t.di[r0]), g1 = _mm512_set1_ps(t.di[r0 + 1]);
+    const __m512i q0 = _mm512_set1_epi32(t.qpos[r0]), q1 = _mm512_set1_epi32(t.qpos[r0 + 1]);
+    for (int64_t a = 0; a < kc / 32; ++a) {
+      __m512 ds0[2], ds1[2];
+      for (int h = 0; h < 2; ++h) {
+        const int64_t j = a * 32 + h * 16;
+        __m512 p0 = vexp512(_mm512_fmsub_ps(_mm512_load_ps(t.S + r0 * Bc + j), vscale, l0));
+        __m512 p1 = vexp512(_mm512_fmsub_ps(_mm512_load_ps(t.S + (r0 + 1) * Bc + j), vscale, l1));
+        if (diagonal) {
+          const __m512i kp = _mm512_add_epi32(iota, _mm512_set1_epi32(static_cast<int32_t>(j0 + j)));
+          p0 = _mm512_maskz_mov_ps(_mm512_cmple_epi32_mask(kp, q0), p0);
+          p1 = _mm512_maskz_mov_ps(_mm512_cmple_epi32_mask(kp, q1), p1);
+        }
+        ds0[h] = _mm512_mul_ps(p0, _mm512_sub_ps(_mm512_load_ps(t.dP + r0 * Bc + j), g0));
+        ds1[h] = _mm512_mul_ps(p1, _mm512_sub_ps(_mm512_load_ps(t.dP + (r0 + 1) * Bc + j), g1));
+        if (pairs) {
+          const int64_t o = ((j / 16) * (R / 2) + r0 / 2) * 32;
+          _mm512_store_si512(t.Pv + o, pair16(p0, p1));
+          _mm512_store_si512(t.dSv + o, pair16(ds0[h], ds1[h]));
+        }
+      }
+      const int64_t o = ((r0 / 16) * (Bc / 32) + a) * 512 + (r0 % 16) * 32;
+      _mm512_store_si512(t.dSa + o, cvt2(ds0[1], ds0[0]));
+      _mm512_store_si512(t.dSa + o + 32, cvt2(ds1[1], ds1[0]));
+    }
+  }
+  if (!dQ) return;
+  // dQ += dS K: (R, Dp)
+  for (int64_t c = 0; c < R / 32; ++c)
+    for (int64_t dd = 0; dd < Dp / 32; ++dd) {
+      const uint16_t* sa = t.dSa + 2 * c * (Bc / 32) * 512;
+      const uint16_t* kb = pk.Kv + ((j0 / 32) * (Dp / 16) + 2 * dd) * 512;
+      mm32<kAmx>(dQ + c * 32 * Dp + dd * 32, Dp, true,
+                 Mm{sa, sa + (Bc / 32) * 512, 512, kb, kb + 512, (Dp / 16) * 512, kc / 32});
+    }
+}
+
+// dK, dV of key tile jt of group (b, kvh): query tiles from the diagonal on; with dQa (Rq x Dp,
+// the group's stacked dQ rows) also dQ, the one-pass schedule.
+template <bool kAmx>
+void key_tile(float* dk, float* dv, float* dQa, const Packed& pk, Tiles& t, float* dKT, float* dVT, const Dims& d,
+              const float* lse, const float* Di, int64_t b, int64_t kvh, int64_t jt) {
+  const int64_t R = d.R, Bc = d.Bc, Dp = d.Dp, j0 = jt * Bc, nc = std::min(Bc, d.Tn - j0), kc = round_up(nc, 32);
+  std::fill(dKT, dKT + Dp * Bc, 0.0f);
+  std::fill(dVT, dVT + Dp * Bc, 0.0f);
+  for (int64_t it = j0 / d.Br; it < d.nI; ++it) {
+    tile_rows(t, d, lse, Di, b, kvh, it);
+    tile_pair<kAmx>(t, pk, d, it, j0, true, dQa ? dQa + it * R * Dp : nullptr);
+    // dV^T += dO^T P, dK^T += Q^T dS: (Dp, kc)
+    const int64_t rb = it * R;
+    for (int64_t dd = 0; dd < Dp / 32; ++dd)
+      for (int64_t a = 0; a < kc / 32; ++a) {
+        const int64_t ao = ((rb / 32) * (Dp / 16) + 2 * dd) * 512, bo = 2 * a * (R / 2) * 32;
+        const int64_t as = (Dp / 16) * 512, b1 = (R / 2) * 32;
+        mm32<kAmx>(dVT + dd * 32 * Bc + a * 32, Bc, true, Mm{pk.dOTa + ao, pk.dOTa + ao + 512, as, t.Pv + bo, t.Pv + bo + b1, 512, R / 32});
+        mm32<kAmx>(dKT + dd * 32 * Bc + a * 32, Bc, true, Mm{pk.QTa + ao, pk.QTa + ao + 512, as, t.dSv + bo, t.dSv + bo + b1, 512, R / 32});
+      }
+  }
+  for (int64_t j = 0; j < nc; ++j) {
+    const int64_t off = ((b * d.Tn + j0 + j) * d.KVH + kvh) * d.D;
+    for (int64_t e = 0; e < d.D; ++e) {
+      dk[off + e] = d.scale * dKT[e * Bc + j];
+      dv[off + e] = dVT[e * Bc + j];
+    }
+  }
+}
+
+// Writes dq rows of the stacked rows [r0, r0 + n) of group (b, kvh) from dQ (row stride Dp).
+void store_dq(float* dq, const float* dQ, const Dims& d, int64_t b, int64_t kvh, int64_t r0, int64_t n) {
+  for (int64_t r = r0; r < r0 + n; ++r) {
+    const float* a = dQ + (r - r0) * d.Dp;
+    float* dst = dq + ((b * d.Tn + r / d.G) * d.H + kvh * d.G + r % d.G) * d.D;
+    for (int64_t e = 0; e < d.D; ++e) dst[e] = d.scale * a[e];
+  }
+}
+
+template <bool kAmx>
+void backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k, const float* v,
+              const float* out, const float* lse, const Dims& d) {
+  const int64_t R = d.R, Bc = d.Bc, Dp = d.Dp, Tn = d.Tn, H = d.H;
+  // Slot 2 of the calling thread: Di (B, H, T), then the packed operands. Di = rowdot(bf16(dout),
+  // out): the dout that dP = dO V^T sees, so dS = P (dP - Di) has no 2^-9-sized term from dout's
+  // rounding (with one key, out = bf16(v) and dS is 0 up to fp32 sums, as in exact arithmetic).
+  const int64_t di_bytes = round_up(4 * d.B * H * Tn, 64);
+  char* slot2 = static_cast<char*>(thread_workspace(di_bytes + 2 * d.groups * packed_group_elems(d), 2));
+  float* Di = reinterpret_cast<float*>(slot2);
+  uint16_t* packed = reinterpret_cast<uint16_t*>(slot2 + di_bytes);
+#pragma omp parallel for schedule(static)
+  for (int64_t bt = 0; bt < d.B * Tn; ++bt)
+    for (int64_t h = 0; h < H; ++h) {
+      const float* o = out + (bt * H + h) * d.D;
+      const float* go = dout + (bt * H + h) * d.D;
+      __m512 s = _mm512_setzero_ps();
+      for (int64_t e = 0; e < d.D; e += 16) {
+        const __m512 g = load_row(go, d.D, e);
+        const __m512 gr = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(g)), 16));
+        s = _mm512_fmadd_ps(gr, load_row(o, d.D, e), s);
+      }
+      Di[((bt / Tn) * H + h) * Tn + bt % Tn] = _mm512_reduce_add_ps(s);
+    }
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t task = 0; task < d.groups * (d.nI + d.nJ); ++task) {
+    const int64_t grp = task / (d.nI + d.nJ), i = task % (d.nI + d.nJ), b = grp / d.KVH, kvh = grp % d.KVH;
+    const Packed pk = packed_group(packed, d, grp);
+    if (i < d.nI) {  // query tile i: R stacked rows of q and dout
+      const Rows qr = query_rows(q, d, b, kvh), gr = query_rows(dout, d, b, kvh);
+      const int64_t r0 = i * R;
+      pack_a_rows(pk.Qa + r0 * Dp, qr, r0, R / 16, Dp);
+      pack_a_rows(pk.dOa + r0 * Dp, gr, r0, R / 16, Dp);
+      pack_rows_pairs(pk.QTa + r0 * Dp, qr, r0, R / 32, Dp, true);
+      pack_rows_pairs(pk.dOTa + r0 * Dp, gr, r0, R / 32, Dp, true);
+    } else {  // key tile
+      const Rows kr = key_rows(k, d, b, kvh), vr = key_rows(v, d, b, kvh);
+      const int64_t j0 = (i - d.nI) * Bc;
+      pack_b_rowsT(pk.KTv + j0 * Dp, kr, j0, Bc / 16, Dp);
+      pack_b_rowsT(pk.VTv + j0 * Dp, vr, j0, Bc / 16, Dp);
+      pack_rows_pairs(pk.Kv + j0 * Dp, kr, j0, Bc / 32, Dp, false);
+    }
+  }
+
+  const int64_t tb = tiles_bytes(d), acc_bytes = carve_bytes({4 * Dp * Bc, 4 * Dp * Bc});
+  const int threads = omp_get_max_threads();
+  const double busy = double(d.groups) / double(ceil_div(d.groups, threads) * threads);
+  if (busy >= 0.75) {
+    // One pass: a task per group, its key tiles in order, dQ accumulated in (Rq, Dp).
+#pragma omp parallel
+    {
+      if (kAmx) amx_configure();
+      Carve ws{static_cast<char*>(thread_workspace(tb + acc_bytes + 4 * d.Rq * Dp, 1))};
+      Tiles t = carve_tiles(ws, d);
+      float* dKT = ws.take<float>(Dp * Bc);
+      float* dVT = ws.take<float>(Dp * Bc);
+      float* dQa = ws.take<float>(d.Rq * Dp);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t grp = 0; grp < d.groups; ++grp) {
+        const int64_t b = grp / d.KVH, kvh = grp % d.KVH;
+        const Packed pk = packed_group(packed, d, grp);
+        std::fill(dQa, dQa + d.Rq * Dp, 0.0f);
+        for (int64_t jt = 0; jt < d.nJ; ++jt) key_tile<kAmx>(dk, dv, dQa, pk, t, dKT, dVT, d, lse, Di, b, kvh, jt);
+        store_dq(dq, dQa, d, b, kvh, 0, Tn * d.G);
+      }
+      if (kAmx) _tile_release();
+    }
+    return;
+  }
+  // Two passes (few groups for the threads): dK, dV per (group, key tile), the first key tiles
+  // (most query tiles after them) first; then dQ per (group, query tile) over the key tiles up to
+  // its diagonal, recomputing S, dP, dS: the same tile_pair, so the same bits as one pass.
+#pragma omp parallel
+  {
+    if (kAmx) amx_configure();
+    Carve ws{static_cast<char*>(thread_workspace(tb + acc_bytes + 4 * R * Dp, 1))};
+    Tiles t = carve_tiles(ws, d);
+    float* dKT = ws.take<float>(Dp * Bc);
+    float* dVT = ws.take<float>(Dp * Bc);
+    float* dQt = ws.take<float>(R * Dp);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < d.nJ * d.groups; ++task) {
+      const int64_t grp = task / d.nJ, jt = task % d.nJ;
+      key_tile<kAmx>(dk, dv, nullptr, packed_group(packed, d, grp), t, dKT, dVT, d, lse, Di, grp / d.KVH, grp % d.KVH, jt);
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < d.nI * d.groups; ++task) {
+      const int64_t grp = task / d.nI, it = d.nI - 1 - task % d.nI, b = grp / d.KVH, kvh = grp % d.KVH;
+      const Packed pk = packed_group(packed, d, grp);
+      const int64_t i0 = it * d.Br, nr = std::min(d.Br, Tn - i0);
+      tile_rows(t, d, lse, Di, b, kvh, it);
+      std::fill(dQt, dQt + R * Dp, 0.0f);
+      for (int64_t jt = 0; jt <= (i0 + nr - 1) / Bc; ++jt) tile_pair<kAmx>(t, pk, d, it, jt * Bc, false, dQt);
+      store_dq(dq, dQt, d, b, kvh, it * R, nr * d.G);
+    }
+    if (kAmx) _tile_release();
+  }
+}
+
+}  // namespace
+
+void attention_flash_forward(Unit unit, float* out, float* lse, const float* q, const float* k, const float* v,
+                             int64_t B, int64_t Tn, int64_t H, int64_t KVH, int64_t D) {
+  if (B <= 0 || Tn <= 0 || H <= 0 || D <= 0) return;
+  const Dims d = dims(B, Tn, H, KVH, D);
+  if (unit == Unit::amx)
+    forward<true>(out, lse, q, k, v, d);
+  else
+    forward<false>(out, lse, q, k, v, d);
+}
+
+void attention_flash_backward(Unit unit, float* dq, float* dk, float* dv, const float* dout, const float* q,
+                              const float* k, const float* v, const float* out, const float* lse, int64_t B,
+                              int64_t Tn, int64_t H, int64_t KVH, int64_t D) {
+  if (B <= 0 || Tn <= 0 || H <= 0 || D <= 0) return;
+  const Dims d = dims(B, Tn, H, KVH, D);
+  if (unit == Unit::amx)
+    backward<true>(dq, dk, dv, dout, q, k, v, out, lse, d);
+  else
+    backward<false>(dq, dk, dv, dout, q, k, v, out, lse, d);
+}
+
+}  // namespace bf16
+}  // namespace ls
