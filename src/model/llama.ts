@@ -55,11 +55,11 @@ function layerWeights(p: ParamStore, c: LlamaConfig, l: number): LayerWeights {
  * bitwise those of 'none' at the same thread count.
  * - 'none': every layer keeps its norm outputs, attention tensors and MLP activations.
  * - 'selective': the cheap, memory-heavy parts are recomputed: the norm outputs h1/h2 (and their
- *   rstd) into one buffer shared by all layers; the SwiGLU activation (fused path: from the
- *   gate/up GEMM that backward redoes anyway, into the MLP's gradient scratch; standard path:
- *   from the kept gate/up); on the standard path also the (B, H, T, T) probabilities (the
- *   attention core, as Megatron-LM's selective recomputation). Kept per layer: mid, q, k, v,
- *   att, lse (fused) or mid, q, k, v, att, gate, up (standard).
+ *   rstd) into one buffer shared by all layers; the SwiGLU activation (fused path: by the MLP's
+ *   own forward, into its gradient scratch; standard path: from the kept gate/up); on the
+ *   standard path also the (B, H, T, T) probabilities (the attention core, as Megatron-LM's
+ *   selective recomputation). Kept per layer: mid, q, k, v, att, lse (fused) or mid, q, k, v,
+ *   att, gate, up (standard).
  * - 'full': each layer keeps only its input (the residual stream, resid[l]); backward re-runs the
  *   layer's forward into ONE set of activations shared by all layers right before its backward.
  */
@@ -159,8 +159,9 @@ class FusedParts {
       return;
     }
     // h1 and h2 of every layer share one buffer (and one rstd): backward recomputes each right
-    // before it is needed. The activation lives in the MLP's gradient scratch (dact), which it
-    // is recomputed into from the gate/up GEMM that backward redoes anyway.
+    // before it is needed. The activation lives in the MLP's gradient scratch (dact): backward
+    // recomputes it there, and fusedMlpBackward reads it (down_proj's weight gradient) before
+    // it overwrites dact with the activation's gradient (linearBackward forms dW before dx).
     const h = t([N, C]), rstd = t([N]), act = this.mlpScratch.dact;
     this.sharedH = h;
     const layer = (): LayerActs<FusedAttentionActs, Tensor> => ({
@@ -435,7 +436,6 @@ export class LlamaModel {
     const c = this.config;
     const N = s.B * s.T;
     const C = c.hidden_size;
-    const F = c.intermediate_size;
     const eps = c.rms_norm_eps;
     const rope = { cos: s.ropeCos.data, sin: s.ropeSin.data };
     const parts = s.fused!;
@@ -444,22 +444,20 @@ export class LlamaModel {
       const w = this.layerW[l]!;
       const g = this.layerG[l]!;
       const a = parts.layers[l]!;
-      if (s.recompute === 'none') {
-        fusedMlpBackward(s.dh.data, g.fusedMlp, s.dres.data, a.mlp.data, sc, a.h2.data, w.fusedMlp, s.mlpShape);
-      } else {
-        if (s.recompute === 'full') {
-          // layer l's forward again, up to the MLP (its output is not needed)
-          this.inputNormFused(s, l);
-          fusedAttentionForward(s.dh.data, a.attn, parts.attnGrads, a.h1.data, w.fusedAttn, rope, s.attnShape);
-          native.addRmsnormForward(a.mid.data, a.h2.data, a.rstd2.data, s.resid[l]!.data, s.dh.data, w.postNorm, N, C, eps);
-        } else {
-          this.renormFused(s, a.h2, a.rstd2, a.mid, w.postNorm);
-        }
-        // gate/up (recomputed by fusedMlpBackward in any case) and the activation from them
-        linearForward(sc.gu.data, a.h2.data, w.fusedMlp.gu, N, C, 2 * F, s.mm);
-        native.swigluPackedForward(a.mlp.data, sc.gu.data, N, F);
-        fusedMlpBackwardRecomputed(s.dh.data, g.fusedMlp, s.dres.data, a.mlp.data, sc, a.h2.data, w.fusedMlp, s.mlpShape);
+      if (s.recompute === 'full') {
+        // layer l's forward again, up to the MLP's input
+        this.inputNormFused(s, l);
+        fusedAttentionForward(s.dh.data, a.attn, parts.attnGrads, a.h1.data, w.fusedAttn, rope, s.attnShape);
+        native.addRmsnormForward(a.mid.data, a.h2.data, a.rstd2.data, s.resid[l]!.data, s.dh.data, w.postNorm, N, C, eps);
+      } else if (s.recompute === 'selective') {
+        this.renormFused(s, a.h2, a.rstd2, a.mid, w.postNorm);
       }
+      if (s.recompute !== 'none') {
+        // The activation again, by forward's own function, so it is bit for bit forward's on
+        // every GEMM unit (its output, the MLP branch, is not needed: dh is scratch here).
+        fusedMlpForward(s.dh.data, a.mlp.data, sc, a.h2.data, w.fusedMlp, s.mlpShape);
+      }
+      fusedMlpBackward(s.dh.data, g.fusedMlp, s.dres.data, a.mlp.data, sc, a.h2.data, w.fusedMlp, s.mlpShape);
       native.rmsnormBackward(s.dres.data, g.postNorm, s.dh.data, a.mid.data, w.postNorm, a.rstd2.data, N, C);
       if (s.recompute !== 'none') this.inputNormFused(s, l); // h1 shares its buffer with h2
       fusedAttentionBackward(s.dh.data, g.fusedAttn, s.dres.data, a.attn, parts.attnGrads, a.h1.data, w.fusedAttn, rope, s.attnShape);
@@ -488,16 +486,4 @@ export class LlamaModel {
     native.fill(s.dh.data, 0, N * C);
     native.addRmsnormForward(s.dh.data, out.data, rstd.data, x.data, s.dh.data, w, N, C, c.rms_norm_eps);
   }
-}
-
-/**
- * fusedMlpBackward once gate/up (sc.gu) and the activation (act) are in place: the same calls
- * without its gate/up recompute, which the recompute modes ran already to make act. act may be
- * sc.dact: linearBackward forms dW (reading act) before dx overwrites it.
- */
-function fusedMlpBackwardRecomputed(dh: FloatArray, dw: FusedMlpWeights, dout: FloatArray, act: FloatArray, sc: FusedMlpScratch, h: FloatArray,
-  w: FusedMlpWeights, s: MlpShape): void {
-  linearBackward(sc.dact.data, dw.down, dout, act, w.down, s.N, s.F, s.C, false, s.mm);
-  native.swigluPackedBackward(sc.gu.data, sc.dact.data, sc.gu.data, s.N, s.F); // in place: gu -> dgu
-  linearBackward(dh, dw.gu, sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F, false, s.mm);
 }
