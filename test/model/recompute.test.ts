@@ -45,11 +45,14 @@ function firstDiff(a: Uint8Array, b: Uint8Array, bytesPer: number): number {
   return -1;
 }
 
-const CASES: Array<{ kernels: KernelPath; dtype: DType; precision?: Precision; cfg: Partial<LlamaConfig>; B: number; T: number }> = [
+const CASES: Array<{ kernels: KernelPath; dtype: DType; precision?: Precision; unit?: string; cfg: Partial<LlamaConfig>; B: number; T: number }> = [
   { kernels: 'litespark', dtype: 'f32', cfg: {}, B: 3, T: 37 },
   { kernels: 'litespark', dtype: 'f64', cfg: { num_key_value_heads: 3, tie_word_embeddings: true }, B: 2, T: 19 },
   { kernels: 'litespark', dtype: 'f32', cfg: { num_attention_heads: 4, num_key_value_heads: 1, hidden_size: 32 }, B: 2, T: 70 },
-  { kernels: 'litespark', dtype: 'f32', precision: 'bf16', cfg: {}, B: 2, T: 29 },
+  // bf16 mixed precision on every bf16 unit of this CPU (the matrix units fuse SwiGLU into the
+  // gate/up GEMM's epilogue, the fp32 unit does not)
+  ...native.bf16Units().map((unit) => ({ kernels: 'litespark' as const, dtype: 'f32' as const, precision: 'bf16' as const, unit, cfg: {}, B: 2, T: 29 })),
+  { kernels: 'standard', dtype: 'f32', precision: 'bf16', cfg: {}, B: 2, T: 29 },
   // widths past the kernels' vector loops: C = 136 (D = 34), F = 200
   { kernels: 'litespark', dtype: 'f32', cfg: { hidden_size: 136, num_attention_heads: 4, intermediate_size: 200, num_hidden_layers: 2 }, B: 2, T: 45 },
   { kernels: 'standard', dtype: 'f32', cfg: {}, B: 3, T: 37 },
@@ -59,10 +62,13 @@ const CASES: Array<{ kernels: KernelPath; dtype: DType; precision?: Precision; c
 
 for (const k of CASES) {
   const cfg = tiny(k.cfg);
-  const what = `${k.kernels}, ${k.dtype}${k.precision ? ` ${k.precision}` : ''}, B=${k.B}, T=${k.T}, ` +
+  const what = `${k.kernels}, ${k.dtype}${k.precision ? ` ${k.precision}` : ''}${k.unit ? ` on ${k.unit}` : ''}, B=${k.B}, T=${k.T}, ` +
     `H=${cfg.num_attention_heads}, KVH=${cfg.num_key_value_heads}${cfg.tie_word_embeddings ? ', tied' : ''}`;
-  test(`selective and full recomputation give bitwise the loss and gradients of none (${what})`, () => {
+  test(`selective and full recomputation give bitwise the loss and gradients of none (${what})`, (t) => {
     native.setThreads(2);
+    const unitBefore = native.bf16Unit();
+    if (k.unit) native.setBf16Unit(k.unit);
+    t.after(() => native.setBf16Unit(unitBefore));
     const model = new LlamaModel(cfg, k.dtype, k.kernels, k.precision ?? 'fp32');
     model.params.init(5);
     for (const s of model.params.specs) if (s.init === 'ones') native.randn(model.params.get(s.name).data, s.shape[0], 9, 1, 0.2);
