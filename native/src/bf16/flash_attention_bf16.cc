@@ -60,7 +60,6 @@
 
 #include "bf16/units.h"
 #include "kernels/common.h"
-#include "kernels/vexp.h"
 #include "memory.h"
 
 namespace ls {
@@ -68,6 +67,7 @@ namespace bf16 {
 namespace {
 
 constexpr int64_t kBc = 64;  // keys per tile, as the fp32 kernel
+constexpr float kLazy = 8.0f;  // the forward's lazy max: p = 2^(s - m) stays <= 2^8
 
 // Query positions per tile: G*Br rows near 128 like the fp32 kernel (clamp(128/G, 16, 64)),
 // rounded to whole 16-position blocks, with G*Br a multiple of 32 (two 16-row tiles).
@@ -135,13 +135,14 @@ inline __m512 load_row(const float* row, int64_t D, int64_t e0) {
 
 // Rows [r0, r0 + 16 nb) -> a_rows (see the top).
 void pack_a_rows(uint16_t* dst, const Rows& s, int64_t r0, int64_t nb, int64_t Dp) {
-  for (int64_t rb = 0; rb < nb; ++rb)
+  for (int64_t rb = 0; rb < nb; ++rb) {
     for (int i = 0; i < 16; ++i) {
       const float* row = s.row(r0 + rb * 16 + i);
       for (int64_t kd = 0; kd < Dp / 32; ++kd)
         _mm512_store_si512(dst + ((rb * (Dp / 32) + kd) * 16 + i) * 32,
                            cvt2(load_row(row, s.D, kd * 32 + 16), load_row(row, s.D, kd * 32)));
     }
+  }
 }
 
 // Rows [r0, r0 + 16 nb) -> b_rowsT: a row's bf16 d pairs are dwords; 16 rows transposed.
@@ -176,9 +177,11 @@ void pack_rows_pairs(uint16_t* dst, const Rows& s, int64_t r0, int64_t nb, int64
 
 // ---- the tile product ---------------------------------------------------------------------
 
-// C (32 x 32 fp32, row stride ldc) = (acc ? C : 0) + sum over s < nk of A_s B_s, with
-// A_s = [a0 + s*as ; a1 + s*as] (rows 0-15, 16-31) and B_s = [b0 + s*bs | b1 + s*bs] (columns
-// 0-15, 16-31): tiles of 1 KiB, A 16 rows x 32 bf16, B 16 VNNI pair rows x 16 columns.
+// C (32 x 32 fp32) = (acc ? C : 0) + sum over s < nk of A_s B_s, with A_s = [a0 + s*as ;
+// a1 + s*as] (rows 0-15, 16-31) and B_s = [b0 + s*bs | b1 + s*bs] (columns 0-15, 16-31): tiles
+// of 1 KiB, A 16 rows x 32 bf16, B 16 VNNI pair rows x 16 columns. C's four 16 x 16 tiles are
+// at c (rows 0-15, columns 0-15), c + tj (columns 16-31), c + ti (rows 16-31), c + ti + tj, each
+// 16 rows of 16 floats at stride ld.
 struct Mm {
   const uint16_t *a0, *a1;
   int64_t as;
@@ -202,15 +205,18 @@ void amx_configure() {
   _tile_loadconfig(&cfg);
 }
 
+// Every C buffer of this file is tile-major (ld = 16: a tile is 1 KiB of consecutive bytes):
+// measured on the Sapphire Rapids Xeon, a 32 x 32 block of K depth 64 (8 TDPBF16PS, 4 tile
+// stores) takes 84 ns stored as whole tiles, 106-112 ns with rows 512 bytes apart (L1 set
+// conflicts); the tile stores, not the products, dominate at this depth.
 template <bool kAmx>
-inline void mm32(float* c, int64_t ldc, bool acc, const Mm& m) {
+inline void mm32(float* c, int64_t ti, int64_t tj, bool acc, const Mm& m) {
   if constexpr (kAmx) {
-    const int64_t sc = ldc * 4;
     if (acc) {
-      _tile_loadd(0, c, sc);
-      _tile_loadd(1, c + 16, sc);
-      _tile_loadd(2, c + 16 * ldc, sc);
-      _tile_loadd(3, c + 16 * ldc + 16, sc);
+      _tile_loadd(0, c, 64);
+      _tile_loadd(1, c + tj, 64);
+      _tile_loadd(2, c + ti, 64);
+      _tile_loadd(3, c + ti + tj, 64);
     } else {
       _tile_zero(0);
       _tile_zero(1);
@@ -227,19 +233,19 @@ inline void mm32(float* c, int64_t ldc, bool acc, const Mm& m) {
       _tile_dpbf16ps(2, 5, 6);
       _tile_dpbf16ps(3, 5, 7);
     }
-    _tile_stored(0, c, sc);
-    _tile_stored(1, c + 16, sc);
-    _tile_stored(2, c + 16 * ldc, sc);
-    _tile_stored(3, c + 16 * ldc + 16, sc);
+    _tile_stored(0, c, 64);
+    _tile_stored(1, c + tj, 64);
+    _tile_stored(2, c + ti, 64);
+    _tile_stored(3, c + ti + tj, 64);
   } else {
     // VDPBF16PS: 8 rows x 32 columns of C in 16 zmm; an A row's (k, k+1) pair broadcast.
     for (int r0 = 0; r0 < 32; r0 += 8) {
-      float* cr = c + r0 * ldc;
+      float* cr = c + (r0 / 16) * ti + (r0 % 16) * 16;
       __m512 c0[8], c1[8];
 #pragma GCC unroll 8
       for (int i = 0; i < 8; ++i) {
-        c0[i] = acc ? _mm512_loadu_ps(cr + i * ldc) : _mm512_setzero_ps();
-        c1[i] = acc ? _mm512_loadu_ps(cr + i * ldc + 16) : _mm512_setzero_ps();
+        c0[i] = acc ? _mm512_load_ps(cr + i * 16) : _mm512_setzero_ps();
+        c1[i] = acc ? _mm512_load_ps(cr + tj + i * 16) : _mm512_setzero_ps();
       }
       const uint16_t* a = (r0 < 16 ? m.a0 : m.a1) + (r0 % 16) * 32;
       for (int64_t s = 0; s < m.nk; ++s) {
@@ -260,16 +266,46 @@ inline void mm32(float* c, int64_t ldc, bool acc, const Mm& m) {
       }
 #pragma GCC unroll 8
       for (int i = 0; i < 8; ++i) {
-        _mm512_storeu_ps(cr + i * ldc, c0[i]);
-        _mm512_storeu_ps(cr + i * ldc + 16, c1[i]);
+        _mm512_store_ps(cr + i * 16, c0[i]);
+        _mm512_store_ps(cr + tj + i * 16, c1[i]);
       }
     }
   }
 }
 
-inline __m512 vexp512(__m512 x) {
-  return reinterpret_cast<__m512>(LS_ISA::vexp(reinterpret_cast<LS_ISA::vfloat>(x)));
+// 2^t, the softmax's exponential (scores are kept in log2 units: scale * log2(e) folded into the
+// score scaling), for finite t <= 128: t = n + f with n an integer and |f| <= 1/2, 2^f by a
+// degree-6 polynomial (fitted for relative error: 1.6 ulp at most in fp32 over [-1/2, 1/2], like
+// the Cephes exp of kernels/vexp.h) and 2^n applied by VSCALEFPS: 9 instructions against vexp's
+// ~20, and the softmax's exponentials are this kernel's largest cost after the tile products.
+// Below 2^-126 the result underflows, flushed to 0 by FlushDenormals (below) rather than costing
+// a microcode assist; masked scores are zeroed by the caller, never passed as -inf.
+inline __m512 vexp2(__m512 t) {
+  const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(t, n);
+  __m512 p = _mm512_set1_ps(1.535360497655347e-4f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.339887036010623e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.61843691766262e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5503323674201965e-2f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022647738456726e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931471824645996e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
 }
+
+// Subnormal fp32 results (the exponentials of very negative scores, products of them) flushed
+// to zero and subnormal inputs read as zero (the units and VCVTNE2PS2BF16 do so already) while a
+// thread runs this kernel: a subnormal result otherwise costs a microcode assist of ~100 cycles
+// (measured: the masked scores of the diagonal tiles made the whole forward 1.5x slower). The
+// thread's MXCSR is restored at the end of the parallel region.
+struct FlushDenormals {
+  unsigned saved;
+  FlushDenormals() : saved(_mm_getcsr()) { _mm_setcsr(saved | 0x8040u); }  // FTZ | DAZ
+  ~FlushDenormals() { _mm_setcsr(saved); }
+};
+
+constexpr double kLog2e = 1.4426950408889634;
+constexpr double kLn2 = 0.6931471805599453;
 
 // Scratch of one thread, carved into 64-byte aligned pieces.
 struct Carve {
@@ -337,20 +373,21 @@ void forward(float* out, float* lse, const float* q, const float* k, const float
     pack_rows_pairs(VTa + jt * Bc * Dp, vr, jt * Bc, Bc / 32, Dp, true);
   }
 
-  const int64_t ws_bytes = carve_bytes({2 * R * Dp, 4 * Dp * R, 4 * Bc * R, 2 * R * Bc, 4 * R, 4 * R, 4 * R});
+  const int64_t ws_bytes = carve_bytes({2 * R * Dp, 4 * Dp * R, 4 * Bc * 32, 2 * Bc * 32, 4 * R, 4 * R, 4 * R});
   const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-  const __m512 vscale = _mm512_set1_ps(d.scale);
+  const __m512 vscale = _mm512_set1_ps(static_cast<float>(d.scale * kLog2e));
 #pragma omp parallel
   {
+    FlushDenormals ftz;
     if (kAmx) amx_configure();
     Carve ws{static_cast<char*>(thread_workspace(ws_bytes, 1))};
-    uint16_t* QTv = ws.take<uint16_t>(R * Dp);  // Q^T in b_rowsT
-    float* OT = ws.take<float>(Dp * R);         // (Dp, R) unnormalized O^T
-    float* ST = ws.take<float>(Bc * R);         // (Bc, R) scaled scores
-    uint16_t* PTv = ws.take<uint16_t>(R * Bc);  // P^T as B tiles: [R/16][Bc/2 key pairs][16]
-    float* m = ws.take<float>(R);               // running max of the scaled scores
-    float* l = ws.take<float>(R);               // running sum of exp(score - m)
-    float* qpos = ws.take<float>(R);            // query position of each column
+    uint16_t* QTv = ws.take<uint16_t>(R * Dp);   // Q^T in b_rowsT
+    float* OT = ws.take<float>(Dp * R);          // unnormalized O^T: tiles [Dp/16][R/16]
+    float* ST = ws.take<float>(Bc * 32);         // scores of 32 queries: tiles [2][Bc/16] (keys down)
+    uint16_t* PTv = ws.take<uint16_t>(Bc * 32);  // their P^T as B tiles: [2][Bc/2 key pairs][16]
+    float* m = ws.take<float>(R);                // running (lazy) max of the scores, log2 units
+    float* l = ws.take<float>(R);                // running sum of 2^(score - m)
+    float* qpos = ws.take<float>(R);             // query position of each column
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < d.nI * d.groups; ++task) {
       // group by group (its K, V stay in cache), the longest (last) query tiles first
@@ -362,62 +399,112 @@ void forward(float* out, float* lse, const float* q, const float* k, const float
       qr.base += i0 * d.H * d.D;
       qr.n = rows;
       pack_b_rowsT(QTv, qr, 0, R / 16, Dp);
-      std::fill(OT, OT + Dp * R, 0.0f);
       std::fill(m, m + R, -std::numeric_limits<float>::infinity());
       std::fill(l, l + R, 0.0f);
       for (int64_t r = 0; r < R; ++r) qpos[r] = r < rows ? float(i0 + r / G) : float(Tn);  // padding sees all
       const int64_t nJ = (i0 + nr - 1) / Bc + 1;  // key tiles up to the diagonal
       for (int64_t jt = 0; jt < nJ; ++jt) {
         const int64_t j0 = jt * Bc, kc = round_up(std::min(Bc, Tn - j0), 32);  // keys past T are zeros
-        // S^T = K Q^T: (kc, R)
-        for (int64_t a = 0; a < kc / 32; ++a)
-          for (int64_t c = 0; c < R / 32; ++c) {
+        const bool diagonal = j0 + kc - 1 > i0;  // some key after some query (or past T): mask
+        // 32 query columns at a time: S^T, the softmax, O^T, all on tiles in L1.
+        for (int64_t c = 0; c < R / 32; ++c) {
+          // S^T = K Q^T: (kc, 32)
+          for (int64_t a = 0; a < kc / 32; ++a) {
             const uint16_t* ka = Ka + (j0 / 16 + 2 * a) * (Dp / 32) * 512;
             const uint16_t* qb = QTv + 2 * c * (Dp / 2) * 32;
-            mm32<kAmx>(ST + a * 32 * R + c * 32, R, false,
+            mm32<kAmx>(ST + 2 * a * 256, 256, Bc * 16, false,
                        Mm{ka, ka + (Dp / 32) * 512, 512, qb, qb + (Dp / 2) * 32, 512, Dp / 32});
           }
-        // The online softmax down the columns; P^T rounded into its B tiles.
-        const bool diagonal = j0 + kc - 1 > i0;  // some key after some query (or past T): mask
-        for (int64_t rv = 0; rv < R; rv += 16) {
-          const __m512 qp = _mm512_load_ps(qpos + rv), m0 = _mm512_load_ps(m + rv);
-          __m512 mx = m0;
-          for (int64_t j = 0; j < kc; ++j) {
-            __m512 s = _mm512_mul_ps(_mm512_load_ps(ST + j * R + rv), vscale);
-            if (diagonal) s = _mm512_mask_mov_ps(s, _mm512_cmp_ps_mask(qp, _mm512_set1_ps(float(j0 + j)), _CMP_LT_OQ), ninf);
-            _mm512_store_ps(ST + j * R + rv, s);
-            mx = _mm512_max_ps(mx, s);
-          }
-          const __m512 alpha = vexp512(_mm512_sub_ps(m0, mx));  // 0 on the first tile (m = -inf)
-          __m512 sum = _mm512_setzero_ps();
-          uint16_t* pt = PTv + (rv / 16) * (Bc / 2) * 32;
+          // The online softmax down the two column vectors, in log2 units (s = scale log2(e) S);
+          // P^T rounded into its B tiles. The max is taken of the raw scores (rounding is
+          // monotonic: max(fl(c S)) = fl(c max S)) and is lazy: a column takes a new max only
+          // when the old one is more than kLazy below it (so p <= 2^kLazy), and only then are
+          // O^T's columns rescaled (rarely after the first key tile).
+          const int64_t r0 = 32 * c;
+          const __m512 qp0 = _mm512_load_ps(qpos + r0), qp1 = _mm512_load_ps(qpos + r0 + 16);
+          const __m512 m0 = _mm512_load_ps(m + r0), m1 = _mm512_load_ps(m + r0 + 16);
+          const float* s0 = ST;
+          const float* s1 = ST + Bc * 16;
+          __m512 t0 = ninf, t1 = ninf;
+          if (diagonal)
+            for (int64_t j = 0; j < kc; ++j) {
+              const __m512 kp = _mm512_set1_ps(float(j0 + j));
+              t0 = _mm512_mask_max_ps(t0, _mm512_cmp_ps_mask(kp, qp0, _CMP_LE_OQ), t0, _mm512_load_ps(s0 + j * 16));
+              t1 = _mm512_mask_max_ps(t1, _mm512_cmp_ps_mask(kp, qp1, _CMP_LE_OQ), t1, _mm512_load_ps(s1 + j * 16));
+            }
+          else
+            for (int64_t j = 0; j < kc; ++j) {
+              t0 = _mm512_max_ps(t0, _mm512_load_ps(s0 + j * 16));
+              t1 = _mm512_max_ps(t1, _mm512_load_ps(s1 + j * 16));
+            }
+          t0 = _mm512_mul_ps(t0, vscale);
+          t1 = _mm512_mul_ps(t1, vscale);
+          const __mmask16 mv0 = _mm512_cmp_ps_mask(t0, _mm512_add_ps(m0, _mm512_set1_ps(kLazy)), _CMP_GT_OQ);
+          const __mmask16 mv1 = _mm512_cmp_ps_mask(t1, _mm512_add_ps(m1, _mm512_set1_ps(kLazy)), _CMP_GT_OQ);
+          const __m512 n0 = _mm512_mask_mov_ps(m0, mv0, t0), n1 = _mm512_mask_mov_ps(m1, mv1, t1);
+          __m512 sum0 = _mm512_setzero_ps(), sum1 = _mm512_setzero_ps();
+          uint16_t* p0 = PTv;
+          uint16_t* p1 = PTv + (Bc / 2) * 32;
           for (int64_t j = 0; j < kc; j += 2) {
-            const __m512 p0 = vexp512(_mm512_sub_ps(_mm512_load_ps(ST + j * R + rv), mx));
-            const __m512 p1 = vexp512(_mm512_sub_ps(_mm512_load_ps(ST + (j + 1) * R + rv), mx));
-            sum = _mm512_add_ps(_mm512_add_ps(sum, p0), p1);
-            _mm512_store_si512(pt + (j / 2) * 32, pair16(p0, p1));
+            __m512 a0 = vexp2(_mm512_fmsub_ps(_mm512_load_ps(s0 + j * 16), vscale, n0));
+            __m512 b0 = vexp2(_mm512_fmsub_ps(_mm512_load_ps(s0 + j * 16 + 16), vscale, n0));
+            __m512 a1 = vexp2(_mm512_fmsub_ps(_mm512_load_ps(s1 + j * 16), vscale, n1));
+            __m512 b1 = vexp2(_mm512_fmsub_ps(_mm512_load_ps(s1 + j * 16 + 16), vscale, n1));
+            if (diagonal) {
+              const __m512 ka = _mm512_set1_ps(float(j0 + j)), kb = _mm512_set1_ps(float(j0 + j + 1));
+              a0 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(ka, qp0, _CMP_LE_OQ), a0);
+              b0 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(kb, qp0, _CMP_LE_OQ), b0);
+              a1 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(ka, qp1, _CMP_LE_OQ), a1);
+              b1 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(kb, qp1, _CMP_LE_OQ), b1);
+            }
+            sum0 = _mm512_add_ps(_mm512_add_ps(sum0, a0), b0);
+            sum1 = _mm512_add_ps(_mm512_add_ps(sum1, a1), b1);
+            _mm512_store_si512(p0 + (j / 2) * 32, pair16(a0, b0));
+            _mm512_store_si512(p1 + (j / 2) * 32, pair16(a1, b1));
           }
-          _mm512_store_ps(l + rv, _mm512_add_ps(_mm512_mul_ps(_mm512_load_ps(l + rv), alpha), sum));
-          _mm512_store_ps(m + rv, mx);
-          // O^T's columns rescaled by alpha, where some max moved (O^T is still zero on tile 0)
-          if (jt > 0 && _mm512_cmp_ps_mask(m0, mx, _CMP_NEQ_UQ))
-            for (int64_t e = 0; e < Dp; ++e)
-              _mm512_store_ps(OT + e * R + rv, _mm512_mul_ps(_mm512_load_ps(OT + e * R + rv), alpha));
-        }
-        // O^T += V^T P^T: (Dp, R)
-        for (int64_t dd = 0; dd < Dp / 32; ++dd)
-          for (int64_t c = 0; c < R / 32; ++c) {
+          // alpha = 2^(m_old - m_new): 1 where m stays, 0 on the first tile (m_old = -inf)
+          const __m512 lo = _mm512_set1_ps(-150.0f);
+          const __m512 al0 = vexp2(_mm512_max_ps(_mm512_sub_ps(m0, n0), lo));
+          const __m512 al1 = vexp2(_mm512_max_ps(_mm512_sub_ps(m1, n1), lo));
+          _mm512_store_ps(l + r0, _mm512_fmadd_ps(_mm512_load_ps(l + r0), al0, sum0));
+          _mm512_store_ps(l + r0 + 16, _mm512_fmadd_ps(_mm512_load_ps(l + r0 + 16), al1, sum1));
+          _mm512_store_ps(m + r0, n0);
+          _mm512_store_ps(m + r0 + 16, n1);
+          if (jt > 0 && (mv0 | mv1))  // O^T's 32 columns rescaled (tile 0 starts O^T)
+            for (int64_t e = 0; e < Dp; ++e) {
+              float* o = OT + ((e / 16) * (R / 16) + 2 * c) * 256 + (e % 16) * 16;
+              _mm512_store_ps(o, _mm512_mul_ps(_mm512_load_ps(o), al0));
+              _mm512_store_ps(o + 256, _mm512_mul_ps(_mm512_load_ps(o + 256), al1));
+            }
+          // O^T += V^T P^T: (Dp, 32)
+          for (int64_t dd = 0; dd < Dp / 32; ++dd) {
             const uint16_t* va = VTa + ((j0 / 32) * (Dp / 16) + 2 * dd) * 512;
-            const uint16_t* pb = PTv + 2 * c * (Bc / 2) * 32;
-            mm32<kAmx>(OT + dd * 32 * R + c * 32, R, true,
-                       Mm{va, va + 512, (Dp / 16) * 512, pb, pb + (Bc / 2) * 32, 512, kc / 32});
+            mm32<kAmx>(OT + (2 * dd * (R / 16) + 2 * c) * 256, R * 16, 256, jt > 0,
+                       Mm{va, va + 512, (Dp / 16) * 512, p0, p1, 512, kc / 32});
           }
+        }
       }
-      for (int64_t r = 0; r < rows; ++r) {
-        const float inv = 1.0f / l[r];
-        float* dst = out + ((b * Tn + i0 + r / G) * d.H + kvh * G + r % G) * d.D;
-        for (int64_t e = 0; e < d.D; ++e) dst[e] = OT[e * R + r] * inv;
-        lse[(b * d.H + kvh * G + r % G) * Tn + i0 + r / G] = m[r] + std::log(l[r]);
+      // out = O / l: O^T's 16 x 16 tiles transposed in registers; lse = m ln 2 + log l.
+      for (int64_t r0 = 0; r0 < rows; r0 += 16) {
+        const int64_t nrow = std::min<int64_t>(16, rows - r0);
+        float* dst[16];
+        float inv[16];
+        for (int64_t i = 0; i < nrow; ++i) {
+          const int64_t r = r0 + i;
+          dst[i] = out + ((b * Tn + i0 + r / G) * d.H + kvh * G + r % G) * d.D;
+          inv[i] = 1.0f / l[r];
+          lse[(b * d.H + kvh * G + r % G) * Tn + i0 + r / G] =
+              static_cast<float>(double(m[r]) * kLn2 + std::log(double(l[r])));
+        }
+        for (int64_t e0 = 0; e0 < d.D; e0 += 16) {
+          __m512i t[16];
+          const float* tile = OT + ((e0 / 16) * (R / 16) + r0 / 16) * 256;
+          for (int i = 0; i < 16; ++i) t[i] = _mm512_load_si512(tile + i * 16);
+          transpose16(t);
+          const __mmask16 mask = head_mask(d.D - e0);
+          for (int64_t i = 0; i < nrow; ++i)
+            _mm512_mask_storeu_ps(dst[i] + e0, mask, _mm512_mul_ps(_mm512_castsi512_ps(t[i]), _mm512_set1_ps(inv[i])));
+        }
       }
     }
     if (kAmx) _tile_release();
@@ -426,231 +513,252 @@ void forward(float* out, float* lse, const float* q, const float* k, const float
 
 // ---- backward -----------------------------------------------------------------------------
 
-// What backward packs once per call, per group: the stacked query rows of q and dout in a_rows
-// and a_rowsT (Rq x Dp each), the keys of k in b_rowsT and b_rows, of v in b_rowsT (Tp x Dp).
+// What backward prepares of one group: its stacked query rows of q and dout in a_rows and
+// a_rowsT (Rq x Dp bf16 each) with each row's lse log2(e), Di and position (Rq each), its keys
+// of k in b_rowsT and b_rows, of v in b_rowsT (Tp x Dp bf16 each).
 struct Packed {
   uint16_t *Qa, *dOa, *QTa, *dOTa, *KTv, *VTv, *Kv;
+  float *lr, *di;  // lse log2(e), Di = rowdot(bf16(dout), out); 0 for padding rows
+  int32_t* qpos;   // query position; -1 for padding rows (every key masked)
 };
 
-inline int64_t packed_group_elems(const Dims& d) { return 4 * d.Rq * d.Dp + 3 * d.Tp * d.Dp; }
-
-inline Packed packed_group(uint16_t* base, const Dims& d, int64_t grp) {
-  uint16_t* p = base + grp * packed_group_elems(d);
-  const int64_t nq = d.Rq * d.Dp, nk = d.Tp * d.Dp;
-  return Packed{p, p + nq, p + 2 * nq, p + 3 * nq, p + 4 * nq, p + 4 * nq + nk, p + 4 * nq + 2 * nk};
+inline int64_t packed_group_bytes(const Dims& d) {
+  return carve_bytes({2 * 4 * d.Rq * d.Dp, 2 * 3 * d.Tp * d.Dp, 4 * d.Rq, 4 * d.Rq, 4 * d.Rq});
 }
 
-// The per-thread scratch of the key-tile loop.
+inline Packed packed_group(char* p, const Dims& d) {
+  Carve ws{p};
+  const int64_t nq = d.Rq * d.Dp, nk = d.Tp * d.Dp;
+  uint16_t* a = ws.take<uint16_t>(4 * nq);
+  uint16_t* k = ws.take<uint16_t>(3 * nk);
+  Packed pk{a, a + nq, a + 2 * nq, a + 3 * nq, k, k + nk, k + 2 * nk, nullptr, nullptr, nullptr};
+  pk.lr = ws.take<float>(d.Rq);
+  pk.di = ws.take<float>(d.Rq);
+  pk.qpos = ws.take<int32_t>(d.Rq);
+  return pk;
+}
+
+// Query tile i of group (b, kvh): its R stacked rows of q and dout packed, and their lse, Di and
+// positions. Di = rowdot(bf16(dout), out): the dout that dP = dO V^T sees, so dS = P (dP - Di)
+// has no 2^-9-sized term from dout's rounding (with one key, out = bf16(v) and dS is 0 up to
+// fp32 sums, as in exact arithmetic).
+void pack_query_tile(const Packed& pk, const float* q, const float* dout, const float* out, const float* lse,
+                     const Dims& d, int64_t b, int64_t kvh, int64_t i) {
+  const Rows qr = query_rows(q, d, b, kvh), gr = query_rows(dout, d, b, kvh), orr = query_rows(out, d, b, kvh);
+  const int64_t r0 = i * d.R, Dp = d.Dp;
+  pack_a_rows(pk.Qa + r0 * Dp, qr, r0, d.R / 16, Dp);
+  pack_a_rows(pk.dOa + r0 * Dp, gr, r0, d.R / 16, Dp);
+  pack_rows_pairs(pk.QTa + r0 * Dp, qr, r0, d.R / 32, Dp, true);
+  pack_rows_pairs(pk.dOTa + r0 * Dp, gr, r0, d.R / 32, Dp, true);
+  for (int64_t r = r0; r < r0 + d.R; ++r) {
+    const float* g = gr.row(r);
+    const float* o = orr.row(r);
+    if (!g) {
+      pk.lr[r] = 0.0f, pk.di[r] = 0.0f, pk.qpos[r] = -1;
+      continue;
+    }
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t e = 0; e < d.D; e += 16) {
+      const __m512 x = load_row(g, d.D, e);
+      const __m512 xr = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x)), 16));
+      acc = _mm512_fmadd_ps(xr, load_row(o, d.D, e), acc);
+    }
+    const int64_t t = r / d.G, h = kvh * d.G + r % d.G;
+    pk.di[r] = _mm512_reduce_add_ps(acc);
+    pk.lr[r] = static_cast<float>(lse[(b * d.H + h) * d.Tn + t] * kLog2e);
+    pk.qpos[r] = static_cast<int32_t>(t);
+  }
+}
+
+void pack_key_tile(const Packed& pk, const float* k, const float* v, const Dims& d, int64_t b, int64_t kvh, int64_t j) {
+  const Rows kr = key_rows(k, d, b, kvh), vr = key_rows(v, d, b, kvh);
+  const int64_t j0 = j * d.Bc, Dp = d.Dp;
+  pack_b_rowsT(pk.KTv + j0 * Dp, kr, j0, d.Bc / 16, Dp);
+  pack_b_rowsT(pk.VTv + j0 * Dp, vr, j0, d.Bc / 16, Dp);
+  pack_rows_pairs(pk.Kv + j0 * Dp, kr, j0, d.Bc / 32, Dp, false);
+}
+
+// The per-thread scratch of a (query tile, key tile) pair.
 struct Tiles {
-  float *S, *dP;            // (R, Bc) scores, dP
-  uint16_t *Pv, *dSv;       // P, dS as B tiles, row pairs as K: [Bc/16][R/2][16]
+  float *S, *dP;            // scores, dP of 32 rows: tiles [2][Bc/16]
+  uint16_t *Pv, *dSv;       // P, dS of the R rows as B tiles, row pairs as K: [Bc/16][R/2][16]
   uint16_t* dSa;            // dS as A tiles: [R/16][Bc/32][16][32]
-  float *lr, *di;           // (R) lse, Di of each row (0 for padding rows)
-  int32_t* qpos;            // (R) query position of each row (-1: padding, every key masked)
 };
 
 int64_t tiles_bytes(const Dims& d) {
   const int64_t RB = d.R * d.Bc;
-  return carve_bytes({4 * RB, 4 * RB, 2 * RB, 2 * RB, 2 * RB, 4 * d.R, 4 * d.R, 4 * d.R});
+  return carve_bytes({4 * 32 * d.Bc, 4 * 32 * d.Bc, 2 * RB, 2 * RB, 2 * RB});
 }
 
 Tiles carve_tiles(Carve& ws, const Dims& d) {
   const int64_t RB = d.R * d.Bc;
   Tiles t;
-  t.S = ws.take<float>(RB);
-  t.dP = ws.take<float>(RB);
+  t.S = ws.take<float>(32 * d.Bc);
+  t.dP = ws.take<float>(32 * d.Bc);
   t.Pv = ws.take<uint16_t>(RB);
   t.dSv = ws.take<uint16_t>(RB);
   t.dSa = ws.take<uint16_t>(RB);
-  t.lr = ws.take<float>(d.R);
-  t.di = ws.take<float>(d.R);
-  t.qpos = ws.take<int32_t>(d.R);
   return t;
 }
 
-// Rows of query tile it of group (b, kvh): lse, Di and position of each stacked row.
-void tile_rows(Tiles& t, const Dims& d, const float* lse, const float* Di, int64_t b, int64_t kvh, int64_t it) {
-  const int64_t i0 = it * d.Br, rows = std::min(d.Br, d.Tn - i0) * d.G;
-  for (int64_t r = 0; r < d.R; ++r) {
-    const bool ok = r < rows;
-    const int64_t bht = (b * d.H + kvh * d.G + r % d.G) * d.Tn + i0 + r / d.G;
-    t.lr[r] = ok ? lse[bht] : 0.0f;
-    t.di[r] = ok ? Di[bht] : 0.0f;
-    t.qpos[r] = ok ? static_cast<int32_t>(i0 + r / d.G) : -1;
-  }
-}
-
-// One (query tile it, key tile j0) pair: S, dP, then P and dS (rounded into Pv, dSv when
-// `pairs`, and into dSa always), then dQ (rows of dQ, row stride Dp) += dS K.
+// One (query tile it, key tile j0) pair, 32 rows at a time: S, dP; P and dS in fp32, rounded
+// into dSa and (when `pairs`) into Pv, dSv; then dQ (tiles [rows/16][Dp/16] from the tile's first
+// row) (+)= dS K: from zero on key tile 0 (the first term of every row's dQ), else accumulated.
 template <bool kAmx>
 void tile_pair(Tiles& t, const Packed& pk, const Dims& d, int64_t it, int64_t j0, bool pairs, float* dQ) {
+  const float* lr = pk.lr + it * d.R;
+  const float* di = pk.di + it * d.R;
+  const int32_t* qpos = pk.qpos + it * d.R;
   const int64_t R = d.R, Bc = d.Bc, Dp = d.Dp;
   const int64_t rb = it * R, kc = round_up(std::min(Bc, d.Tn - j0), 32), i0 = it * d.Br;
-  for (int64_t c = 0; c < R / 32; ++c)
+  const bool diagonal = j0 + kc - 1 > i0;  // some key after some query (or past T): mask
+  const __m512 vscale = _mm512_set1_ps(static_cast<float>(d.scale * kLog2e));
+  const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  for (int64_t c = 0; c < R / 32; ++c) {
+    // S = Q K^T, dP = dO V^T: (32, kc)
+    const int64_t qo = (rb / 16 + 2 * c) * (Dp / 32) * 512, qs = (Dp / 32) * 512, ks = (Dp / 2) * 32;
     for (int64_t a = 0; a < kc / 32; ++a) {
-      const int64_t qo = (rb / 16 + 2 * c) * (Dp / 32) * 512, ko = (j0 / 16 + 2 * a) * (Dp / 2) * 32;
-      const int64_t qs = (Dp / 32) * 512, ks = (Dp / 2) * 32;
-      mm32<kAmx>(t.S + c * 32 * Bc + a * 32, Bc, false,
+      const int64_t ko = (j0 / 16 + 2 * a) * (Dp / 2) * 32;
+      mm32<kAmx>(t.S + 2 * a * 256, Bc * 16, 256, false,
                  Mm{pk.Qa + qo, pk.Qa + qo + qs, 512, pk.KTv + ko, pk.KTv + ko + ks, 512, Dp / 32});
-      mm32<kAmx>(t.dP + c * 32 * Bc + a * 32, Bc, false,
+      mm32<kAmx>(t.dP + 2 * a * 256, Bc * 16, 256, false,
                  Mm{pk.dOa + qo, pk.dOa + qo + qs, 512, pk.VTv + ko, pk.VTv + ko + ks, 512, Dp / 32});
     }
-  // P = exp(scale S - lse), dS = P (dP - Di), rowwise in fp32.
-  const bool diagonal = j0 + kc - 1 > i0;  // some key after some query (or past T): mask
-  const __m512 vscale = _mm512_set1_ps(d.scale);
-  const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-  for (int64_t r0 = 0; r0 < R; r0 += 2) {
-    const __m512 l0 = _mm512_set1_ps(t.lr[r0]), l1 = _mm512_set1_ps(t.lr[r0 + 1]);
-    const __m512 g0 = _mm512_set1_ps(t.di[r0]), g1 = _mm512_set1_ps(t.di[r0 + 1]);
-    const __m512i q0 = _mm512_set1_epi32(t.qpos[r0]), q1 = _mm512_set1_epi32(t.qpos[r0 + 1]);
-    for (int64_t a = 0; a < kc / 32; ++a) {
-      __m512 ds0[2], ds1[2];
-      for (int h = 0; h < 2; ++h) {
-        const int64_t j = a * 32 + h * 16;
-        __m512 p0 = vexp512(_mm512_fmsub_ps(_mm512_load_ps(t.S + r0 * Bc + j), vscale, l0));
-        __m512 p1 = vexp512(_mm512_fmsub_ps(_mm512_load_ps(t.S + (r0 + 1) * Bc + j), vscale, l1));
-        if (diagonal) {
-          const __m512i kp = _mm512_add_epi32(iota, _mm512_set1_epi32(static_cast<int32_t>(j0 + j)));
-          p0 = _mm512_maskz_mov_ps(_mm512_cmple_epi32_mask(kp, q0), p0);
-          p1 = _mm512_maskz_mov_ps(_mm512_cmple_epi32_mask(kp, q1), p1);
+    // P = 2^(scale log2(e) S - lse log2(e)), dS = P (dP - Di), rowwise, two rows at a time.
+    for (int64_t rr = 0; rr < 32; rr += 2) {
+      const int64_t r0 = 32 * c + rr;
+      const __m512 l0 = _mm512_set1_ps(lr[r0]), l1 = _mm512_set1_ps(lr[r0 + 1]);
+      const __m512 g0 = _mm512_set1_ps(di[r0]), g1 = _mm512_set1_ps(di[r0 + 1]);
+      const __m512i q0 = _mm512_set1_epi32(qpos[r0]), q1 = _mm512_set1_epi32(qpos[r0 + 1]);
+      const float* s = t.S + (rr / 16) * Bc * 16 + (rr % 16) * 16;  // row rr, keys 0-15; key tile kb at + kb * 256
+      const float* dp = t.dP + (rr / 16) * Bc * 16 + (rr % 16) * 16;
+      for (int64_t a = 0; a < kc / 32; ++a) {
+        __m512 ds0[2], ds1[2];
+        for (int h = 0; h < 2; ++h) {
+          const int64_t j = a * 32 + h * 16, o = (j / 16) * 256;
+          __m512 p0 = vexp2(_mm512_fmsub_ps(_mm512_load_ps(s + o), vscale, l0));
+          __m512 p1 = vexp2(_mm512_fmsub_ps(_mm512_load_ps(s + o + 16), vscale, l1));
+          if (diagonal) {
+            const __m512i kp = _mm512_add_epi32(iota, _mm512_set1_epi32(static_cast<int32_t>(j0 + j)));
+            p0 = _mm512_maskz_mov_ps(_mm512_cmple_epi32_mask(kp, q0), p0);
+            p1 = _mm512_maskz_mov_ps(_mm512_cmple_epi32_mask(kp, q1), p1);
+          }
+          ds0[h] = _mm512_mul_ps(p0, _mm512_sub_ps(_mm512_load_ps(dp + o), g0));
+          ds1[h] = _mm512_mul_ps(p1, _mm512_sub_ps(_mm512_load_ps(dp + o + 16), g1));
+          if (pairs) {
+            const int64_t po = ((j / 16) * (R / 2) + r0 / 2) * 32;
+            _mm512_store_si512(t.Pv + po, pair16(p0, p1));
+            _mm512_store_si512(t.dSv + po, pair16(ds0[h], ds1[h]));
+          }
         }
-        ds0[h] = _mm512_mul_ps(p0, _mm512_sub_ps(_mm512_load_ps(t.dP + r0 * Bc + j), g0));
-        ds1[h] = _mm512_mul_ps(p1, _mm512_sub_ps(_mm512_load_ps(t.dP + (r0 + 1) * Bc + j), g1));
-        if (pairs) {
-          const int64_t o = ((j / 16) * (R / 2) + r0 / 2) * 32;
-          _mm512_store_si512(t.Pv + o, pair16(p0, p1));
-          _mm512_store_si512(t.dSv + o, pair16(ds0[h], ds1[h]));
-        }
+        const int64_t ao = ((r0 / 16) * (Bc / 32) + a) * 512 + (r0 % 16) * 32;
+        _mm512_store_si512(t.dSa + ao, cvt2(ds0[1], ds0[0]));
+        _mm512_store_si512(t.dSa + ao + 32, cvt2(ds1[1], ds1[0]));
       }
-      const int64_t o = ((r0 / 16) * (Bc / 32) + a) * 512 + (r0 % 16) * 32;
-      _mm512_store_si512(t.dSa + o, cvt2(ds0[1], ds0[0]));
-      _mm512_store_si512(t.dSa + o + 32, cvt2(ds1[1], ds1[0]));
     }
+    // dQ += dS K: (32, Dp)
+    if (dQ)
+      for (int64_t dd = 0; dd < Dp / 32; ++dd) {
+        const uint16_t* sa = t.dSa + 2 * c * (Bc / 32) * 512;
+        const uint16_t* kb = pk.Kv + ((j0 / 32) * (Dp / 16) + 2 * dd) * 512;
+        mm32<kAmx>(dQ + (2 * c * (Dp / 16) + 2 * dd) * 256, Dp * 16, 256, j0 > 0,
+                   Mm{sa, sa + (Bc / 32) * 512, 512, kb, kb + 512, (Dp / 16) * 512, kc / 32});
+      }
   }
-  if (!dQ) return;
-  // dQ += dS K: (R, Dp)
-  for (int64_t c = 0; c < R / 32; ++c)
-    for (int64_t dd = 0; dd < Dp / 32; ++dd) {
-      const uint16_t* sa = t.dSa + 2 * c * (Bc / 32) * 512;
-      const uint16_t* kb = pk.Kv + ((j0 / 32) * (Dp / 16) + 2 * dd) * 512;
-      mm32<kAmx>(dQ + c * 32 * Dp + dd * 32, Dp, true,
-                 Mm{sa, sa + (Bc / 32) * 512, 512, kb, kb + 512, (Dp / 16) * 512, kc / 32});
-    }
 }
 
-// dK, dV of key tile jt of group (b, kvh): query tiles from the diagonal on; with dQa (Rq x Dp,
-// the group's stacked dQ rows) also dQ, the one-pass schedule.
+// dK, dV of key tile jt of group (b, kvh): query tiles from the diagonal on; with dQa (the
+// group's Rq stacked rows of dQ, tiles [Rq/16][Dp/16]) also dQ: the one-pass schedule.
+// dKT, dVT: (Dp, Bc) tiles [Dp/16][Bc/16].
 template <bool kAmx>
 void key_tile(float* dk, float* dv, float* dQa, const Packed& pk, Tiles& t, float* dKT, float* dVT, const Dims& d,
-              const float* lse, const float* Di, int64_t b, int64_t kvh, int64_t jt) {
+              int64_t b, int64_t kvh, int64_t jt) {
   const int64_t R = d.R, Bc = d.Bc, Dp = d.Dp, j0 = jt * Bc, nc = std::min(Bc, d.Tn - j0), kc = round_up(nc, 32);
-  std::fill(dKT, dKT + Dp * Bc, 0.0f);
-  std::fill(dVT, dVT + Dp * Bc, 0.0f);
   for (int64_t it = j0 / d.Br; it < d.nI; ++it) {
-    tile_rows(t, d, lse, Di, b, kvh, it);
     tile_pair<kAmx>(t, pk, d, it, j0, true, dQa ? dQa + it * R * Dp : nullptr);
+    const bool acc = it > j0 / d.Br;  // the first query tile starts dK^T, dV^T from zero
     // dV^T += dO^T P, dK^T += Q^T dS: (Dp, kc)
     const int64_t rb = it * R;
     for (int64_t dd = 0; dd < Dp / 32; ++dd)
       for (int64_t a = 0; a < kc / 32; ++a) {
         const int64_t ao = ((rb / 32) * (Dp / 16) + 2 * dd) * 512, bo = 2 * a * (R / 2) * 32;
-        const int64_t as = (Dp / 16) * 512, b1 = (R / 2) * 32;
-        mm32<kAmx>(dVT + dd * 32 * Bc + a * 32, Bc, true, Mm{pk.dOTa + ao, pk.dOTa + ao + 512, as, t.Pv + bo, t.Pv + bo + b1, 512, R / 32});
-        mm32<kAmx>(dKT + dd * 32 * Bc + a * 32, Bc, true, Mm{pk.QTa + ao, pk.QTa + ao + 512, as, t.dSv + bo, t.dSv + bo + b1, 512, R / 32});
+        const int64_t as = (Dp / 16) * 512, b1 = (R / 2) * 32, co = (2 * dd * (Bc / 16) + 2 * a) * 256;
+        mm32<kAmx>(dVT + co, Bc * 16, 256, acc, Mm{pk.dOTa + ao, pk.dOTa + ao + 512, as, t.Pv + bo, t.Pv + bo + b1, 512, R / 32});
+        mm32<kAmx>(dKT + co, Bc * 16, 256, acc, Mm{pk.QTa + ao, pk.QTa + ao + 512, as, t.dSv + bo, t.dSv + bo + b1, 512, R / 32});
       }
   }
-  for (int64_t j = 0; j < nc; ++j) {
-    const int64_t off = ((b * d.Tn + j0 + j) * d.KVH + kvh) * d.D;
-    for (int64_t e = 0; e < d.D; ++e) {
-      dk[off + e] = d.scale * dKT[e * Bc + j];
-      dv[off + e] = dVT[e * Bc + j];
+  // dk = scale dK, dv: the accumulators' 16 x 16 tiles transposed in registers.
+  for (int64_t k0 = 0; k0 < nc; k0 += 16)
+    for (int64_t e0 = 0; e0 < d.D; e0 += 16) {
+      const int64_t o = ((e0 / 16) * (Bc / 16) + k0 / 16) * 256;
+      __m512i tk[16], tv[16];
+      for (int i = 0; i < 16; ++i) {
+        tk[i] = _mm512_load_si512(dKT + o + i * 16);
+        tv[i] = _mm512_load_si512(dVT + o + i * 16);
+      }
+      transpose16(tk);
+      transpose16(tv);
+      const __mmask16 mask = head_mask(d.D - e0);
+      for (int64_t i = 0; i < std::min<int64_t>(16, nc - k0); ++i) {
+        const int64_t off = ((b * d.Tn + j0 + k0 + i) * d.KVH + kvh) * d.D + e0;
+        _mm512_mask_storeu_ps(dk + off, mask, _mm512_mul_ps(_mm512_castsi512_ps(tk[i]), _mm512_set1_ps(d.scale)));
+        _mm512_mask_storeu_ps(dv + off, mask, _mm512_castsi512_ps(tv[i]));
+      }
     }
-  }
 }
 
-// Writes dq rows of the stacked rows [r0, r0 + n) of group (b, kvh) from dQ (row stride Dp).
+// Writes dq of the stacked rows [r0, r0 + n) of group (b, kvh) from dQ (tiles [n/16][Dp/16]).
 void store_dq(float* dq, const float* dQ, const Dims& d, int64_t b, int64_t kvh, int64_t r0, int64_t n) {
-  for (int64_t r = r0; r < r0 + n; ++r) {
-    const float* a = dQ + (r - r0) * d.Dp;
+  const __m512 sc = _mm512_set1_ps(d.scale);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t r = r0 + i;
     float* dst = dq + ((b * d.Tn + r / d.G) * d.H + kvh * d.G + r % d.G) * d.D;
-    for (int64_t e = 0; e < d.D; ++e) dst[e] = d.scale * a[e];
+    const float* a = dQ + (i / 16) * (d.Dp / 16) * 256 + (i % 16) * 16;
+    for (int64_t e0 = 0; e0 < d.D; e0 += 16)
+      _mm512_mask_storeu_ps(dst + e0, head_mask(d.D - e0), _mm512_mul_ps(_mm512_load_ps(a + (e0 / 16) * 256), sc));
   }
 }
 
 template <bool kAmx>
 void backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k, const float* v,
               const float* out, const float* lse, const Dims& d) {
-  const int64_t R = d.R, Bc = d.Bc, Dp = d.Dp, Tn = d.Tn, H = d.H;
-  // Slot 2 of the calling thread: Di (B, H, T), then the packed operands. Di = rowdot(bf16(dout),
-  // out): the dout that dP = dO V^T sees, so dS = P (dP - Di) has no 2^-9-sized term from dout's
-  // rounding (with one key, out = bf16(v) and dS is 0 up to fp32 sums, as in exact arithmetic).
-  const int64_t di_bytes = round_up(4 * d.B * H * Tn, 64);
-  char* slot2 = static_cast<char*>(thread_workspace(di_bytes + 2 * d.groups * packed_group_elems(d), 2));
-  float* Di = reinterpret_cast<float*>(slot2);
-  uint16_t* packed = reinterpret_cast<uint16_t*>(slot2 + di_bytes);
-#pragma omp parallel for schedule(static)
-  for (int64_t bt = 0; bt < d.B * Tn; ++bt)
-    for (int64_t h = 0; h < H; ++h) {
-      const float* o = out + (bt * H + h) * d.D;
-      const float* go = dout + (bt * H + h) * d.D;
-      __m512 s = _mm512_setzero_ps();
-      for (int64_t e = 0; e < d.D; e += 16) {
-        const __m512 g = load_row(go, d.D, e);
-        const __m512 gr = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(g)), 16));
-        s = _mm512_fmadd_ps(gr, load_row(o, d.D, e), s);
-      }
-      Di[((bt / Tn) * H + h) * Tn + bt % Tn] = _mm512_reduce_add_ps(s);
-    }
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t task = 0; task < d.groups * (d.nI + d.nJ); ++task) {
-    const int64_t grp = task / (d.nI + d.nJ), i = task % (d.nI + d.nJ), b = grp / d.KVH, kvh = grp % d.KVH;
-    const Packed pk = packed_group(packed, d, grp);
-    if (i < d.nI) {  // query tile i: R stacked rows of q and dout
-      const Rows qr = query_rows(q, d, b, kvh), gr = query_rows(dout, d, b, kvh);
-      const int64_t r0 = i * R;
-      pack_a_rows(pk.Qa + r0 * Dp, qr, r0, R / 16, Dp);
-      pack_a_rows(pk.dOa + r0 * Dp, gr, r0, R / 16, Dp);
-      pack_rows_pairs(pk.QTa + r0 * Dp, qr, r0, R / 32, Dp, true);
-      pack_rows_pairs(pk.dOTa + r0 * Dp, gr, r0, R / 32, Dp, true);
-    } else {  // key tile
-      const Rows kr = key_rows(k, d, b, kvh), vr = key_rows(v, d, b, kvh);
-      const int64_t j0 = (i - d.nI) * Bc;
-      pack_b_rowsT(pk.KTv + j0 * Dp, kr, j0, Bc / 16, Dp);
-      pack_b_rowsT(pk.VTv + j0 * Dp, vr, j0, Bc / 16, Dp);
-      pack_rows_pairs(pk.Kv + j0 * Dp, kr, j0, Bc / 32, Dp, false);
-    }
-  }
-
-  const int64_t tb = tiles_bytes(d), acc_bytes = carve_bytes({4 * Dp * Bc, 4 * Dp * Bc});
+  const int64_t R = d.R, Bc = d.Bc, Dp = d.Dp, Tn = d.Tn;
+  const int64_t tb = tiles_bytes(d), acc_bytes = carve_bytes({4 * Dp * Bc, 4 * Dp * Bc}), pk_bytes = packed_group_bytes(d);
   const int threads = omp_get_max_threads();
   const double busy = double(d.groups) / double(ceil_div(d.groups, threads) * threads);
   if (busy >= 0.75) {
-    // One pass: a task per group, its key tiles in order, dQ accumulated in (Rq, Dp).
+    // One pass: a task per group prepares the group (so it is hot in this core's caches), runs
+    // its key tiles in order and accumulates dQ in (Rq, Dp).
 #pragma omp parallel
     {
+      FlushDenormals ftz;
       if (kAmx) amx_configure();
-      Carve ws{static_cast<char*>(thread_workspace(tb + acc_bytes + 4 * d.Rq * Dp, 1))};
+      Carve ws{static_cast<char*>(thread_workspace(tb + acc_bytes + 4 * d.Rq * Dp + pk_bytes, 1))};
       Tiles t = carve_tiles(ws, d);
       float* dKT = ws.take<float>(Dp * Bc);
       float* dVT = ws.take<float>(Dp * Bc);
       float* dQa = ws.take<float>(d.Rq * Dp);
+      const Packed pk = packed_group(ws.take<char>(pk_bytes), d);
 #pragma omp for schedule(dynamic, 1)
       for (int64_t grp = 0; grp < d.groups; ++grp) {
         const int64_t b = grp / d.KVH, kvh = grp % d.KVH;
-        const Packed pk = packed_group(packed, d, grp);
-        std::fill(dQa, dQa + d.Rq * Dp, 0.0f);
-        for (int64_t jt = 0; jt < d.nJ; ++jt) key_tile<kAmx>(dk, dv, dQa, pk, t, dKT, dVT, d, lse, Di, b, kvh, jt);
+        for (int64_t i = 0; i < d.nI; ++i) pack_query_tile(pk, q, dout, out, lse, d, b, kvh, i);
+        for (int64_t j = 0; j < d.nJ; ++j) pack_key_tile(pk, k, v, d, b, kvh, j);
+        for (int64_t jt = 0; jt < d.nJ; ++jt) key_tile<kAmx>(dk, dv, dQa, pk, t, dKT, dVT, d, b, kvh, jt);
         store_dq(dq, dQa, d, b, kvh, 0, Tn * d.G);
       }
       if (kAmx) _tile_release();
     }
     return;
   }
-  // Two passes (few groups for the threads): dK, dV per (group, key tile), the first key tiles
-  // (most query tiles after them) first; then dQ per (group, query tile) over the key tiles up to
-  // its diagonal, recomputing S, dP, dS: the same tile_pair, so the same bits as one pass.
+  // Two passes (few groups for the threads): every group prepared first (slot 2 of the calling
+  // thread); dK, dV per (group, key tile), the first key tiles (most query tiles after them)
+  // first; then dQ per (group, query tile) over the key tiles up to its diagonal, recomputing S,
+  // dP, dS: the same tile_pair, so the same bits as one pass.
+  char* packed = static_cast<char*>(thread_workspace(d.groups * pk_bytes, 2));
 #pragma omp parallel
   {
+    FlushDenormals ftz;
     if (kAmx) amx_configure();
     Carve ws{static_cast<char*>(thread_workspace(tb + acc_bytes + 4 * R * Dp, 1))};
     Tiles t = carve_tiles(ws, d);
@@ -658,17 +766,25 @@ void backward(float* dq, float* dk, float* dv, const float* dout, const float* q
     float* dVT = ws.take<float>(Dp * Bc);
     float* dQt = ws.take<float>(R * Dp);
 #pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < d.groups * (d.nI + d.nJ); ++task) {
+      const int64_t grp = task / (d.nI + d.nJ), i = task % (d.nI + d.nJ), b = grp / d.KVH, kvh = grp % d.KVH;
+      const Packed pk = packed_group(packed + grp * pk_bytes, d);
+      if (i < d.nI)
+        pack_query_tile(pk, q, dout, out, lse, d, b, kvh, i);
+      else
+        pack_key_tile(pk, k, v, d, b, kvh, i - d.nI);
+    }
+#pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < d.nJ * d.groups; ++task) {
       const int64_t grp = task / d.nJ, jt = task % d.nJ;
-      key_tile<kAmx>(dk, dv, nullptr, packed_group(packed, d, grp), t, dKT, dVT, d, lse, Di, grp / d.KVH, grp % d.KVH, jt);
+      key_tile<kAmx>(dk, dv, nullptr, packed_group(packed + grp * pk_bytes, d), t, dKT, dVT, d, grp / d.KVH,
+                     grp % d.KVH, jt);
     }
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < d.nI * d.groups; ++task) {
       const int64_t grp = task / d.nI, it = d.nI - 1 - task % d.nI, b = grp / d.KVH, kvh = grp % d.KVH;
-      const Packed pk = packed_group(packed, d, grp);
+      const Packed pk = packed_group(packed + grp * pk_bytes, d);
       const int64_t i0 = it * d.Br, nr = std::min(d.Br, Tn - i0);
-      tile_rows(t, d, lse, Di, b, kvh, it);
-      std::fill(dQt, dQt + R * Dp, 0.0f);
       for (int64_t jt = 0; jt <= (i0 + nr - 1) / Bc; ++jt) tile_pair<kAmx>(t, pk, d, it, jt * Bc, false, dQt);
       store_dq(dq, dQt, d, b, kvh, it * R, nr * d.G);
     }
