@@ -126,7 +126,14 @@ inline void transpose16(__m512i r[16]) {
 struct Rows {
   const float* base;
   int64_t n, G, tstride, D;
-  const float* row(int64_t r) const { return r < n ? base + (r / G) * tstride + (r % G) * D : nullptr; }
+  // ptr[i] = row r0 + i for i < count (nullptr past n): one division per block, not per row.
+  void rows(const float** ptr, int64_t r0, int64_t count) const {
+    int64_t t = r0 / G, g = r0 % G;
+    for (int64_t i = 0; i < count; ++i) {
+      ptr[i] = r0 + i < n ? base + t * tstride + g * D : nullptr;
+      if (++g == G) g = 0, ++t;
+    }
+  }
 };
 
 inline __m512 load_row(const float* row, int64_t D, int64_t e0) {
@@ -136,12 +143,12 @@ inline __m512 load_row(const float* row, int64_t D, int64_t e0) {
 // Rows [r0, r0 + 16 nb) -> a_rows (see the top).
 void pack_a_rows(uint16_t* dst, const Rows& s, int64_t r0, int64_t nb, int64_t Dp) {
   for (int64_t rb = 0; rb < nb; ++rb) {
-    for (int i = 0; i < 16; ++i) {
-      const float* row = s.row(r0 + rb * 16 + i);
+    const float* rows[16];
+    s.rows(rows, r0 + rb * 16, 16);
+    for (int i = 0; i < 16; ++i)
       for (int64_t kd = 0; kd < Dp / 32; ++kd)
         _mm512_store_si512(dst + ((rb * (Dp / 32) + kd) * 16 + i) * 32,
-                           cvt2(load_row(row, s.D, kd * 32 + 16), load_row(row, s.D, kd * 32)));
-    }
+                           cvt2(load_row(rows[i], s.D, kd * 32 + 16), load_row(rows[i], s.D, kd * 32)));
   }
 }
 
@@ -149,7 +156,7 @@ void pack_a_rows(uint16_t* dst, const Rows& s, int64_t r0, int64_t nb, int64_t D
 void pack_b_rowsT(uint16_t* dst, const Rows& s, int64_t r0, int64_t nb, int64_t Dp) {
   for (int64_t rb = 0; rb < nb; ++rb) {
     const float* rows[16];
-    for (int i = 0; i < 16; ++i) rows[i] = s.row(r0 + rb * 16 + i);
+    s.rows(rows, r0 + rb * 16, 16);
     for (int64_t kd = 0; kd < Dp / 32; ++kd) {
       __m512i t[16];
       for (int i = 0; i < 16; ++i) t[i] = cvt2(load_row(rows[i], s.D, kd * 32 + 16), load_row(rows[i], s.D, kd * 32));
@@ -164,7 +171,7 @@ void pack_b_rowsT(uint16_t* dst, const Rows& s, int64_t r0, int64_t nb, int64_t 
 void pack_rows_pairs(uint16_t* dst, const Rows& s, int64_t r0, int64_t nb, int64_t Dp, bool transpose) {
   for (int64_t rb = 0; rb < nb; ++rb) {
     const float* rows[32];
-    for (int i = 0; i < 32; ++i) rows[i] = s.row(r0 + rb * 32 + i);
+    s.rows(rows, r0 + rb * 32, 32);
     for (int64_t d16 = 0; d16 < Dp / 16; ++d16) {
       __m512i t[16];
       for (int p = 0; p < 16; ++p)
@@ -401,10 +408,13 @@ void forward(float* out, float* lse, const float* q, const float* k, const float
       pack_b_rowsT(QTv, qr, 0, R / 16, Dp);
       std::fill(m, m + R, -std::numeric_limits<float>::infinity());
       std::fill(l, l + R, 0.0f);
-      for (int64_t r = 0; r < R; ++r) qpos[r] = r < rows ? float(i0 + r / G) : float(Tn);  // padding sees all
+      for (int64_t r = 0, t = i0; r < R; ++t)  // padding sees all keys
+        for (int64_t g = 0; g < G; ++g, ++r) qpos[r] = r < rows ? float(t) : float(Tn);
       const int64_t nJ = (i0 + nr - 1) / Bc + 1;  // key tiles up to the diagonal
       for (int64_t jt = 0; jt < nJ; ++jt) {
-        const int64_t j0 = jt * Bc, kc = round_up(std::min(Bc, Tn - j0), 32);  // keys past T are zeros
+        // keys up to the tile's last query (those after it are masked for every column; with
+        // G >= 4 a query tile is shorter than a key tile), rounded up to 32 (zeros past T)
+        const int64_t j0 = jt * Bc, kc = round_up(std::min(Bc, i0 + nr - j0), 32);
         const bool diagonal = j0 + kc - 1 > i0;  // some key after some query (or past T): mask
         // 32 query columns at a time: S^T, the softmax, O^T, all on tiles in L1.
         for (int64_t c = 0; c < R / 32; ++c) {
@@ -489,12 +499,12 @@ void forward(float* out, float* lse, const float* q, const float* k, const float
         const int64_t nrow = std::min<int64_t>(16, rows - r0);
         float* dst[16];
         float inv[16];
-        for (int64_t i = 0; i < nrow; ++i) {
+        for (int64_t i = 0, t = i0 + r0 / G, g = r0 % G; i < nrow; ++i) {
           const int64_t r = r0 + i;
-          dst[i] = out + ((b * Tn + i0 + r / G) * d.H + kvh * G + r % G) * d.D;
+          dst[i] = out + ((b * Tn + t) * d.H + kvh * G + g) * d.D;
           inv[i] = 1.0f / l[r];
-          lse[(b * d.H + kvh * G + r % G) * Tn + i0 + r / G] =
-              static_cast<float>(double(m[r]) * kLn2 + std::log(double(l[r])));
+          lse[(b * d.H + kvh * G + g) * Tn + t] = static_cast<float>(double(m[r]) * kLn2 + std::log(double(l[r])));
+          if (++g == G) g = 0, ++t;
         }
         for (int64_t e0 = 0; e0 < d.D; e0 += 16) {
           __m512i t[16];
@@ -544,30 +554,29 @@ inline Packed packed_group(char* p, const Dims& d) {
 // fp32 sums, as in exact arithmetic).
 void pack_query_tile(const Packed& pk, const float* q, const float* dout, const float* out, const float* lse,
                      const Dims& d, int64_t b, int64_t kvh, int64_t i) {
-  const Rows qr = query_rows(q, d, b, kvh), gr = query_rows(dout, d, b, kvh), orr = query_rows(out, d, b, kvh);
+  const Rows qr = query_rows(q, d, b, kvh), gr = query_rows(dout, d, b, kvh);
   const int64_t r0 = i * d.R, Dp = d.Dp;
   pack_a_rows(pk.Qa + r0 * Dp, qr, r0, d.R / 16, Dp);
   pack_a_rows(pk.dOa + r0 * Dp, gr, r0, d.R / 16, Dp);
   pack_rows_pairs(pk.QTa + r0 * Dp, qr, r0, d.R / 32, Dp, true);
   pack_rows_pairs(pk.dOTa + r0 * Dp, gr, r0, d.R / 32, Dp, true);
-  for (int64_t r = r0; r < r0 + d.R; ++r) {
-    const float* g = gr.row(r);
-    const float* o = orr.row(r);
-    if (!g) {
-      pk.lr[r] = 0.0f, pk.di[r] = 0.0f, pk.qpos[r] = -1;
-      continue;
+  for (int64_t r = r0, t = i * d.Br; r < r0 + d.R; ++t)  // r0 = i R = i Br G: position i Br, head 0
+    for (int64_t g = 0; g < d.G; ++g, ++r) {
+      if (t >= d.Tn) {
+        pk.lr[r] = 0.0f, pk.di[r] = 0.0f, pk.qpos[r] = -1;
+        continue;
+      }
+      const int64_t h = kvh * d.G + g, off = ((b * d.Tn + t) * d.H + h) * d.D;
+      __m512 acc = _mm512_setzero_ps();
+      for (int64_t e = 0; e < d.D; e += 16) {
+        const __m512 x = load_row(dout + off, d.D, e);
+        const __m512 xr = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x)), 16));
+        acc = _mm512_fmadd_ps(xr, load_row(out + off, d.D, e), acc);
+      }
+      pk.di[r] = _mm512_reduce_add_ps(acc);
+      pk.lr[r] = static_cast<float>(lse[(b * d.H + h) * d.Tn + t] * kLog2e);
+      pk.qpos[r] = static_cast<int32_t>(t);
     }
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t e = 0; e < d.D; e += 16) {
-      const __m512 x = load_row(g, d.D, e);
-      const __m512 xr = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x)), 16));
-      acc = _mm512_fmadd_ps(xr, load_row(o, d.D, e), acc);
-    }
-    const int64_t t = r / d.G, h = kvh * d.G + r % d.G;
-    pk.di[r] = _mm512_reduce_add_ps(acc);
-    pk.lr[r] = static_cast<float>(lse[(b * d.H + h) * d.Tn + t] * kLog2e);
-    pk.qpos[r] = static_cast<int32_t>(t);
-  }
 }
 
 void pack_key_tile(const Packed& pk, const float* k, const float* v, const Dims& d, int64_t b, int64_t kvh, int64_t j) {
@@ -710,9 +719,9 @@ void key_tile(float* dk, float* dv, float* dQa, const Packed& pk, Tiles& t, floa
 // Writes dq of the stacked rows [r0, r0 + n) of group (b, kvh) from dQ (tiles [n/16][Dp/16]).
 void store_dq(float* dq, const float* dQ, const Dims& d, int64_t b, int64_t kvh, int64_t r0, int64_t n) {
   const __m512 sc = _mm512_set1_ps(d.scale);
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t r = r0 + i;
-    float* dst = dq + ((b * d.Tn + r / d.G) * d.H + kvh * d.G + r % d.G) * d.D;
+  for (int64_t i = 0, t = r0 / d.G, g = r0 % d.G; i < n; ++i) {
+    float* dst = dq + ((b * d.Tn + t) * d.H + kvh * d.G + g) * d.D;
+    if (++g == d.G) g = 0, ++t;
     const float* a = dQ + (i / 16) * (d.Dp / 16) * 256 + (i % 16) * 16;
     for (int64_t e0 = 0; e0 < d.D; e0 += 16)
       _mm512_mask_storeu_ps(dst + e0, head_mask(d.D - e0), _mm512_mul_ps(_mm512_load_ps(a + (e0 / 16) * 256), sc));
