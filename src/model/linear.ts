@@ -17,7 +17,9 @@ export function linearForward(y: FloatArray, x: FloatArray, W: FloatArray, N: nu
   mm(false, true, N, nout, nin, 1, x, nin, W, nin, 0, y, nout);
 }
 
-// dW: (out, in) += dy^T · x; dx: (N, in) = dy · W (+= when accumulateDx).
+// dW: (out, in) += dy^T · x; dx: (N, in) = dy · W (+= when accumulateDx). dW is formed first:
+// the recompute modes rely on that order (llama.ts rebuilds the SwiGLU activation into the
+// buffer that then receives dx), and their bitwise-equality tests would catch a change.
 export function linearBackward(
   dx: FloatArray | null,
   dW: FloatArray,
