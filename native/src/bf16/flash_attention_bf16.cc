@@ -68,6 +68,9 @@ namespace {
 
 constexpr int64_t kBc = 64;  // keys per tile, as the fp32 kernel
 constexpr float kLazy = 8.0f;  // the forward's lazy max: p = 2^(s - m) stays <= 2^8
+// Backward: key tiles per sweep over the query tiles. Measured (2 threads, ms, bench-l / bench-s
+// backward): 1: 9.6 / 3.6, 4: 8.7 / 3.5 (8 about the same as 4, 2 in between).
+constexpr int64_t kSweep = 4;
 
 // Query positions per tile: G*Br rows near 128 like the fp32 kernel (clamp(128/G, 16, 64)),
 // rounded to whole 16-position blocks, with G*Br a multiple of 32 (two 16-row tiles).
@@ -676,44 +679,53 @@ void tile_pair(Tiles& t, const Packed& pk, const Dims& d, int64_t it, int64_t j0
   }
 }
 
-// dK, dV of key tile jt of group (b, kvh): query tiles from the diagonal on; with dQa (the
+// dK, dV of key tiles jt0 .. jt0 + nw - 1 of group (b, kvh) in one sweep over the query tiles
+// from the first one's diagonal on, each query tile meeting the key tiles in order; with dQa (the
 // group's Rq stacked rows of dQ, tiles [Rq/16][Dp/16]) also dQ: the one-pass schedule.
-// dKT, dVT: (Dp, Bc) tiles [Dp/16][Bc/16].
+// dKT, dVT: nw x (Dp, Bc), tiles [Dp/16][Bc/16]. A query tile's packed rows (4 x R x Dp bf16) are
+// read once per sweep, not once per key tile: with T = 2048 they are 2 MiB per group, past L2.
 template <bool kAmx>
-void key_tile(float* dk, float* dv, float* dQa, const Packed& pk, Tiles& t, float* dKT, float* dVT, const Dims& d,
-              int64_t b, int64_t kvh, int64_t jt) {
-  const int64_t R = d.R, Bc = d.Bc, Dp = d.Dp, j0 = jt * Bc, nc = std::min(Bc, d.Tn - j0), kc = round_up(nc, 32);
-  for (int64_t it = j0 / d.Br; it < d.nI; ++it) {
-    tile_pair<kAmx>(t, pk, d, it, j0, true, dQa ? dQa + it * R * Dp : nullptr);
-    const bool acc = it > j0 / d.Br;  // the first query tile starts dK^T, dV^T from zero
-    // dV^T += dO^T P, dK^T += Q^T dS: (Dp, kc)
-    const int64_t rb = it * R;
-    for (int64_t dd = 0; dd < Dp / 32; ++dd)
-      for (int64_t a = 0; a < kc / 32; ++a) {
-        const int64_t ao = ((rb / 32) * (Dp / 16) + 2 * dd) * 512, bo = 2 * a * (R / 2) * 32;
-        const int64_t as = (Dp / 16) * 512, b1 = (R / 2) * 32, co = (2 * dd * (Bc / 16) + 2 * a) * 256;
-        mm32<kAmx>(dVT + co, Bc * 16, 256, acc, Mm{pk.dOTa + ao, pk.dOTa + ao + 512, as, t.Pv + bo, t.Pv + bo + b1, 512, R / 32});
-        mm32<kAmx>(dKT + co, Bc * 16, 256, acc, Mm{pk.QTa + ao, pk.QTa + ao + 512, as, t.dSv + bo, t.dSv + bo + b1, 512, R / 32});
+void key_tiles(float* dk, float* dv, float* dQa, const Packed& pk, Tiles& t, float* dKT, float* dVT, const Dims& d,
+               int64_t b, int64_t kvh, int64_t jt0, int64_t nw) {
+  const int64_t R = d.R, Bc = d.Bc, Dp = d.Dp;
+  for (int64_t it = jt0 * Bc / d.Br; it < d.nI; ++it)
+    for (int64_t w = 0; w < nw; ++w) {
+      const int64_t j0 = (jt0 + w) * Bc, kc = round_up(std::min(Bc, d.Tn - j0), 32), first = j0 / d.Br;
+      if (it < first) continue;  // before key tile jt0 + w's diagonal
+      tile_pair<kAmx>(t, pk, d, it, j0, true, dQa ? dQa + it * R * Dp : nullptr);
+      // dV^T += dO^T P, dK^T += Q^T dS: (Dp, kc), from zero on the first query tile
+      float* kt = dKT + w * Dp * Bc;
+      float* vt = dVT + w * Dp * Bc;
+      const int64_t rb = it * R;
+      for (int64_t dd = 0; dd < Dp / 32; ++dd)
+        for (int64_t a = 0; a < kc / 32; ++a) {
+          const int64_t ao = ((rb / 32) * (Dp / 16) + 2 * dd) * 512, bo = 2 * a * (R / 2) * 32;
+          const int64_t as = (Dp / 16) * 512, b1 = (R / 2) * 32, co = (2 * dd * (Bc / 16) + 2 * a) * 256;
+          mm32<kAmx>(vt + co, Bc * 16, 256, it > first, Mm{pk.dOTa + ao, pk.dOTa + ao + 512, as, t.Pv + bo, t.Pv + bo + b1, 512, R / 32});
+          mm32<kAmx>(kt + co, Bc * 16, 256, it > first, Mm{pk.QTa + ao, pk.QTa + ao + 512, as, t.dSv + bo, t.dSv + bo + b1, 512, R / 32});
+        }
+    }
+  // dk = scale dK, dv: the accumulators' 16 x 16 tiles transposed in registers.
+  for (int64_t w = 0; w < nw; ++w) {
+    const int64_t j0 = (jt0 + w) * Bc, nc = std::min(Bc, d.Tn - j0);
+    for (int64_t k0 = 0; k0 < nc; k0 += 16)
+      for (int64_t e0 = 0; e0 < d.D; e0 += 16) {
+        const int64_t o = w * Dp * Bc + ((e0 / 16) * (Bc / 16) + k0 / 16) * 256;
+        __m512i tk[16], tv[16];
+        for (int i = 0; i < 16; ++i) {
+          tk[i] = _mm512_load_si512(dKT + o + i * 16);
+          tv[i] = _mm512_load_si512(dVT + o + i * 16);
+        }
+        transpose16(tk);
+        transpose16(tv);
+        const __mmask16 mask = head_mask(d.D - e0);
+        for (int64_t i = 0; i < std::min<int64_t>(16, nc - k0); ++i) {
+          const int64_t off = ((b * d.Tn + j0 + k0 + i) * d.KVH + kvh) * d.D + e0;
+          _mm512_mask_storeu_ps(dk + off, mask, _mm512_mul_ps(_mm512_castsi512_ps(tk[i]), _mm512_set1_ps(d.scale)));
+          _mm512_mask_storeu_ps(dv + off, mask, _mm512_castsi512_ps(tv[i]));
+        }
       }
   }
-  // dk = scale dK, dv: the accumulators' 16 x 16 tiles transposed in registers.
-  for (int64_t k0 = 0; k0 < nc; k0 += 16)
-    for (int64_t e0 = 0; e0 < d.D; e0 += 16) {
-      const int64_t o = ((e0 / 16) * (Bc / 16) + k0 / 16) * 256;
-      __m512i tk[16], tv[16];
-      for (int i = 0; i < 16; ++i) {
-        tk[i] = _mm512_load_si512(dKT + o + i * 16);
-        tv[i] = _mm512_load_si512(dVT + o + i * 16);
-      }
-      transpose16(tk);
-      transpose16(tv);
-      const __mmask16 mask = head_mask(d.D - e0);
-      for (int64_t i = 0; i < std::min<int64_t>(16, nc - k0); ++i) {
-        const int64_t off = ((b * d.Tn + j0 + k0 + i) * d.KVH + kvh) * d.D + e0;
-        _mm512_mask_storeu_ps(dk + off, mask, _mm512_mul_ps(_mm512_castsi512_ps(tk[i]), _mm512_set1_ps(d.scale)));
-        _mm512_mask_storeu_ps(dv + off, mask, _mm512_castsi512_ps(tv[i]));
-      }
-    }
 }
 
 // Writes dq of the stacked rows [r0, r0 + n) of group (b, kvh) from dQ (tiles [n/16][Dp/16]).
@@ -732,7 +744,8 @@ template <bool kAmx>
 void backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k, const float* v,
               const float* out, const float* lse, const Dims& d) {
   const int64_t R = d.R, Bc = d.Bc, Dp = d.Dp, Tn = d.Tn;
-  const int64_t tb = tiles_bytes(d), acc_bytes = carve_bytes({4 * Dp * Bc, 4 * Dp * Bc}), pk_bytes = packed_group_bytes(d);
+  const int64_t tb = tiles_bytes(d), pk_bytes = packed_group_bytes(d);
+  const int64_t acc_bytes = carve_bytes({4 * kSweep * Dp * Bc, 4 * kSweep * Dp * Bc});
   const int threads = omp_get_max_threads();
   const double busy = double(d.groups) / double(ceil_div(d.groups, threads) * threads);
   if (busy >= 0.75) {
@@ -744,8 +757,8 @@ void backward(float* dq, float* dk, float* dv, const float* dout, const float* q
       if (kAmx) amx_configure();
       Carve ws{static_cast<char*>(thread_workspace(tb + acc_bytes + 4 * d.Rq * Dp + pk_bytes, 1))};
       Tiles t = carve_tiles(ws, d);
-      float* dKT = ws.take<float>(Dp * Bc);
-      float* dVT = ws.take<float>(Dp * Bc);
+      float* dKT = ws.take<float>(kSweep * Dp * Bc);
+      float* dVT = ws.take<float>(kSweep * Dp * Bc);
       float* dQa = ws.take<float>(d.Rq * Dp);
       const Packed pk = packed_group(ws.take<char>(pk_bytes), d);
 #pragma omp for schedule(dynamic, 1)
@@ -753,7 +766,8 @@ void backward(float* dq, float* dk, float* dv, const float* dout, const float* q
         const int64_t b = grp / d.KVH, kvh = grp % d.KVH;
         for (int64_t i = 0; i < d.nI; ++i) pack_query_tile(pk, q, dout, out, lse, d, b, kvh, i);
         for (int64_t j = 0; j < d.nJ; ++j) pack_key_tile(pk, k, v, d, b, kvh, j);
-        for (int64_t jt = 0; jt < d.nJ; ++jt) key_tile<kAmx>(dk, dv, dQa, pk, t, dKT, dVT, d, b, kvh, jt);
+        for (int64_t jt = 0; jt < d.nJ; jt += kSweep)
+          key_tiles<kAmx>(dk, dv, dQa, pk, t, dKT, dVT, d, b, kvh, jt, std::min(kSweep, d.nJ - jt));
         store_dq(dq, dQa, d, b, kvh, 0, Tn * d.G);
       }
       if (kAmx) _tile_release();
@@ -771,8 +785,8 @@ void backward(float* dq, float* dk, float* dv, const float* dout, const float* q
     if (kAmx) amx_configure();
     Carve ws{static_cast<char*>(thread_workspace(tb + acc_bytes + 4 * R * Dp, 1))};
     Tiles t = carve_tiles(ws, d);
-    float* dKT = ws.take<float>(Dp * Bc);
-    float* dVT = ws.take<float>(Dp * Bc);
+    float* dKT = ws.take<float>(kSweep * Dp * Bc);
+    float* dVT = ws.take<float>(kSweep * Dp * Bc);
     float* dQt = ws.take<float>(R * Dp);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < d.groups * (d.nI + d.nJ); ++task) {
@@ -786,8 +800,8 @@ void backward(float* dq, float* dk, float* dv, const float* dout, const float* q
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < d.nJ * d.groups; ++task) {
       const int64_t grp = task / d.nJ, jt = task % d.nJ;
-      key_tile<kAmx>(dk, dv, nullptr, packed_group(packed + grp * pk_bytes, d), t, dKT, dVT, d, grp / d.KVH,
-                     grp % d.KVH, jt);
+      key_tiles<kAmx>(dk, dv, nullptr, packed_group(packed + grp * pk_bytes, d), t, dKT, dVT, d, grp / d.KVH,
+                      grp % d.KVH, jt, 1);
     }
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < d.nI * d.groups; ++task) {
