@@ -148,7 +148,7 @@ export function fusedAttentionForward(
   const W = (s.H + 2 * s.KVH) * s.D;
   linearForward(g.qkv.data, h, w.qkv, N, s.C, W, s.mm);
   native.ropeQkvSplit(a.q.data, a.k.data, a.v.data, g.qkv.data, rope.cos, rope.sin, s.B, s.T, s.H, s.KVH, s.D);
-  native.attentionFlashForward(a.att.data, a.lse.data, a.q.data, a.k.data, a.v.data, s.B, s.T, s.H, s.KVH, s.D);
+  native.attentionFlashForward(a.att.data, a.lse.data, a.q.data, a.k.data, a.v.data, s.B, s.T, s.H, s.KVH, s.D, s.mm === native.gemmBf16);
   linearForward(out, a.att.data, w.o, N, s.H * s.D, s.C, s.mm);
 }
 
@@ -167,7 +167,7 @@ export function fusedAttentionBackward(
   const N = s.B * s.T;
   const W = (s.H + 2 * s.KVH) * s.D;
   linearBackward(g.datt.data, dw.o, dout, a.att.data, w.o, N, s.H * s.D, s.C, false, s.mm);
-  native.attentionFlashBackward(g.dq.data, g.dk.data, g.dv.data, g.datt.data, a.q.data, a.k.data, a.v.data, a.att.data, a.lse.data, s.B, s.T, s.H, s.KVH, s.D);
+  native.attentionFlashBackward(g.dq.data, g.dk.data, g.dv.data, g.datt.data, a.q.data, a.k.data, a.v.data, a.att.data, a.lse.data, s.B, s.T, s.H, s.KVH, s.D, s.mm === native.gemmBf16);
   native.ropeQkvMerge(g.qkv.data, g.dq.data, g.dk.data, g.dv.data, rope.cos, rope.sin, s.B, s.T, s.H, s.KVH, s.D);
   linearBackward(dh, dw.qkv, g.qkv.data, h, w.qkv, N, s.C, W, false, s.mm);
 }

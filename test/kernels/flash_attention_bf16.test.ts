@@ -158,7 +158,8 @@ function inputs(shape: Shape, seed: number) {
 }
 
 // T across the 64-key and 32-key tiles and the query tiles (64 / 64 / 32 / 16 positions for G 1 /
-// 2 / 4 / 8, 32 for G = 3), D 32 / 64 / 128 and 16 / 80 (zero-padded to 32 / 96), G 1 / 2 / 3 / 4 / 8, B 2.
+// 2 / 4 / 8, 32 for G = 3), D 32 / 64 / 128 and 16 / 80 (zero-padded to 32 / 96), G 1 / 2 / 3 / 4 / 8,
+// B 2, and T = 300 (5 key tiles: the backward's key tiles go in sweeps of 4).
 const SHAPES: Shape[] = [
   [1, 1, 1, 1, 32],
   [2, 17, 4, 2, 64],
@@ -167,6 +168,7 @@ const SHAPES: Shape[] = [
   [1, 130, 4, 2, 64],
   [1, 70, 3, 1, 16],
   [1, 40, 8, 1, 80],
+  [1, 300, 2, 1, 32],
 ];
 
 test('bf16 flash attention: out, lse, dq, dk, dv within the derived bounds of the float64 reference on bf16 operands, every matrix unit', { skip: SKIP }, () => {
@@ -238,10 +240,11 @@ test('bf16 flash attention with one-hot probabilities is exact up to fp32 sums: 
 });
 
 test('bf16 flash attention gives bit-identical results on 1, 2 and 3 threads (one-pass and two-pass backward)', { skip: SKIP }, () => {
-  // Backward runs one pass (a task per B*KVH group) while the groups keep >= 3/4 of the threads
-  // busy, else two: [2,200,4,1,64] (2 groups) is one-pass on 1 and 2 threads and two-pass on 3;
-  // [1,130,4,1,32] (1 group) two-pass on 2 and 3.
-  for (const shape of [[2, 200, 4, 1, 64], [1, 130, 4, 1, 32], [3, 70, 6, 3, 16]] as Shape[]) {
+  // Backward runs one pass (a task per B*KVH group, key tiles in sweeps of 4) while the groups keep
+  // >= 3/4 of the threads busy, else two (a task per key tile): [2,330,4,1,64] (2 groups, 6 key
+  // tiles) is one-pass on 1 and 2 threads and two-pass on 3; [1,130,4,1,32] (1 group) two-pass
+  // on 2 and 3.
+  for (const shape of [[2, 330, 4, 1, 64], [1, 130, 4, 1, 32], [3, 70, 6, 3, 16]] as Shape[]) {
     const x = inputs(shape, 500);
     for (const unit of UNITS)
       withUnit(unit, () => {
