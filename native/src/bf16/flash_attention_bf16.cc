@@ -46,12 +46,14 @@
 //             The one-pass and two-pass schedules are those of the fp32 kernel (same arithmetic
 //             in the same order, so the same bits; see backward below).
 //
-// Measured on a 2-vCPU Sapphire Rapids (AMX, 2 threads), against the fp32 kernel in the same
-// process: bench-s (B 4, T 512, H 8, KVH 4, D 64) and bench-l (1, 2048, 8, 4, 64) forward and
-// backward 2.5-4x faster (the notes of the commit that wired it give the figures). What is left
-// is not the products: the softmax's exponentials (vector work the AMX unit does not overlap:
-// interleaving the products into the softmax loops measured slower) and reading q, k, v, dout,
-// out and writing the gradients at ~10 GB/s per core.
+// Measured on a 2-vCPU Sapphire Rapids, 2 threads, against the fp32 kernel (AVX-512) in the same
+// process, interleaved, best of 15, ms (fwd / bwd):
+//   bench-s (B 4, T 512, H 8, KVH 4, D 64):   fp32 4.4-4.8 / 9.7-10.2   AMX 1.6 / 3.6-3.7   (~2.8x)
+//   bench-l (B 1, T 2048, H 8, KVH 4, D 64):  fp32 15.1-15.9 / 33.6-34.9   AMX 4.0-4.1 / 8.8-9.2   (~3.8x)
+//   the AVX-512 BF16 unit (VDPBF16PS at half the FMA rate on this CPU): 0.7-0.77x of fp32.
+// What is left on AMX is mostly not the products: the softmax's exponentials (vector work that
+// the AMX unit does not overlap: interleaving the products into the softmax loops measured
+// slower) and reading q, k, v, dout, out and writing the gradients at ~10 GB/s per core.
 //
 // Every output element is written by one task summing its terms in a fixed order: results do
 // not depend on the thread count. AMX: each thread of a parallel region loads the tile
