@@ -17,7 +17,7 @@ const SKIP = UNITS.length === 0 && 'no bf16 matrix unit on this CPU';
 const U = 2 ** -24; // fp32 unit roundoff
 const UB = 2 ** -8; // bf16 unit roundoff (8 significant bits, nearest even)
 // The bounds below are first-order worst cases; SLACK covers their second-order terms and the
-// vectorized exp being "about 1 ulp". Errors seen: at most 0.45 of a bound (dv, a short row).
+// vectorized exp being "about 1 ulp". Errors seen: at most 0.45 of a bound (dv).
 const SLACK = 2;
 
 function withUnit(unit: string, fn: () => void): void {
