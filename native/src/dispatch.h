@@ -21,10 +21,11 @@ void set_isa(const std::string& name);  // throws std::invalid_argument if unkno
 
 namespace ls {
 
-// Mixed precision: the unit that runs bf16 GEMMs, best first: "amx" (tiles; needs the CPU's
-// AMX-BF16 and Linux's permission, asked once with arch_prctl), "avx512bf16" (vdpbf16ps),
-// "fp32" (bf16-rounded operands on the current ISA's fp32 GEMM: correct everywhere).
-// LITESPARK_BF16_UNIT or set_bf16_unit() may pick a lower one.
+// Mixed precision: the unit that runs bf16 GEMMs: "amx" (tiles; needs the CPU's AMX-BF16 and
+// Linux's permission, asked once with arch_prctl), "fp32" (bf16-rounded operands on the current
+// ISA's fp32 GEMM: correct everywhere), "avx512bf16" (vdpbf16ps; listed last: not the default,
+// see dispatch.cc). The first available one is the default; LITESPARK_BF16_UNIT or
+// set_bf16_unit() picks another.
 std::vector<std::string> available_bf16_units();
 const std::string& current_bf16_unit();
 void set_bf16_unit(const std::string& name);  // throws std::invalid_argument if unavailable

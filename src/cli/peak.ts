@@ -38,7 +38,7 @@ export interface PeakReport {
   bf16: {
     /** The unit bf16 GEMMs and bf16 training run on (LITESPARK_BF16_UNIT may pick a lower one). */
     trainingUnit: Bf16Unit;
-    /** Units on this machine, best first. */
+    /** Units on this machine, the default first. */
     units: Bf16Unit[];
     /** Why 'amx' is not among the units; null when it is. */
     amxUnavailable: string | null;
@@ -124,7 +124,7 @@ export async function peakCommand(opts: PeakCommandOptions = {}): Promise<void> 
     return;
   }
   print('');
-  print(`bf16 training runs on the ${trainingUnit} unit (units here, best first: ${units.join(', ')}; ` +
+  print(`bf16 training runs on the ${trainingUnit} unit (units here, the default first: ${units.join(', ')}; ` +
     'LITESPARK_BF16_UNIT picks a lower one)');
   if (amxReason) print(`AMX: not available: ${amxReason}`);
 }

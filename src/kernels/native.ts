@@ -44,7 +44,7 @@ export interface NativeAddon {
   cpuFeatures(): CpuFeatures;
   /** GFLOP/s of a tight FMA loop on the current ISA with `threads` threads. */
   peakFma(threads: number, seconds: number): number;
-  /** bf16 GEMM units on this machine, best first: 'amx', 'avx512bf16', 'fp32' (always). */
+  /** bf16 GEMM units on this machine, the default first: 'amx' (where present), 'fp32' (always), 'avx512bf16' (opt-in). */
   bf16Units(): Bf16Unit[];
   /** The unit gemmBf16 (and bf16 training) runs on now. */
   bf16Unit(): Bf16Unit;

@@ -540,9 +540,10 @@ test('gemmBf16 rounds its operands to nearest even: exact products, and the tole
   assert.throws(() => checkGemm(skip, p, n, 1, 0, U32, 'a product left out'), /bound/, 'a skipped product passed');
 });
 
-test('bf16 units: fp32 always there and last, the current one listed, unknown ones refused', () => {
+test('bf16 units: AMX first where usable, then fp32 (always), AVX-512 BF16 last (opt-in); unknown ones refused', () => {
   const units = native.bf16Units();
-  assert.equal(units[units.length - 1], 'fp32');
+  assert.deepEqual(units.filter((u) => u !== 'avx512bf16'), units.includes('amx') ? ['amx', 'fp32'] : ['fp32']);
+  if (units.includes('avx512bf16')) assert.equal(units[units.length - 1], 'avx512bf16');
   assert.ok(units.includes(native.bf16Unit()));
   assert.equal(native.amxUnavailableReason() === '', units.includes('amx'), `amx ${units.includes('amx')}, reason '${native.amxUnavailableReason()}'`);
   const f = native.cpuFeatures();

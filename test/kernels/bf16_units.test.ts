@@ -9,19 +9,9 @@ import { test } from 'node:test';
 import { native } from '../../src/kernels/native.js';
 import { randArray, randInts } from '../helpers.js';
 import { gemmRef, roundBf16Ref, swigluBackwardRef, swigluForwardRef } from '../reference/ops.js';
+import { MATRIX_UNITS as UNITS, withUnit } from './harness.js';
 
-const UNITS = native.bf16Units().filter((u): u is 'amx' | 'avx512bf16' => u !== 'fp32');
 const U = 2 ** -24; // fp32 unit roundoff
-
-function withUnit(unit: string, fn: () => void): void {
-  const before = native.bf16Unit();
-  native.setBf16Unit(unit);
-  try {
-    fn();
-  } finally {
-    native.setBf16Unit(before);
-  }
-}
 
 const toBits = (x: Float32Array) => {
   const u = new Uint16Array(x.length);

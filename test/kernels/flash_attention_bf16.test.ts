@@ -10,25 +10,14 @@ import { test } from 'node:test';
 import { native } from '../../src/kernels/native.js';
 import { randArray, rng } from '../helpers.js';
 import { attentionBackwardRef, attentionForwardRef, roundBf16Ref } from '../reference/ops.js';
-import { withThreads } from './harness.js';
+import { MATRIX_UNITS as UNITS, withThreads, withUnit } from './harness.js';
 
-const UNITS = native.bf16Units().filter((u): u is 'amx' | 'avx512bf16' => u !== 'fp32');
 const SKIP = UNITS.length === 0 && 'no bf16 matrix unit on this CPU';
 const U = 2 ** -24; // fp32 unit roundoff
 const UB = 2 ** -8; // bf16 unit roundoff (8 significant bits, nearest even)
 // The bounds below are first-order worst cases; SLACK covers their second-order terms and the
 // vectorized exp being "about 1 ulp". Errors seen: at most 0.45 of a bound (dv).
 const SLACK = 2;
-
-function withUnit(unit: string, fn: () => void): void {
-  const before = native.bf16Unit();
-  native.setBf16Unit(unit);
-  try {
-    fn();
-  } finally {
-    native.setBf16Unit(before);
-  }
-}
 
 type Shape = [number, number, number, number, number]; // [B, T, H, KVH, D]
 const rounded = (x: Float32Array) => Float64Array.from(x, roundBf16Ref);

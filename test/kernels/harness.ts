@@ -16,6 +16,20 @@ export function forEachIsa(fn: (isa: string) => void): void {
   }
 }
 
+/** The bf16 matrix units this CPU has (AMX, AVX-512 BF16): the ones with kernels of their own. */
+export const MATRIX_UNITS = native.bf16Units().filter((u): u is 'amx' | 'avx512bf16' => u !== 'fp32');
+
+/** Runs fn with `unit` as the bf16 unit and restores the previous one. */
+export function withUnit(unit: string, fn: () => void): void {
+  const before = native.bf16Unit();
+  native.setBf16Unit(unit);
+  try {
+    fn();
+  } finally {
+    native.setBf16Unit(before);
+  }
+}
+
 export function withThreads(n: number, fn: () => void): void {
   const before = native.getThreads();
   native.setThreads(n);

@@ -72,6 +72,7 @@
 #include <initializer_list>
 #include <limits>
 
+#include "bf16/tiles.h"
 #include "bf16/units.h"
 #include "kernels/common.h"
 #include "memory.h"
@@ -98,10 +99,6 @@ inline int64_t round_up(int64_t x, int64_t m) { return ceil_div(x, m) * m; }
 
 // ---- conversions and packing --------------------------------------------------------------
 
-inline __mmask16 head_mask(int64_t n) {
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1);
-}
-
 // 32 bf16 (round to nearest even): lo's 16 values, then hi's. VCVTNE2PS2BF16 treats fp32
 // subnormal inputs as zero; they would be bf16 subnormals, which the units read as zero anyway,
 // so the products are those of convert.h's rounding.
@@ -115,28 +112,6 @@ inline __m512i pair16(__m512 a, __m512 b) {
   return _mm512_permutexvar_epi16(_mm512_load_si512(kInterleave), cvt2(b, a));
 }
 
-// In-register transpose of a 16x16 dword matrix (r[i] holds row i); as in gemm_bf16.cc.
-inline void transpose16(__m512i r[16]) {
-  __m512i t[16], u[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-  }
-  for (int g = 0; g < 16; g += 4) {
-    u[g] = _mm512_unpacklo_epi64(t[g], t[g + 2]);
-    u[g + 1] = _mm512_unpackhi_epi64(t[g], t[g + 2]);
-    u[g + 2] = _mm512_unpacklo_epi64(t[g + 1], t[g + 3]);
-    u[g + 3] = _mm512_unpackhi_epi64(t[g + 1], t[g + 3]);
-  }
-  for (int c = 0; c < 4; ++c) {
-    const __m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88), v1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xDD);
-    const __m512i w0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88), w1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xDD);
-    r[c] = _mm512_shuffle_i32x4(v0, w0, 0x88);
-    r[4 + c] = _mm512_shuffle_i32x4(v1, w1, 0x88);
-    r[8 + c] = _mm512_shuffle_i32x4(v0, w0, 0xDD);
-    r[12 + c] = _mm512_shuffle_i32x4(v1, w1, 0xDD);
-  }
-}
 
 // Rows of one group in q, k, v or dout: row r at base + (r / G) * tstride + (r % G) * D (the
 // stacked heads of a query tile, or G = 1 for keys); rows from n on, and d from D on, read zero.
@@ -214,20 +189,6 @@ struct Mm {
   int64_t nk;
 };
 
-struct alignas(64) TileConfig {
-  uint8_t palette_id;
-  uint8_t start_row;
-  uint8_t reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
-};
-
-void amx_configure() {
-  TileConfig cfg{};
-  cfg.palette_id = 1;
-  for (int t = 0; t < 8; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 64;
-  _tile_loadconfig(&cfg);
-}
 
 // Every C buffer of this file is tile-major (ld = 16: a tile is 1 KiB of consecutive bytes):
 // measured on the Sapphire Rapids Xeon, a 32 x 32 block of K depth 64 (8 TDPBF16PS, 4 tile

@@ -42,6 +42,7 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "bf16/tiles.h"
 #include "bf16/units.h"
 #include "kernels/common.h"
 #include "kernels/vexp.h"
@@ -66,10 +67,6 @@ inline __m512i rne_lo(__m512 x) {
   const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
   r = _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x00400000));
   return _mm512_srli_epi32(r, 16);
-}
-
-inline __mmask16 head_mask(int64_t n) {
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1);
 }
 
 inline __mmask32 head_mask32(int64_t n) {
@@ -110,30 +107,6 @@ template <bool kBf16>
 inline const void* at(const void* base, int64_t ld, int64_t row, int64_t col) {
   using E = typename std::conditional<kBf16, uint16_t, float>::type;
   return static_cast<const E*>(base) + row * ld + col;
-}
-
-// In-register transpose of a 16x16 dword matrix (r[i] holds row i).
-inline void transpose16(__m512i r[16]) {
-  __m512i t[16], u[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-  }
-  for (int g = 0; g < 16; g += 4) {
-    u[g] = _mm512_unpacklo_epi64(t[g], t[g + 2]);
-    u[g + 1] = _mm512_unpackhi_epi64(t[g], t[g + 2]);
-    u[g + 2] = _mm512_unpacklo_epi64(t[g + 1], t[g + 3]);
-    u[g + 3] = _mm512_unpackhi_epi64(t[g + 1], t[g + 3]);
-  }
-  // u[4g + c], 128-bit lane L = column 4L + c, rows 4g..4g+3.
-  for (int c = 0; c < 4; ++c) {
-    const __m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88), v1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xDD);
-    const __m512i w0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88), w1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xDD);
-    r[c] = _mm512_shuffle_i32x4(v0, w0, 0x88);
-    r[4 + c] = _mm512_shuffle_i32x4(v1, w1, 0x88);
-    r[8 + c] = _mm512_shuffle_i32x4(v0, w0, 0xDD);
-    r[12 + c] = _mm512_shuffle_i32x4(v1, w1, 0xDD);
-  }
 }
 
 // Offset of the 16 x 32 tile of packed A holding rows [16p, 16p+16) and k [32t, 32t+32).
@@ -303,21 +276,6 @@ void swiglu_tile(const Out& o, const float* local) {
 }
 
 // ---- AMX ------------------------------------------------------------------------------------
-
-struct alignas(64) TileConfig {
-  uint8_t palette_id;
-  uint8_t start_row;
-  uint8_t reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
-};
-
-void amx_configure() {
-  TileConfig cfg{};
-  cfg.palette_id = 1;
-  for (int t = 0; t < 8; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 64;
-  _tile_loadconfig(&cfg);
-}
 
 // Tiles 0-3 (C) += A micro-panel (32 rows: two 16-row panels) . B panel (kcp x 32).
 inline void amx_tile_loop(const uint16_t* a, const uint16_t* b, int64_t kcp) {

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "bf16/tiles.h"
 #include "bf16/units.h"
 #include "kernels/peak_harness.h"
 
@@ -24,19 +25,8 @@ namespace {
 constexpr int64_t kAmxChunk = 1 << 14;  // x 4 TDPBF16PS (~16 cycles each): ~1 M cycles per chunk
 constexpr int64_t kDpChunk = 1 << 16;   // x 16 VDPBF16PS
 
-struct alignas(64) TileConfig {
-  uint8_t palette_id;
-  uint8_t start_row;
-  uint8_t reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
-};
-
 int64_t amx_loop(double deadline, int64_t max_chunks, float* result) {
-  TileConfig cfg{};
-  cfg.palette_id = 1;
-  for (int t = 0; t < 8; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 64;
-  _tile_loadconfig(&cfg);
+  amx_configure();
   alignas(64) uint16_t ops[16 * 32];
   for (int i = 0; i < 16 * 32; ++i) ops[i] = 0x3C00 + (i & 7);  // ~2^-7: tiny, normal
   alignas(64) float out[16 * 16];

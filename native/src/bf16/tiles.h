@@ -1,0 +1,61 @@
+// Building blocks shared by the bf16 unit kernels (gemm_bf16.cc, flash_attention_bf16.cc,
+// peak_bf16.cc): the AMX tile configuration they all use, edge masks, and the 16x16 dword
+// transpose that turns row pairs into VNNI tiles. Compiled only into the ls_bf16 library
+// (AVX-512 BF16 + AMX enabled).
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace ls {
+namespace bf16 {
+
+// Palette 1 with all eight tiles 16 rows x 64 bytes: fp32 C tiles of 16 x 16, bf16 A tiles of
+// 16 x 32, VNNI B tiles of 16 pair rows x 16 columns. Loaded per thread (the configuration is
+// thread state); release with _tile_release() when the thread's work ends.
+struct alignas(64) TileConfig {
+  uint8_t palette_id;
+  uint8_t start_row;
+  uint8_t reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+};
+
+inline void amx_configure() {
+  TileConfig cfg{};
+  cfg.palette_id = 1;
+  for (int t = 0; t < 8; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 64;
+  _tile_loadconfig(&cfg);
+}
+
+// The first min(n, 16) lanes (none when n <= 0).
+inline __mmask16 head_mask(int64_t n) {
+  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1);
+}
+
+// In-register transpose of a 16x16 dword matrix (r[i] holds row i).
+inline void transpose16(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int g = 0; g < 16; g += 4) {
+    u[g] = _mm512_unpacklo_epi64(t[g], t[g + 2]);
+    u[g + 1] = _mm512_unpackhi_epi64(t[g], t[g + 2]);
+    u[g + 2] = _mm512_unpacklo_epi64(t[g + 1], t[g + 3]);
+    u[g + 3] = _mm512_unpackhi_epi64(t[g + 1], t[g + 3]);
+  }
+  // u[4g + c], 128-bit lane L = column 4L + c, rows 4g..4g+3.
+  for (int c = 0; c < 4; ++c) {
+    const __m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88), v1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xDD);
+    const __m512i w0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88), w1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xDD);
+    r[c] = _mm512_shuffle_i32x4(v0, w0, 0x88);
+    r[4 + c] = _mm512_shuffle_i32x4(v1, w1, 0x88);
+    r[8 + c] = _mm512_shuffle_i32x4(v0, w0, 0xDD);
+    r[12 + c] = _mm512_shuffle_i32x4(v1, w1, 0xDD);
+  }
+}
+
+}  // namespace bf16
+}  // namespace ls
