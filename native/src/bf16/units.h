@@ -28,7 +28,7 @@ struct Operand {
 
 // C(M,N) = alpha * op(A) op(B) + beta * C. C is fp32 (c_bf16 false) or bf16 bits rounded to
 // nearest even (c_bf16 true; then beta must be 0 and the K loop runs in one block, so C is
-// rounded once). Multi-threaded unless called inside an OpenMP parallel region.
+// rounded once; on AMX a result below the smallest normal bf16 flushes to zero). Multi-threaded unless called inside an OpenMP parallel region.
 void gemm(Unit unit, int64_t M, int64_t N, int64_t K, float alpha, const Operand& A, const Operand& B,
           float beta, void* C, int64_t ldc, bool c_bf16);
 
