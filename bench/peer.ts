@@ -248,8 +248,9 @@ async function main(): Promise<void> {
     `${mc.num_key_value_heads} kv, ffn ${mc.intermediate_size}, vocab ${mc.vocab_size}, seq ${tc.seq_len}, batch ${tc.micro_batch_size}; ` +
     `${args.dtypes.join(', ')}, AdamW, ${args.warmup} warm-up + ${args.steps} measured steps`);
   if (args.dtypes.includes('bf16')) {
-    say('bf16: litespark runs every projection and the head as bf16-operand, fp32-accumulate GEMMs (norms, attention, loss, ' +
-      'AdamW in fp32); PyTorch runs forward + loss under torch.autocast(cpu, bfloat16); both keep fp32 master weights');
+    say('bf16: litespark runs every projection, the head and (on AMX) flash attention with bf16 operands and fp32 accumulation ' +
+      '(norms, softmax statistics, loss, AdamW in fp32); PyTorch runs forward + loss under torch.autocast(cpu, bfloat16); ' +
+      'both keep fp32 master weights');
   }
   say(`machine: ${machineLine(machine)}; commit ${machine.commit ?? 'n/a'}${machine.dirty ? ' (dirty)' : ''}`);
   say(`PyTorch: ${PYTHON}, torch ${torch}; tcmalloc: ${tcmalloc ?? 'not found'}`);
@@ -348,9 +349,12 @@ async function main(): Promise<void> {
   say(table(rows, args.dtypeGiven));
   say();
   say(`load = 1-minute load average at the end of each run (above ${args.threads}: other work shared the cores).`);
-  say(`MFU = tokens/s x ${(fpt / 1e6).toFixed(1)} MFLOP/token (6P + 12LdT, same for all rows) / measured fp32 peak ` +
+  say(`MFU = tokens/s x ${(fpt / 1e6).toFixed(1)} MFLOP/token (6P + 12LdT, same for all rows) / the measured peak; fp32 rows: fp32 FMA peak ` +
     `${machine.peak_gflops?.toFixed(1) ?? 'n/a'} GFLOP/s at ${args.threads} threads.`);
-  if (args.dtypes.includes('bf16')) say('bf16 rows: MFU against the same fp32 FMA peak (no bf16 peak calibration yet), so it is not a bf16-unit utilization.');
+  if (args.dtypes.includes('bf16')) {
+    say(`bf16 rows: MFU against the measured peak of litespark's bf16 unit here (${machine.bf16_unit ?? 'n/a'}: ` +
+      `${machine.bf16_peak_gflops?.toFixed(1) ?? 'n/a'} GFLOP/s at ${args.threads} threads), PyTorch's rows too.`);
+  }
   if (!args.dtypeGiven) {
     const best = bestOf.get('fp32');
     const lit = rows.find((r) => r.name === 'litespark litespark');
