@@ -125,6 +125,6 @@ export async function peakCommand(opts: PeakCommandOptions = {}): Promise<void> 
   }
   print('');
   print(`bf16 training runs on the ${trainingUnit} unit (units here, the default first: ${units.join(', ')}; ` +
-    'LITESPARK_BF16_UNIT picks a lower one)');
+    'LITESPARK_BF16_UNIT picks another)');
   if (amxReason) print(`AMX: not available: ${amxReason}`);
 }
