@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 
 namespace ls {
 
@@ -22,5 +23,22 @@ void memory_reset_peak();
 // size is asked for, so a training step of fixed shapes allocates nothing after warm-up.
 constexpr int kWorkspaceSlots = 4;
 void* thread_workspace(size_t bytes, int slot);
+
+// A workspace carved into 64-byte aligned pieces: carve_bytes() sizes it, Carve hands the pieces
+// out in the same order.
+struct Carve {
+  char* p;
+  template <class X>
+  X* take(int64_t n) {
+    X* r = reinterpret_cast<X*>(p);
+    p += (n * static_cast<int64_t>(sizeof(X)) + 63) / 64 * 64;
+    return r;
+  }
+};
+inline int64_t carve_bytes(std::initializer_list<int64_t> byte_sizes) {
+  int64_t s = 0;
+  for (int64_t n : byte_sizes) s += (n + 63) / 64 * 64;
+  return s;
+}
 
 }  // namespace ls

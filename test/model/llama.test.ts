@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { native } from '../../src/kernels/native.js';
 import { LlamaModel } from '../../src/model/llama.js';
 import { llamaParamSpecs, type LlamaConfig } from '../../src/model/params.js';
 import { assertClose, maxAbs, randInts } from '../helpers.js';
-import { fdCheck } from '../kernels/harness.js';
+import { wholeModelFdCheck } from './gradcheck.js';
 
 function tiny(over: Partial<LlamaConfig> = {}): LlamaConfig {
   return {
@@ -48,27 +47,7 @@ for (const kernels of ['standard', 'litespark'] as const) {
   for (const [H, KVH, tied] of [[4, 4, false], [4, 2, true], [4, 1, false]] as const) {
     test(`whole-model gradients equal finite differences (${kernels}, f64, H=${H}, KVH=${KVH}, tied=${tied})`, () => {
       const cfg = tiny({ num_attention_heads: H, num_key_value_heads: KVH, tie_word_embeddings: tied });
-      const model = new LlamaModel(cfg, 'f64', kernels);
-      model.params.init(3);
-      // norm gains away from 1 so their gradients are exercised non-trivially
-      for (const s of model.params.specs) if (s.init === 'ones') native.randn(model.params.get(s.name).data, s.shape[0], 9, 1, 0.2);
-      const B = 2, T = 5;
-      const buf = model.buffers(B, T);
-      buf.ids.set(randInts(B * T, cfg.vocab_size, 4));
-      buf.targets.set(randInts(B * T, cfg.vocab_size, 5));
-      buf.targets[3] = -1;
-      const tokens = B * T - 1;
-      const loss = () => model.forward(buf) / tokens;
-      model.grads.zero();
-      model.forward(buf, 1 / tokens);
-      model.backward(buf, 1 / tokens);
-      const names = model.params.specs.map((s) => s.name);
-      fdCheck(
-        names.map((n) => model.params.get(n).data as Float64Array),
-        names.map((n) => model.grads.get(n).data),
-        loss,
-        { names, maxPerInput: 12, atol: 1e-9, rtol: 1e-6 },
-      );
+      wholeModelFdCheck(new LlamaModel(cfg, 'f64', kernels));
     });
   }
 }

@@ -10,7 +10,7 @@ import { LlamaModel, type KernelPath, type Recompute, type StepBuffers } from '.
 import type { LlamaConfig } from '../../src/model/params.js';
 import type { DType } from '../../src/kernels/tensor.js';
 import { randInts } from '../helpers.js';
-import { fdCheck } from '../kernels/harness.js';
+import { wholeModelFdCheck } from './gradcheck.js';
 
 function tiny(over: Partial<LlamaConfig> = {}): LlamaConfig {
   return {
@@ -91,26 +91,7 @@ for (const kernels of ['standard', 'litespark'] as const) {
   for (const mode of ['selective', 'full'] as const) {
     test(`whole-model gradients equal finite differences under --recompute ${mode} (${kernels}, f64, GQA 2)`, () => {
       const cfg = tiny({ vocab_size: 11, hidden_size: 16, intermediate_size: 10, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2 });
-      const model = new LlamaModel(cfg, 'f64', kernels);
-      model.params.init(3);
-      for (const s of model.params.specs) if (s.init === 'ones') native.randn(model.params.get(s.name).data, s.shape[0], 9, 1, 0.2);
-      const B = 2, T = 5;
-      const buf = model.buffers(B, T, false, mode);
-      buf.ids.set(randInts(B * T, cfg.vocab_size, 4));
-      buf.targets.set(randInts(B * T, cfg.vocab_size, 5));
-      buf.targets[3] = -1;
-      const tokens = B * T - 1;
-      const loss = () => model.forward(buf) / tokens;
-      model.grads.zero();
-      model.forward(buf, 1 / tokens);
-      model.backward(buf, 1 / tokens);
-      const names = model.params.specs.map((s) => s.name);
-      fdCheck(
-        names.map((n) => model.params.get(n).data as Float64Array),
-        names.map((n) => model.grads.get(n).data),
-        loss,
-        { names, maxPerInput: 12, atol: 1e-9, rtol: 1e-6 },
-      );
+      wholeModelFdCheck(new LlamaModel(cfg, 'f64', kernels), mode);
     });
   }
 }

@@ -292,22 +292,6 @@ struct FlushDenormals {
 constexpr double kLog2e = 1.4426950408889634;
 constexpr double kLn2 = 0.6931471805599453;
 
-// Scratch of one thread, carved into 64-byte aligned pieces.
-struct Carve {
-  char* p;
-  template <class X>
-  X* take(int64_t n) {
-    X* r = reinterpret_cast<X*>(p);
-    p += round_up(n * static_cast<int64_t>(sizeof(X)), 64);
-    return r;
-  }
-};
-inline int64_t carve_bytes(std::initializer_list<int64_t> byte_sizes) {
-  int64_t s = 0;
-  for (int64_t n : byte_sizes) s += round_up(n, 64);
-  return s;
-}
-
 // The sizes of one call.
 struct Dims {
   int64_t B, Tn, H, KVH, D;

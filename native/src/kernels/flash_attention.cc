@@ -260,22 +260,6 @@ void key_tile(const T** rows, T* KT, T* Kp, const T* src, int64_t b, int64_t j0,
   }
 }
 
-// Scratch of one thread, carved into 64-byte aligned pieces.
-struct Carve {
-  char* p;
-  template <class X>
-  X* take(int64_t n) {
-    X* r = reinterpret_cast<X*>(p);
-    p += round_up(n * static_cast<int64_t>(sizeof(X)), 64);
-    return r;
-  }
-};
-inline int64_t carve_bytes(std::initializer_list<int64_t> byte_sizes) {
-  int64_t s = 0;
-  for (int64_t n : byte_sizes) s += round_up(n, 64);
-  return s;
-}
-
 }  // namespace
 
 // out: (B, T, H, D), lse: (B, H, T), q: (B, T, H, D), k, v: (B, T, KVH, D)
