@@ -15,6 +15,7 @@ import { resolveConfig } from '../config/load.js';
 import { native } from '../kernels/native.js';
 import { cpuModel } from '../metrics/machine.js';
 import { getPeak } from '../metrics/peak.js';
+import { matmulFor, type Matmul, type Precision } from '../model/linear.js';
 import { FusedMlpScratch, MlpActs, MlpGrads, fusedMlpBackward, fusedMlpForward, mlpBackward, mlpForward } from '../model/mlp.js';
 import type { KernelsJob } from './job.js';
 import type { KernelPath, KernelRow } from './spec.js';
@@ -59,12 +60,12 @@ function time(fn: () => void, warmup: number, runs: number): Timing {
   return { median: median(t), min: Math.min(...t), max: Math.max(...t) };
 }
 
-/** y(M,N) = op(A)·op(B) with row-major leading dimensions implied by the transposes. */
-function gemm(ta: boolean, tb: boolean, M: number, N: number, K: number, A: F32, B: F32, beta: number, Cm: F32): void {
-  native.gemm(ta, tb, M, N, K, 1, A, ta ? M : K, B, tb ? K : N, beta, Cm, N);
+/** y(M,N) = op(A)·op(B) with row-major leading dimensions implied by the transposes, on `mm`. */
+function gemm(mm: Matmul, ta: boolean, tb: boolean, M: number, N: number, K: number, A: F32, B: F32, beta: number, Cm: F32): void {
+  mm(ta, tb, M, N, K, 1, A, ta ? M : K, B, tb ? K : N, beta, Cm, N);
 }
 
-function gemmOps(N: number, layers: Array<{ names: string; out: number; inp: number }>, seed: number): Op[] {
+function gemmOps(N: number, layers: Array<{ names: string; out: number; inp: number }>, seed: number, mm: Matmul): Op[] {
   const ops: Op[] = [];
   for (const { names, out, inp } of layers) {
     const x = buffer(N * inp, seed + 1, 0.5), W = buffer(out * inp, seed + 2, 0.02), dy = buffer(N * out, seed + 3, 0.01);
@@ -72,11 +73,11 @@ function gemmOps(N: number, layers: Array<{ names: string; out: number; inp: num
     const flops = 2 * N * out * inp;
     ops.push(
       { group: 'gemm', op: `${names} fwd`, shape: `M=${N} N=${out} K=${inp} NT`, kernels: 'shared', flops, savedBytes: null,
-        run: () => gemm(false, true, N, out, inp, x, W, 0, y) },
+        run: () => gemm(mm, false, true, N, out, inp, x, W, 0, y) },
       { group: 'gemm', op: `${names} dX`, shape: `M=${N} N=${inp} K=${out} NN`, kernels: 'shared', flops, savedBytes: null,
-        run: () => gemm(false, false, N, inp, out, dy, W, 0, dx) },
+        run: () => gemm(mm, false, false, N, inp, out, dy, W, 0, dx) },
       { group: 'gemm', op: `${names} dW`, shape: `M=${out} N=${inp} K=${N} TN`, kernels: 'shared', flops, savedBytes: null,
-        run: () => gemm(true, false, out, inp, N, dy, x, 1, dW) },
+        run: () => gemm(mm, true, false, out, inp, N, dy, x, 1, dW) },
     );
   }
   return ops;
@@ -98,7 +99,9 @@ function linearLayers(C: number, H: number, KVH: number, D: number, F: number, V
   return [...byShape.values()];
 }
 
-function attentionOps(B: number, T: number, H: number, KVH: number, D: number, paths: KernelPath[], seed: number): Op[] {
+// bf16: the fused kernel runs on the bf16 matrix unit when there is one (the standard kernel has
+// no bf16 form: a typical framework's materialized attention stays as it is).
+function attentionOps(B: number, T: number, H: number, KVH: number, D: number, paths: KernelPath[], seed: number, bf16: boolean): Op[] {
   const N = B * T;
   const q = buffer(N * H * D, seed + 11), k = buffer(N * KVH * D, seed + 12), v = buffer(N * KVH * D, seed + 13);
   const dout = buffer(N * H * D, seed + 14, 0.1);
@@ -119,11 +122,11 @@ function attentionOps(B: number, T: number, H: number, KVH: number, D: number, p
       );
     } else {
       const lse = buffer(B * H * T, 0);
-      const fwd = () => native.attentionFlashForward(out, lse, q, k, v, B, T, H, KVH, D);
+      const fwd = () => native.attentionFlashForward(out, lse, q, k, v, B, T, H, KVH, D, bf16);
       ops.push(
         { group: 'attention', op: 'attention fwd', shape, kernels: path, flops: fwdFlops, savedBytes: lse.byteLength, run: fwd },
         { group: 'attention', op: 'attention bwd', shape, kernels: path, flops: 2 * fwdFlops, savedBytes: lse.byteLength, prepare: fwd,
-          run: () => native.attentionFlashBackward(dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, D) },
+          run: () => native.attentionFlashBackward(dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, D, bf16) },
       );
     }
   }
@@ -133,10 +136,10 @@ function attentionOps(B: number, T: number, H: number, KVH: number, D: number, p
 // The model's own MLP functions (src/model/mlp.ts), so the rows time exactly what the trainer
 // runs: standard saves gate, up and the activation; fused saves the activation only and
 // recomputes gate/up in backward.
-function mlpOps(N: number, C: number, F: number, paths: KernelPath[], seed: number): Op[] {
+function mlpOps(N: number, C: number, F: number, paths: KernelPath[], seed: number, mm: Matmul): Op[] {
   const h = buffer(N * C, seed + 21, 0.5), dout = buffer(N * C, seed + 22, 0.01);
   const y = buffer(N * C, 0), dh = buffer(N * C, 0);
-  const s = { N, C, F };
+  const s = { N, C, F, mm };
   const shape = `N=${N} C=${C} F=${F}`;
   const fwdFlops = 2 * N * C * F * 3;
   const ops: Op[] = [];
@@ -170,7 +173,7 @@ function mlpOps(N: number, C: number, F: number, paths: KernelPath[], seed: numb
   return ops;
 }
 
-function lossOps(N: number, C: number, V: number, paths: KernelPath[], seed: number): Op[] {
+function lossOps(N: number, C: number, V: number, paths: KernelPath[], seed: number, mm: Matmul): Op[] {
   const x = buffer(N * C, seed + 31, 1), W = buffer(V * C, seed + 32, 0.02);
   const targets = randomTokens(N, V, seed + 33);
   const dx = buffer(N * C, 0), dW = buffer(V * C, 0), lse = buffer(N, 0);
@@ -182,15 +185,15 @@ function lossOps(N: number, C: number, V: number, paths: KernelPath[], seed: num
       const logits = buffer(N * V, 0);
       ops.push({ group: 'loss', op: 'loss fwd+bwd', shape, kernels: path, flops, savedBytes: logits.byteLength,
         run: () => {
-          gemm(false, true, N, V, C, x, W, 0, logits);
+          gemm(mm, false, true, N, V, C, x, W, 0, logits);
           native.crossEntropyForward(lse, logits, targets, N, V);
           native.crossEntropyBackward(logits, logits, lse, targets, N, V, 1 / N);
-          gemm(false, false, N, C, V, logits, W, 0, dx);
-          gemm(true, false, V, C, N, logits, x, 1, dW);
+          gemm(mm, false, false, N, C, V, logits, W, 0, dx);
+          gemm(mm, true, false, V, C, N, logits, x, 1, dW);
         } });
     } else {
       ops.push({ group: 'loss', op: 'loss fwd+bwd', shape, kernels: path, flops, savedBytes: lse.byteLength,
-        run: () => native.linearCrossEntropy(dx, dW, lse, x, W, targets, N, C, V, 1 / N) });
+        run: () => native.linearCrossEntropy(dx, dW, lse, x, W, targets, N, C, V, 1 / N, mm === native.gemmBf16) });
     }
   }
   return ops;
@@ -199,7 +202,10 @@ function lossOps(N: number, C: number, V: number, paths: KernelPath[], seed: num
 export function runKernelRows(job: KernelsJob, onProgress: (done: number, total: number, what: string) => void): KernelRow[] {
   const { model: mc, train: tc } = resolveConfig({ preset: job.preset });
   native.setThreads(job.threads);
-  const peak = job.peakGflops ?? getPeak({ threads: job.threads }).gflops;
+  const peak = job.peakGflops ?? getPeak({ threads: job.threads, dtype: job.dtype }).gflops;
+  // bf16 rows run what the trainer runs under --dtype bf16: every GEMM on the bf16 unit.
+  const precision: Precision = job.dtype === 'bf16' ? 'bf16' : 'fp32';
+  const mm = matmulFor(precision);
   const B = tc.micro_batch_size, T = tc.seq_len, N = B * T;
   const C = mc.hidden_size, F = mc.intermediate_size, V = mc.vocab_size;
   const H = mc.num_attention_heads, KVH = mc.num_key_value_heads, D = C / H;
@@ -211,10 +217,10 @@ export function runKernelRows(job: KernelsJob, onProgress: (done: number, total:
 
   // Build the op list lazily per group, so a group's buffers exist only while it runs.
   const groups: Array<() => Op[]> = [
-    () => gemmOps(N, layers, job.seed),
-    () => attentionOps(B, T, H, KVH, D, paths, job.seed),
-    () => mlpOps(N, C, F, paths, job.seed),
-    () => lossOps(N, C, V, paths, job.seed),
+    () => gemmOps(N, layers, job.seed, mm),
+    () => attentionOps(B, T, H, KVH, D, paths, job.seed, precision === 'bf16'),
+    () => mlpOps(N, C, F, paths, job.seed, mm),
+    () => lossOps(N, C, V, paths, job.seed, mm),
   ];
   const layers = linearLayers(C, H, KVH, D, F, V);
   const total = layers.length * 3 + paths.length * 5; // + attention fwd/bwd, mlp fwd/bwd, loss per path
