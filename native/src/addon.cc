@@ -225,27 +225,21 @@ Napi::Value PeakBf16(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), g);
 }
 
-// gateUpSwiglu(act | null, dgu | null, dact | null, h, Wgu, N, C, F): the fused MLP's gate/up GEMM
-// with SwiGLU in the epilogue (bf16/units.h) on the current bf16 unit, which must be a matrix
-// unit. Forward: act given, dgu and dact null. Backward: dgu and dact given, act null.
+// gateUpSwiglu(act, h, Wgu, N, C, F): the fused MLP's gate/up GEMM with SwiGLU in the epilogue
+// (bf16/units.h) on the current bf16 unit, which must be a matrix unit.
 Napi::Value GateUpSwiglu(const Napi::CallbackInfo& info) {
   int unit = 0;
   if (!ls::bf16_matrix_unit(&unit))
     throw Napi::Error::New(info.Env(), "gateUpSwiglu: needs a bf16 matrix unit (amx or avx512bf16); the current one is '" +
                                            ls::current_bf16_unit() + "'");
-  const int64_t N = int_arg(info, 5, "N"), C = int_arg(info, 6, "C", 1), F = int_arg(info, 7, "F", 1);
-  const bool fwd = !info[0].IsNull();
-  if (fwd != (info[1].IsNull() && info[2].IsNull()))
-    fail(info.Env(), "gateUpSwiglu: pass act (forward) or dgu and dact (backward)");
-  float* act = fwd ? buf<float>(info, 0, "act", N * F) : nullptr;
-  float* dgu = fwd ? nullptr : buf<float>(info, 1, "dgu", N * 2 * F);
-  const float* dact = fwd ? nullptr : buf<float>(info, 2, "dact", N * F);
+  const int64_t N = int_arg(info, 3, "N"), C = int_arg(info, 4, "C", 1), F = int_arg(info, 5, "F", 1);
+  float* act = buf<float>(info, 0, "act", N * F);
   ls::bf16::Operand h;
-  h.data = buf<float>(info, 3, "h", N * C);
+  h.data = buf<float>(info, 1, "h", N * C);
   h.ld = C;
-  const float* W = buf<float>(info, 4, "Wgu", 2 * F * C);
+  const float* W = buf<float>(info, 2, "Wgu", 2 * F * C);
   try {
-    ls::bf16::gate_up_swiglu(static_cast<ls::bf16::Unit>(unit), N, C, F, h, W, act, dact, dgu);
+    ls::bf16::gate_up_swiglu(static_cast<ls::bf16::Unit>(unit), N, C, F, h, W, act);
   } catch (const std::exception& e) {
     throw Napi::Error::New(info.Env(), std::string("gateUpSwiglu: ") + e.what());
   }

@@ -72,11 +72,9 @@ export interface NativeAddon {
     C: Float32Array | Uint16Array, ldc: number): void;
   /**
    * The fused MLP's gate/up GEMM with SwiGLU in its epilogue, on the current bf16 unit (a matrix
-   * unit: 'amx' or 'avx512bf16'). Wgu (2F, C) = [gate_proj; up_proj]. Forward: act (N, F) =
-   * silu(h Wg^T) * (h Wu^T). Backward (act null): dgu (N, 2F) = [dact * up * silu'(gate) | dact * silu(gate)].
+   * unit: 'amx' or 'avx512bf16'). Wgu (2F, C) = [gate_proj; up_proj]; act (N, F) = silu(h Wg^T) * (h Wu^T).
    */
-  gateUpSwiglu(act: Float32Array | null, dgu: Float32Array | null, dact: Float32Array | null, h: Float32Array,
-    Wgu: Float32Array, N: number, C: number, F: number): void;
+  gateUpSwiglu(act: Float32Array, h: Float32Array, Wgu: Float32Array, N: number, C: number, F: number): void;
   /** y = bf16 bits of x (round to nearest even; NaN stays NaN; subnormals kept). */
   castToBf16(y: Uint16Array, x: FloatArray, n: number): void;
   castFromBf16(y: FloatArray, x: Uint16Array, n: number): void;

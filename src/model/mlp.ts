@@ -61,8 +61,9 @@ export function mlpBackward(dh: FloatArray, dw: MlpWeights, dout: FloatArray, a:
 // ---- the fused (litespark) path ----------------------------------------------------------
 // Gate and up as one GEMM over their packed 2F x C weights, SwiGLU applied right after on the
 // still-hot result, only the activation saved: gate and up are recomputed in backward. Under
-// bf16 on a matrix unit (AMX / AVX-512 BF16) SwiGLU runs in that GEMM's epilogue: gate and up
-// live only in tiles, and backward's recompute writes dgu directly.
+// bf16 on a matrix unit (AMX / AVX-512 BF16) forward's SwiGLU runs in that GEMM's epilogue: gate
+// and up live only in tiles (1.25x over GEMM + pass, S shape). Backward recomputes gate/up with
+// the GEMM and runs the SwiGLU backward pass: an epilogue writing dgu measured slower there.
 
 export interface FusedMlpWeights {
   gu: FloatArray; // (2F, C): gate_proj then up_proj
@@ -88,7 +89,7 @@ function swigluInEpilogue(s: MlpShape, h: FloatArray): h is Float32Array {
 // out: (N, C); act: (N, F) saved for backward.
 export function fusedMlpForward(out: FloatArray, act: FloatArray, sc: FusedMlpScratch, h: FloatArray, w: FusedMlpWeights, s: MlpShape): void {
   if (swigluInEpilogue(s, h)) {
-    native.gateUpSwiglu(act as Float32Array, null, null, h, w.gu as Float32Array, s.N, s.C, s.F);
+    native.gateUpSwiglu(act as Float32Array, h, w.gu as Float32Array, s.N, s.C, s.F);
   } else {
     linearForward(sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F, s.mm);
     native.swigluPackedForward(act, sc.gu.data, s.N, s.F);
@@ -99,12 +100,7 @@ export function fusedMlpForward(out: FloatArray, act: FloatArray, sc: FusedMlpSc
 // dh: (N, C) overwritten; weight gradients accumulate.
 export function fusedMlpBackward(dh: FloatArray, dw: FusedMlpWeights, dout: FloatArray, act: FloatArray, sc: FusedMlpScratch, h: FloatArray, w: FusedMlpWeights, s: MlpShape): void {
   linearBackward(sc.dact.data, dw.down, dout, act, w.down, s.N, s.F, s.C, false, s.mm);
-  if (swigluInEpilogue(s, h)) {
-    // gate and up recomputed in the GEMM, dgu written by its epilogue
-    native.gateUpSwiglu(null, sc.gu.data as Float32Array, sc.dact.data as Float32Array, h, w.gu as Float32Array, s.N, s.C, s.F);
-  } else {
-    linearForward(sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F, s.mm); // recompute gate and up
-    native.swigluPackedBackward(sc.gu.data, sc.dact.data, sc.gu.data, s.N, s.F); // in place: gu -> dgu
-  }
+  linearForward(sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F, s.mm); // recompute gate and up
+  native.swigluPackedBackward(sc.gu.data, sc.dact.data, sc.gu.data, s.N, s.F); // in place: gu -> dgu
   linearBackward(dh, dw.gu, sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F, false, s.mm);
 }

@@ -218,13 +218,14 @@ inline void local_load(float* local, const float* c, int64_t ldc, int mr, int nr
 }
 
 // What a tile's epilogue does with alpha * A B: store it (+ beta C), or the SwiGLU of the
-// gate/up GEMM (gate_up_swiglu): forward writes act = silu(gate) * up, backward reads dact and
-// writes dgu = [dact * up * silu'(gate) | dact * silu(gate)].
-enum class Epi : uint8_t { store, swiglu, swiglu_grad };
+// gate/up GEMM (gate_up_swiglu): act = silu(gate) * up. (A backward epilogue writing dgu from
+// dact measured slower than the recompute GEMM followed by the vectorized SwiGLU-backward pass,
+// S shape on AMX: 5.9 vs 5.1 ms, so backward uses the latter.)
+enum class Epi : uint8_t { store, swiglu };
 
 // Where one output tile goes: fp32 C (c = alpha * acc + beta * c; beta == 0 never reads c) or
 // bf16 C (c = bf16(alpha * acc); beta is 0 there); for the SwiGLU epilogues c is the tile's first
-// row of act (N, F) or dgu (N, 2F), f0 its first feature, dact its first row of dact.
+// row of act (N, F) and f0 its first feature.
 struct Out {
   void* c;
   int64_t ldc;
@@ -233,7 +234,6 @@ struct Out {
   int mr, nr;
   Epi epi;
   int64_t F, f0;
-  const float* dact;
 };
 
 // Stores row i, half h (16 columns) of a tile from the vector acc.
@@ -254,24 +254,19 @@ inline __m512 vexp512(__m512 x) {
   return reinterpret_cast<__m512>(LS_ISA::vexp(reinterpret_cast<LS_ISA::vfloat>(x)));
 }
 
-// The SwiGLU epilogues on a finished 32 x 32 tile in `local` (row stride 32): gate in columns
-// 0-15, up in 16-31, for features f0..f0+15. d silu(g)/dg = s + g s (1 - s), s = sigmoid(g).
+// The SwiGLU epilogue on a finished 32 x 32 tile in `local` (row stride 32): gate in columns
+// 0-15, up in 16-31, for features f0..f0+15; act = silu(gate) * up = gate * sigmoid(gate) * up.
 void swiglu_tile(const Out& o, const float* local) {
   const __mmask16 m = head_mask(o.F - o.f0);
   const __m512 one = _mm512_set1_ps(1.0f);
   for (int i = 0; i < o.mr; ++i) {
     const __m512 g = _mm512_load_ps(local + i * 32), u = _mm512_load_ps(local + i * 32 + 16);
-    const __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, vexp512(_mm512_sub_ps(_mm512_setzero_ps(), g))));
-    const __m512 gs = _mm512_mul_ps(g, s);
-    float* row = static_cast<float*>(o.c) + i * o.ldc;
-    if (o.epi == Epi::swiglu) {
-      _mm512_mask_storeu_ps(row + o.f0, m, _mm512_mul_ps(gs, u));
-      continue;
-    }
-    const __m512 d = _mm512_maskz_loadu_ps(m, o.dact + i * o.F + o.f0);
-    const __m512 dsilu = _mm512_add_ps(s, _mm512_mul_ps(gs, _mm512_sub_ps(one, s)));
-    _mm512_mask_storeu_ps(row + o.f0, m, _mm512_mul_ps(_mm512_mul_ps(d, u), dsilu));
-    _mm512_mask_storeu_ps(row + o.F + o.f0, m, _mm512_mul_ps(d, gs));
+    // sigmoid: 1 / (1 + e^-g) by RCP14 and one Newton step (~1 ulp; VDIVPS would take a third of
+    // the tile's TDPBF16PS time on its own).
+    const __m512 den = _mm512_add_ps(one, vexp512(_mm512_sub_ps(_mm512_setzero_ps(), g)));
+    const __m512 r0 = _mm512_rcp14_ps(den);
+    const __m512 sg = _mm512_mul_ps(r0, _mm512_fnmadd_ps(den, r0, _mm512_set1_ps(2.0f)));
+    _mm512_mask_storeu_ps(static_cast<float*>(o.c) + i * o.ldc + o.f0, m, _mm512_mul_ps(_mm512_mul_ps(g, sg), u));
   }
 }
 
@@ -380,7 +375,6 @@ void micro_dp(const uint16_t* a, const uint16_t* b, int64_t kcp, const Out& o, b
       Out rowsout = o;
       rowsout.mr = rows;
       rowsout.c = static_cast<float*>(o.c) + r0 * o.ldc;
-      if (o.dact) rowsout.dact = o.dact + r0 * o.F;
       swiglu_tile(rowsout, local);
       continue;
     }
@@ -405,9 +399,8 @@ struct Problem {
   uint16_t* Bbuf[2];  // shared packed-B blocks, double-buffered (unused when B.packed)
   int64_t Kp;         // K rounded up to 32: the panel length of a pre-packed B
   bool amx;
-  Epi epi;            // swiglu modes: C is act (ldc F) or dgu (ldc 2F); B.packed from pack_b(gu_F)
+  Epi epi;            // swiglu: C is act (ldc F); B.packed holds the interleaved gate/up weights
   int64_t F;
-  const float* dact;
 };
 
 inline void split(int64_t n, int parts, int i, int64_t& lo, int64_t& hi) {
@@ -488,11 +481,10 @@ void run_thread(const Problem& p, int tid, int nthreads) {
             const uint16_t* b = Bp + q * pstride;
             Out o{static_cast<char*>(p.C) + ((ic + i) * p.ldc + jc + q * kNR) * esize, p.ldc, p.c_bf16, p.alpha, p.beta,
                   static_cast<int>(std::min<int64_t>(32, mc - i)), static_cast<int>(std::min<int64_t>(kNR, nc - q * kNR)),
-                  p.epi, p.F, 0, nullptr};
-            if (p.epi != Epi::store) {  // rows of act / dgu; features of global panel jc/32 + q
+                  p.epi, p.F, 0};
+            if (p.epi != Epi::store) {  // rows of act; features of global panel jc/32 + q
               o.c = static_cast<float*>(p.C) + (ic + i) * p.ldc;
               o.f0 = 16 * (jc / kNR + q);
-              if (p.dact) o.dact = p.dact + (ic + i) * p.F;
             }
             micro(Ap + a_tile(i / 16, 0, kcp), b, kcp, o, first, local);
           }
@@ -523,9 +515,9 @@ void scale_c(int64_t M, int64_t N, float beta, void* C, int64_t ldc, bool c_bf16
 namespace {
 
 void gemm_run(Unit unit, int64_t M, int64_t N, int64_t K, float alpha, const Operand& A, const Operand& B, float beta,
-              void* C, int64_t ldc, bool c_bf16, Epi epi, int64_t F, const float* dact) {
+              void* C, int64_t ldc, bool c_bf16, Epi epi, int64_t F) {
   Problem p{M, N, K, alpha, beta, A, B, C, ldc, c_bf16, 0, 0, 0, {}, ceil_div(K, 32) * 32, unit == Unit::amx,
-            epi, F, dact};
+            epi, F};
   // Balanced K blocks of a multiple of 32 (a pre-packed B is addressed by K offset); a bf16 C
   // is rounded once and an epilogue sees the whole sum, so those run K in one block.
   p.kc_max = c_bf16 || epi != Epi::store ? K : ceil_div(ceil_div(K, ceil_div(K, kKC)), 32) * 32;
@@ -551,11 +543,10 @@ void gemm(Unit unit, int64_t M, int64_t N, int64_t K, float alpha, const Operand
   if (c_bf16 && beta != 0.0f) throw std::invalid_argument("bf16 gemm: a bf16 C needs beta == 0");
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) return scale_c(M, N, beta, C, ldc, c_bf16);
-  gemm_run(unit, M, N, K, alpha, A, B, beta, C, ldc, c_bf16, Epi::store, 0, nullptr);
+  gemm_run(unit, M, N, K, alpha, A, B, beta, C, ldc, c_bf16, Epi::store, 0);
 }
 
-void gate_up_swiglu(Unit unit, int64_t N, int64_t C, int64_t F, const Operand& h, const float* Wgu, float* act,
-                    const float* dact, float* dgu) {
+void gate_up_swiglu(Unit unit, int64_t N, int64_t C, int64_t F, const Operand& h, const float* Wgu, float* act) {
   if (N <= 0 || F <= 0) return;
   const int64_t panels = ceil_div(F, 16), Kp = ceil_div(C, 32) * 32;
   uint16_t* wp = static_cast<uint16_t*>(thread_workspace(sizeof(uint16_t) * panels * kNR * Kp, 3));
@@ -564,10 +555,7 @@ void gate_up_swiglu(Unit unit, int64_t N, int64_t C, int64_t F, const Operand& h
   for (int64_t q = 0; q < panels; ++q) pack_b_panels(wp, Kp * kNR, w, 0, C, Kp, 0, 0, q, q + 1, F);
   Operand b;
   b.packed = wp;
-  if (dact)
-    gemm_run(unit, N, panels * kNR, C, 1.0f, h, b, 0.0f, dgu, 2 * F, false, Epi::swiglu_grad, F, dact);
-  else
-    gemm_run(unit, N, panels * kNR, C, 1.0f, h, b, 0.0f, act, F, false, Epi::swiglu, F, nullptr);
+  gemm_run(unit, N, panels * kNR, C, 1.0f, h, b, 0.0f, act, F, false, Epi::swiglu, F);
 }
 
 int64_t packed_b_size(int64_t K, int64_t N) { return ceil_div(N, kNR) * kNR * (ceil_div(K, 32) * 32); }

@@ -47,10 +47,8 @@ void gemm_dpbf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, floa
 
 // The fused MLP's gate/up projection with SwiGLU in the GEMM epilogue: [gate | up] = h Wgu^T,
 // Wgu (2F, C) = [gate_proj; up_proj] fp32 (packed here, gate and up columns interleaved per
-// tile). Forward (dact null): act (N, F) = silu(gate) * up, gate and up never stored. Backward
-// (dact given, gate and up recomputed): dgu (N, 2F) = [dact * up * silu'(gate) | dact * silu(gate)].
-void gate_up_swiglu(Unit unit, int64_t N, int64_t C, int64_t F, const Operand& h, const float* Wgu, float* act,
-                    const float* dact, float* dgu);
+// tile); act (N, F) = silu(gate) * up, gate and up never stored.
+void gate_up_swiglu(Unit unit, int64_t N, int64_t C, int64_t F, const Operand& h, const float* Wgu, float* act);
 
 // kernels/linear_cross_entropy.cc's contract on a matrix unit, with the logits of each chunk
 // held (and the dlogits written) in bf16 (head_bf16.cc).
