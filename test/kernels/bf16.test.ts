@@ -589,14 +589,14 @@ interface LceData {
 const LCE_DLOSS = 0.75;
 
 /**
- * (N, C, V) = (800, 40, 97): two chunks of the fp32 kernel's 384 rows and of the bf16 head's 768
- * (dW accumulates across them). `exact`: x = (i/8)(1 + e), W = (j/16)(1 + e) with small integers
+ * (N, C, V) = (1100, 40, 97): three chunks of the fp32 kernel's 384 rows and two of the bf16
+ * head's 1024 (dW accumulates across them). `exact`: x = (i/8)(1 + e), W = (j/16)(1 + e) with small integers
  * i, j and |e| < 2^-10, which round to i/8 and j/16 in bf16, so every logit is a multiple of
  * 2^-7 below 2^5: exact in fp32 whatever the summation order, and its rounding to bf16 (ties
  * included) is known; otherwise plain random fp32 values.
  */
 function lceData(seed: number, exact: boolean): LceData {
-  const N = 800, C = 40, V = 97;
+  const N = 1100, C = 40, V = 97;
   const r = rng(seed);
   const val = (den: number, scale: number) => exact
     ? Math.fround((Math.floor(r() * 17) - 8) / den * (1 + (r() * 2 - 1) * 2 ** -10))

@@ -126,8 +126,8 @@ test('gateUpSwiglu refuses the fp32 unit (it has no epilogue GEMM) and names the
 });
 
 test('linearCrossEntropy on a matrix unit (bf16 logits) against the float64 bf16-operand reference', { skip: UNITS.length === 0 && 'no bf16 matrix unit on this CPU' }, () => {
-  // N across the 768-row chunks; V not a multiple of 16 or 32; ignored targets (-1).
-  const N = 1000, C = 48, V = 1001;
+  // N across the 1024-row chunks; V not a multiple of 16 or 32; ignored targets (-1).
+  const N = 1100, C = 48, V = 1001;
   const x = randArray(Float32Array, N * C, 3), W = randArray(Float32Array, V * C, 4, 0.5);
   const targets = randInts(N, V, 5);
   for (let i = 0; i < N; i += 9) targets[i] = -1;
