@@ -54,7 +54,8 @@ namespace {
 
 constexpr int64_t kKC = 512;   // K block: a B panel is KC x 32 bf16 = 32 KiB (L1 is 48 KiB)
 constexpr int64_t kNC = 1024;  // columns per B block: 1 MiB of bf16, shared, in L2
-constexpr int64_t kMC = 256;   // rows per A block: 256 KiB, per thread, in L2
+constexpr int64_t kMC = 128;   // rows per A block: 128 KiB per thread, leaving L2 to the B block
+                               // (measured: 1.0-1.2x over 256 rows on the S and head shapes; 64 the same)
 constexpr int kNR = 32;        // columns per B panel
 
 // ---- rounding and packing -------------------------------------------------------------------
