@@ -293,7 +293,17 @@ struct GemmBf16 {
 };
 
 // A Uint16Array (bf16 bit patterns) of at least `need` elements.
-uint16_t* u16buf(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t need);
+uint16_t* u16buf(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t need) {
+  if (i >= info.Length() || !info[i].IsTypedArray() ||
+      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array)
+    fail(info.Env(), std::string(name) + ": expected a Uint16Array (bf16 bits)");
+  auto a = info[i].As<Napi::TypedArray>();
+  if (static_cast<int64_t>(a.ElementLength()) < need)
+    fail(info.Env(), std::string(name) + ": has " + std::to_string(a.ElementLength()) + " elements, needs " +
+                         std::to_string(need));
+  return reinterpret_cast<uint16_t*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
+}
+
 
 // A matrix argument that is a Float32Array (fp32) or a Uint16Array (bf16 bits).
 void* f32_or_bf16(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t need, bool* is_bf16) {
@@ -340,26 +350,14 @@ Napi::Value Bf16GemmEx(const Napi::CallbackInfo& info) {
       ls::bf16::pack_b(p, B, K, N);
       B = ls::bf16::Operand{};
       B.packed = p;
-      ls::bf16::gemm(unit, M, N, K, alpha, A, B, beta, C, ldc, c_bf16);
-    } else {
-      ls::bf16::gemm(unit, M, N, K, alpha, A, B, beta, C, ldc, c_bf16);
     }
+    ls::bf16::gemm(unit, M, N, K, alpha, A, B, beta, C, ldc, c_bf16);
   } catch (const std::exception& e) {
     throw Napi::Error::New(info.Env(), std::string("bf16GemmEx: ") + e.what());
   }
   return info.Env().Undefined();
 }
 
-uint16_t* u16buf(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t need) {
-  if (i >= info.Length() || !info[i].IsTypedArray() ||
-      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array)
-    fail(info.Env(), std::string(name) + ": expected a Uint16Array (bf16 bits)");
-  auto a = info[i].As<Napi::TypedArray>();
-  if (static_cast<int64_t>(a.ElementLength()) < need)
-    fail(info.Env(), std::string(name) + ": has " + std::to_string(a.ElementLength()) + " elements, needs " +
-                         std::to_string(need));
-  return reinterpret_cast<uint16_t*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
-}
 
 template <class T>
 struct CastToBf16 {

@@ -45,7 +45,6 @@
 #include "bf16/tiles.h"
 #include "bf16/units.h"
 #include "kernels/common.h"
-#include "kernels/vexp.h"
 #include "memory.h"
 
 namespace ls {
@@ -59,16 +58,6 @@ constexpr int64_t kMC = 128;   // rows per A block: 128 KiB per thread, leaving 
 constexpr int kNR = 32;        // columns per B panel
 
 // ---- rounding and packing -------------------------------------------------------------------
-
-// 16 floats -> 16 dwords whose low halves are the bf16 bits (high halves zero).
-inline __m512i rne_lo(__m512 x) {
-  const __m512i u = _mm512_castps_si512(x);
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF)));
-  const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-  r = _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x00400000));
-  return _mm512_srli_epi32(r, 16);
-}
 
 inline __mmask32 head_mask32(int64_t n) {
   return n >= 32 ? static_cast<__mmask32>(0xFFFFFFFFu) : n <= 0 ? 0 : static_cast<__mmask32>((1u << n) - 1);
@@ -208,16 +197,6 @@ void pack_b_panels(uint16_t* dst, int64_t pstride, const Operand& b, int64_t pc,
 
 // ---- C tiles through a local buffer --------------------------------------------------------
 
-// local(32x32) <- c (mr x nr valid, zeros elsewhere) when `load`, else zeros.
-inline void local_load(float* local, const float* c, int64_t ldc, int mr, int nr, bool load) {
-  const __mmask16 m0 = head_mask(nr), m1 = head_mask(nr - 16);
-  for (int i = 0; i < 32; ++i) {
-    const bool row = load && i < mr;
-    _mm512_store_ps(local + i * 32, row ? _mm512_maskz_loadu_ps(m0, c + i * ldc) : _mm512_setzero_ps());
-    _mm512_store_ps(local + i * 32 + 16, row ? _mm512_maskz_loadu_ps(m1, c + i * ldc + 16) : _mm512_setzero_ps());
-  }
-}
-
 // What a tile's epilogue does with alpha * A B: store it (+ beta C), or the SwiGLU of the
 // gate/up GEMM (gate_up_swiglu): act = silu(gate) * up. (A backward epilogue writing dgu from
 // dact measured slower than the recompute GEMM followed by the vectorized SwiGLU-backward pass,
@@ -249,10 +228,6 @@ inline void store_row(const Out& o, int i, int h, __m512 acc) {
   float* p = static_cast<float*>(o.c) + i * o.ldc + 16 * h;
   if (o.beta != 0.0f) r = _mm512_fmadd_ps(_mm512_set1_ps(o.beta), _mm512_maskz_loadu_ps(m, p), r);
   _mm512_mask_storeu_ps(p, m, r);
-}
-
-inline __m512 vexp512(__m512 x) {
-  return reinterpret_cast<__m512>(LS_ISA::vexp(reinterpret_cast<LS_ISA::vfloat>(x)));
 }
 
 // The SwiGLU epilogue on a finished 32 x 32 tile in `local` (row stride 32): gate in columns

@@ -28,9 +28,9 @@
 #include <limits>
 
 #include "bf16/convert.h"
+#include "bf16/tiles.h"
 #include "bf16/units.h"
 #include "kernels/common.h"
-#include "kernels/vexp.h"
 #include "memory.h"
 
 namespace ls {
@@ -42,30 +42,22 @@ namespace {
 // threads, whole head fwd+bwd): R 768: 175 ms, 1024: 166 ms, 2048: 171 ms.
 constexpr int64_t kChunkRows = 1024;
 
-using VF = LS_ISA::vfloat;
-
 inline __m512 load16(const uint16_t* p, __mmask16 m) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
 }
-
-inline __mmask16 mask_from(int64_t n) {
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1);
-}
-
-inline __m512 vexp512(__m512 x) { return reinterpret_cast<__m512>(LS_ISA::vexp(reinterpret_cast<VF>(x))); }
 
 // The softmax cross-entropy of one row of bf16 logits; in training the row becomes dlogits.
 double softmax_row(uint16_t* row, int64_t V, int32_t t, float dloss, bool train, float* lse) {
   __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   for (int64_t j = 0; j < V; j += 16) {
-    const __mmask16 k = mask_from(V - j);
+    const __mmask16 k = head_mask(V - j);
     m = _mm512_mask_max_ps(m, k, m, load16(row + j, k));
   }
   const float mx = _mm512_reduce_max_ps(m);
   const __m512 vmx = _mm512_set1_ps(mx);
   __m512 s = _mm512_setzero_ps();
   for (int64_t j = 0; j < V; j += 16) {
-    const __mmask16 k = mask_from(V - j);
+    const __mmask16 k = head_mask(V - j);
     s = _mm512_add_ps(s, _mm512_maskz_mov_ps(k, vexp512(_mm512_sub_ps(load16(row + j, k), vmx))));
   }
   const float sum = _mm512_reduce_add_ps(s);
@@ -79,13 +71,9 @@ double softmax_row(uint16_t* row, int64_t V, int32_t t, float dloss, bool train,
   }
   const __m512 scale = _mm512_set1_ps(dloss / sum);
   for (int64_t j = 0; j < V; j += 16) {
-    const __mmask16 k = mask_from(V - j);
+    const __mmask16 k = head_mask(V - j);
     const __m512 p = _mm512_mul_ps(vexp512(_mm512_sub_ps(load16(row + j, k), vmx)), scale);
-    // fp32 -> bf16, nearest even (the values are finite and >= 0).
-    const __m512i u = _mm512_castps_si512(p);
-    const __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1)),
-                                                           _mm512_set1_epi32(0x7FFF)));
-    _mm256_mask_storeu_epi16(row + j, k, _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
+    _mm256_mask_storeu_epi16(row + j, k, _mm512_cvtepi32_epi16(rne_lo(p)));
   }
   row[t] = bf16_from_f32(std::exp(x_t - mx) * (dloss / sum) - dloss);
   return double(l) - double(x_t);

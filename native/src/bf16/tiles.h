@@ -1,11 +1,13 @@
 // Building blocks shared by the bf16 unit kernels (gemm_bf16.cc, flash_attention_bf16.cc,
-// peak_bf16.cc): the AMX tile configuration they all use, edge masks, and the 16x16 dword
-// transpose that turns row pairs into VNNI tiles. Compiled only into the ls_bf16 library
+// peak_bf16.cc, head_bf16.cc): the AMX tile configuration, edge masks, RNE rounding and exp on a zmm, and the
+// 16x16 dword transpose that turns row pairs into VNNI tiles. Compiled only into the ls_bf16 library
 // (AVX-512 BF16 + AMX enabled).
 #pragma once
 #include <immintrin.h>
 
 #include <cstdint>
+
+#include "kernels/vexp.h"
 
 namespace ls {
 namespace bf16 {
@@ -31,6 +33,22 @@ inline void amx_configure() {
 // The first min(n, 16) lanes (none when n <= 0).
 inline __mmask16 head_mask(int64_t n) {
   return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1);
+}
+
+// 16 floats -> 16 dwords whose low halves are the bf16 bits (high halves zero): convert.h's
+// recipe (nearest even, NaN kept and quieted, subnormals rounded) in AVX-512.
+inline __m512i rne_lo(__m512 x) {
+  const __m512i u = _mm512_castps_si512(x);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF)));
+  const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+  r = _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x00400000));
+  return _mm512_srli_epi32(r, 16);
+}
+
+// exp of 16 floats: kernels/vexp.h's polynomial (~1 ulp) on a zmm.
+inline __m512 vexp512(__m512 x) {
+  return reinterpret_cast<__m512>(LS_ISA::vexp(reinterpret_cast<LS_ISA::vfloat>(x)));
 }
 
 // In-register transpose of a 16x16 dword matrix (r[i] holds row i).
