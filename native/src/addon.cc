@@ -304,7 +304,6 @@ uint16_t* u16buf(const Napi::CallbackInfo& info, size_t i, const char* name, int
   return reinterpret_cast<uint16_t*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
 }
 
-
 // A matrix argument that is a Float32Array (fp32) or a Uint16Array (bf16 bits).
 void* f32_or_bf16(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t need, bool* is_bf16) {
   if (i < info.Length() && info[i].IsTypedArray() &&
