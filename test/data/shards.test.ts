@@ -98,7 +98,7 @@ for (const dtype of ['uint16', 'uint32'] as const) {
     try {
       const path = join(dir, 'a.bin');
       const hi = dtype === 'uint16' ? 65536 : 2 ** 31 - 1;
-      // 2.5M tokens in uneven appends: crosses the writer's 4 MiB buffer at least once.
+      // 2.5M tokens in uneven appends: crosses the writer's 1 MiB buffer several times.
       const tokens = ids(2_500_000, hi, 7);
       tokens[0] = hi - 1; // the largest id the dtype (or int32 out) holds
       const w = ShardWriter.create(path, { dtype, tokenizerHash: TOKENIZER_SHA });
