@@ -5,12 +5,21 @@ import { ConfigError } from '../config/schema.js';
 import { DataError } from '../data/errors.js';
 import { benchCommand } from './bench.js';
 import { peakCommand } from './peak.js';
+import { prepareCommand } from './prepare.js';
 import { trainCommand } from './train.js';
 
 function int(name: string, min: number) {
   return (v: string): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
+    return n;
+  };
+}
+
+function positive(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0 || n >= 1) throw new InvalidArgumentError(`${name} must be a number in [0, 1)`);
     return n;
   };
 }
@@ -33,7 +42,7 @@ export function buildProgram(): Command {
     .description('pre-train a Llama model (default: the demo preset on the corpus embedded in the project)')
     .option('--preset <name>', 'preset: demo, nano, micro, small, bench-xs, bench-s, bench-l, llama-1b, ...', undefined)
     .option('--config <file>', 'JSON or TOML config file, merged over the preset')
-    .option('--data <path>', "training text: 'embedded' (default) or a .txt file / directory of .txt and .md files")
+    .option('--data <path>', "'embedded' (default), a data directory made by `litespark prepare`, or inputs to prepare on the fly (a .txt/.md/.jsonl[.gz|.zst] file, a directory, a glob)")
     .option('--steps <n>', 'optimizer steps', int('--steps', 1))
     .option('--out <dir>', 'run directory (config.json, metrics.jsonl, tokenizer.json, summary.json)')
     .addOption(new Option('--kernels <path>', 'kernel path').choices(['standard', 'litespark']))
@@ -44,6 +53,23 @@ export function buildProgram(): Command {
     .option('--set <key=value>', 'override any config field, e.g. --set train.lr=1e-3 (repeatable)', collect, [])
     .action(async (opts) => {
       process.exitCode = await trainCommand(opts);
+    });
+
+  program
+    .command('prepare')
+    .description('tokenize corpora (.txt, .md, .jsonl, .jsonl.gz, .jsonl.zst; files, directories, globs) into token shards')
+    .argument('<inputs...>', 'input files, directories or glob patterns')
+    .requiredOption('--out <dir>', 'output data directory (tokenizer.json, index.json, shards)')
+    .option('--tokenizer <file>', 'a Hugging Face tokenizer.json to encode with')
+    .option('--vocab-size <n>', 'or train a byte-level BPE tokenizer of this vocabulary size', int('--vocab-size', 260))
+    .option('--tokenizer-train-bytes <n>', 'bytes of text from the start of the inputs to train the tokenizer on (default 64 MiB)', int('--tokenizer-train-bytes', 1))
+    .option('--field <name>', 'jsonl field with the text (dotted path for nested objects)', 'text')
+    .addOption(new Option('--text-docs <mode>', 'text files: one document per file, or per non-blank line').choices(['file', 'line']).default('file'))
+    .option('--val-fraction <f>', 'fraction held out for validation', positive('--val-fraction'), 0.01)
+    .option('--workers <n>', 'tokenizer worker threads (default: one per core; 0 = none)', int('--workers', 0))
+    .option('--max-bytes <n>', 'read only this many bytes of the (uncompressed) inputs', int('--max-bytes', 1))
+    .action(async (inputs: string[], opts) => {
+      process.exitCode = await prepareCommand(inputs, opts);
     });
 
   program

@@ -36,8 +36,11 @@ function printStart(i: StartInfo): void {
       `${c.model.num_hidden_layers} layers, hidden ${c.model.hidden_size}, ${c.model.num_attention_heads} heads / ` +
       `${c.model.num_key_value_heads} kv, ffn ${c.model.intermediate_size}, vocab ${c.model.vocab_size}`,
   );
-  say(`  data      ${i.corpus.description}`);
-  say(`            ${fmtCount(i.corpus.trainTokens)} train / ${fmtCount(i.corpus.valTokens)} validation tokens`);
+  say(`  data      ${i.data.description}`);
+  say(
+    `            ${fmtCount(i.data.trainTokens)} train / ${fmtCount(i.data.valTokens)} validation tokens, ` +
+      `tokenizer vocab ${i.data.vocabSize}, shards in ${i.data.dir}`,
+  );
   say(
     `  batch     ${c.train.micro_batch_size} x ${c.train.seq_len} tokens x ${c.train.grad_accum_steps} accumulation = ` +
       `${i.tokensPerStep} tokens/step, ${c.train.steps} steps`,

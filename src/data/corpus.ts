@@ -1,4 +1,5 @@
-// Text corpora: the default one embedded in the project, and the user's own text files.
+// The default corpus embedded in the project: as inputs of `litespark prepare` (how training
+// reads it), and in memory for tests and tools.
 //
 // The embedded corpus is the TypeScript compiler's bundled declaration files
 // (`typescript/lib/lib*.d.ts`, about 3 MB of English doc comments and code; typescript is a
@@ -11,8 +12,9 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DataError } from './errors.js';
+import type { InputFile } from './inputs.js';
 
 export const DOC_SEPARATOR = '\n\n';
 
@@ -44,8 +46,8 @@ export interface CorpusOptions {
   maxBytes?: number;
 }
 
-/** The default corpus: typescript/lib/lib*.d.ts. */
-export function embeddedCorpus(opts: CorpusOptions = {}): Corpus {
+/** The embedded corpus' files: typescript/lib/lib*.d.ts in code-unit order of their names. */
+function embeddedFiles(): { version: string; files: Array<{ name: string; path: string }> } {
   const require = createRequire(import.meta.url);
   const pkgPath = require.resolve('typescript/package.json');
   const version = (JSON.parse(readFileSync(pkgPath, 'utf8')) as { version: string }).version;
@@ -54,52 +56,32 @@ export function embeddedCorpus(opts: CorpusOptions = {}): Corpus {
     .filter((f) => f.startsWith('lib') && f.endsWith('.d.ts'))
     .sort(byCodeUnits);
   if (names.length === 0) throw new DataError(`embedded corpus: no lib*.d.ts files in ${libDir}`);
-  const corpus = build(
-    names.map((n) => ({ name: n, path: join(libDir, n) })),
-    opts,
-    'embedded',
-  );
+  return { version, files: names.map((n) => ({ name: n, path: join(libDir, n) })) };
+}
+
+/**
+ * The embedded corpus as inputs of `litespark prepare`: each file one text document. This is
+ * how training reads it (source.ts).
+ */
+export function embeddedInputs(): { version: string; description: string; files: InputFile[] } {
+  const { version, files } = embeddedFiles();
+  const inputs = files.map((f) => ({ path: f.path, format: 'text' as const, compression: 'none' as const, bytes: statSync(f.path).size }));
+  const bytes = inputs.reduce((s, f) => s + f.bytes, 0);
+  return {
+    version,
+    files: inputs,
+    description: `TypeScript ${version} standard library declarations (typescript/lib/lib*.d.ts), ${files.length} files, ${bytes} bytes`,
+  };
+}
+
+/** The default corpus in memory (for tests and tools): typescript/lib/lib*.d.ts. */
+export function embeddedCorpus(opts: CorpusOptions = {}): Corpus {
+  const { version, files } = embeddedFiles();
+  const corpus = build(files, opts, 'embedded');
   corpus.description =
     `TypeScript ${version} standard library declarations (typescript/lib/lib*.d.ts), ` +
     `${corpus.files} files, ${corpus.bytes} bytes`;
   return corpus;
-}
-
-/**
- * A text file (any extension, must be UTF-8), or a directory searched recursively for .txt and
- * .md files (sorted by relative path; hidden entries and empty files skipped).
- */
-export function readTextCorpus(path: string, opts: CorpusOptions = {}): Corpus {
-  const root = resolve(path);
-  let st;
-  try {
-    st = statSync(root);
-  } catch {
-    throw new DataError(`corpus ${path}: no such file or directory`);
-  }
-  let files: Array<{ name: string; path: string }>;
-  if (st.isDirectory()) {
-    files = listTextFiles(root)
-      .map((p) => ({ name: relative(root, p).split(sep).join('/'), path: p }))
-      .sort((x, y) => byCodeUnits(x.name, y.name));
-    if (files.length === 0) {
-      throw new DataError(`corpus ${path}: the directory has no .txt or .md files`);
-    }
-  } else if (st.isFile()) {
-    files = [{ name: root.split(sep).pop()!, path: root }];
-  } else {
-    throw new DataError(`corpus ${path}: not a file or directory`);
-  }
-  const corpus = build(files, opts, path);
-  corpus.description = st.isDirectory()
-    ? `${corpus.files} text files under ${path}, ${corpus.bytes} bytes`
-    : `${path}, ${corpus.bytes} bytes`;
-  return corpus;
-}
-
-/** 'embedded' is the default corpus; anything else is a path (write ./embedded for a file so named). */
-export function loadCorpus(source: string, opts: CorpusOptions = {}): Corpus {
-  return source === 'embedded' ? embeddedCorpus(opts) : readTextCorpus(source, opts);
 }
 
 function build(files: Array<{ name: string; path: string }>, opts: CorpusOptions, name: string): Corpus {
@@ -153,27 +135,6 @@ function build(files: Array<{ name: string; path: string }>, opts: CorpusOptions
     hash: createHash('sha256').update(text).digest('hex'),
     documents,
   };
-}
-
-function listTextFiles(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    if (e.name.startsWith('.')) continue;
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...listTextFiles(p));
-    else if (/\.(txt|md)$/i.test(e.name) && (e.isFile() || (e.isSymbolicLink() && isFile(p)))) {
-      out.push(p);
-    }
-  }
-  return out;
-}
-
-function isFile(p: string): boolean {
-  try {
-    return statSync(p).isFile();
-  } catch {
-    return false;
-  }
 }
 
 function byCodeUnits(a: string, b: string): number {

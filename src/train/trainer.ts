@@ -1,14 +1,14 @@
 // The training loop: data -> model.forward -> loss -> model.backward (accumulated over
 // micro-batches, the loss weighted by tokens) -> gradient clipping -> AdamW -> metrics.
 // Everything a step touches is allocated before the first step.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { toHfLlamaConfig } from '../config/load.js';
-import { loadTrainingData } from '../data/dataset.js';
-import { BatchSampler, fixedBatches } from '../data/batches.js';
-import type { BpeTokenizer } from '../data/tokenizer.js';
+import { PackedLoader, type LoaderCursor } from '../data/loader.js';
+import { resolveData } from '../data/source.js';
+import type { Tokenizer } from '../data/tokenizer.js';
 import { native } from '../kernels/native.js';
 import { LlamaModel, type StepBuffers } from '../model/llama.js';
 import { flopsPerToken, mfu, parameterCounts } from '../metrics/flops.js';
@@ -41,7 +41,8 @@ export interface StartInfo {
   /** What runs the matrix products: 'fp32' (FMA on the ISA path) or the bf16 unit ('amx', 'avx512bf16', 'fp32'). */
   matmulUnit: string;
   tokensPerStep: number;
-  corpus: { name: string; description: string; bytes: number; trainTokens: number; valTokens: number };
+  /** The prepared data the run reads (a directory of token shards, src/data/source.ts). */
+  data: { dir: string; description: string; inputBytes: number; trainTokens: number; valTokens: number; vocabSize: number };
   /** The memory model of this run (src/metrics/memory.ts), equal to what the trainer allocates. */
   memory: MemoryReport;
 }
@@ -62,6 +63,8 @@ export interface StepMetrics {
   rss_bytes: number;
   joules_per_token: number | null;
   energy_source: string;
+  /** Time this step waited for the data loader (its prefetch thread fell behind). */
+  data_wait_ms: number;
 }
 
 export interface EvalResult {
@@ -85,6 +88,9 @@ export interface Summary {
   /** The start-of-run memory report and its recompute mode. */
   memory: MemoryReport & { recompute: string };
   interrupted: boolean;
+  /** Total time the steps waited for data, and the loader's position (to resume from). */
+  dataWaitMs: number;
+  dataCursor: LoaderCursor;
 }
 
 export interface TrainHooks {
@@ -111,6 +117,24 @@ export function evaluate(model: LlamaModel, buf: StepBuffers, batches: Array<{ i
     count += b.targets.reduce((a, t) => a + (t >= 0 ? 1 : 0), 0);
   }
   return sum / count;
+}
+
+/**
+ * The fixed evaluation set: the first `count` batches of the validation split in order (fewer
+ * when the split holds fewer sequences; the last batch wraps around to the start).
+ */
+export function evalBatches(dir: string, batch: number, seqLen: number, count: number): Array<{ inputs: Int32Array; targets: Int32Array }> {
+  const val = PackedLoader.open({ dir, split: 'val', seqLen, batch, seed: 0, shuffle: false, worker: false });
+  try {
+    const n = Math.min(count, Math.max(1, Math.ceil(val.sequencesPerEpoch / batch)));
+    return Array.from({ length: n }, () => {
+      const b = { inputs: new Int32Array(batch * seqLen), targets: new Int32Array(batch * seqLen) };
+      val.next(b.inputs, b.targets);
+      return b;
+    });
+  } finally {
+    val.close();
+  }
 }
 
 /**
@@ -151,15 +175,16 @@ export async function train(config: Config, hooks: TrainHooks = {}): Promise<Sum
   mkdirSync(runDir, { recursive: true });
 
   status('preparing data');
-  const data = loadTrainingData({
+  const data = await resolveData({
     source: dc.source,
     vocabSize: dc.tokenizer_vocab_size,
     valFraction: dc.val_fraction,
-    maxBytes: dc.max_bytes > 0 ? dc.max_bytes : undefined,
+    ...(dc.max_bytes > 0 ? { maxBytes: dc.max_bytes } : {}),
     cacheDir: defaultCacheDir(),
     onStatus: status,
+    onWarning: status,
   });
-  const tokenizer: BpeTokenizer = data.tokenizer;
+  const tokenizer: Tokenizer = data.tokenizer;
   if (tokenizer.vocabSize > mc.vocab_size) {
     throw new Error(`model.vocab_size (${mc.vocab_size}) is smaller than the tokenizer's vocabulary (${tokenizer.vocabSize})`);
   }
@@ -171,8 +196,8 @@ export async function train(config: Config, hooks: TrainHooks = {}): Promise<Sum
   const B = tc.micro_batch_size;
   const T = tc.seq_len;
   const buf = model.buffers(B, T, false, rc.recompute);
-  const sampler = new BatchSampler(data.train, B, T, tc.seed);
-  const evalSet = fixedBatches(data.val, B, T, tc.eval_batches);
+  const loader = PackedLoader.open({ dir: data.dir, split: 'train', seqLen: T, batch: B, seed: tc.seed, shuffle: true });
+  const evalSet = evalBatches(data.dir, B, T, tc.eval_batches);
   const tokensPerStep = B * T * tc.grad_accum_steps;
 
   status('calibrating peak FLOP/s');
@@ -196,7 +221,14 @@ export async function train(config: Config, hooks: TrainHooks = {}): Promise<Sum
     peakCached: peak.cached,
     matmulUnit: peak.unit,
     tokensPerStep,
-    corpus: { ...data.corpus, trainTokens: data.train.length, valTokens: data.val.length },
+    data: {
+      dir: data.dir,
+      description: data.description,
+      inputBytes: data.inputBytes,
+      trainTokens: data.index.splits.train.tokens,
+      valTokens: data.index.splits.val?.tokens ?? 0,
+      vocabSize: tokenizer.vocabSize,
+    },
     memory: memoryModel(mc, { B, T, kernels: rc.kernels, dtype: rc.dtype, recompute: rc.recompute }),
   };
   writeFileSync(
@@ -206,7 +238,7 @@ export async function train(config: Config, hooks: TrainHooks = {}): Promise<Sum
       memory: { ...info.memory, recompute: rc.recompute },
     }, null, 2) + '\n',
   );
-  writeFileSync(join(runDir, 'tokenizer.json'), JSON.stringify(tokenizer.toJSON()) + '\n');
+  copyFileSync(join(data.dir, data.index.tokenizer.file), join(runDir, 'tokenizer.json'));
   hooks.onStart?.(info);
 
   const log = new MetricsLog(join(runDir, 'metrics.jsonl'));
@@ -233,7 +265,8 @@ export async function train(config: Config, hooks: TrainHooks = {}): Promise<Sum
     }
     const ts = performance.now();
     const lr = lrAt(step, tc);
-    const r = trainStep(model, opt, buf, (ids, targets) => sampler.next(ids, targets), tc.grad_accum_steps, lr);
+    const waited = loader.waitMs;
+    const r = trainStep(model, opt, buf, (ids, targets) => loader.next(ids, targets), tc.grad_accum_steps, lr);
     const gradNorm = r.gradNorm;
     const ms = performance.now() - ts;
     stepMs.push(ms);
@@ -257,6 +290,7 @@ export async function train(config: Config, hooks: TrainHooks = {}): Promise<Sum
       rss_bytes: peakRssBytes(),
       joules_per_token: null,
       energy_source: 'none',
+      data_wait_ms: loader.waitMs - waited,
     };
     if (step % tc.log_every === 0 || step === tc.steps) log.write(m);
     hooks.onStep?.(m);
@@ -291,7 +325,10 @@ export async function train(config: Config, hooks: TrainHooks = {}): Promise<Sum
     peakRssBytes: peakRssBytes(),
     memory: { ...info.memory, recompute: rc.recompute },
     interrupted,
+    dataWaitMs: loader.waitMs,
+    dataCursor: loader.cursor(),
   };
+  loader.close();
   log.write({ summary });
   log.close();
   writeFileSync(join(runDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');

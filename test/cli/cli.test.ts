@@ -88,3 +88,55 @@ test('peak --threads 1 prints the fp32 FMA peak and every bf16 unit; --json read
     assert.equal(row.cached, true, `${unit}: measured again instead of read from the cache`);
   }
 });
+
+test('prepare: jsonl to shards with a progress summary; a re-run is a no-op; train --data trains on them', () => {
+  const inputs = join(tmp, 'corpus.jsonl');
+  const words = 'the quick brown fox jumps over the lazy dog while seven wizards quietly hex jolly boxing frogs'.split(' ');
+  const lines: string[] = [];
+  for (let i = 0; i < 600; i++) {
+    const doc = Array.from({ length: 40 + (i % 50) }, (_, j) => words[(i * 7 + j * 13) % words.length]).join(' ');
+    lines.push(JSON.stringify({ text: `Document ${i}: ${doc}.` }));
+  }
+  lines.splice(10, 0, 'this line is not json');
+  writeFileSync(inputs, lines.join('\n') + '\n');
+  const data = join(tmp, 'prepared');
+  const r = cli(['prepare', inputs, '--out', data, '--vocab-size', '300', '--val-fraction', '0.05']);
+  assert.equal(r.code, 0, `stderr: ${r.err}\nstdout: ${r.out}`);
+  assert.match(r.out, /prepared .* \(1 units, 0 already done\)/);
+  assert.match(r.out, /MB\/s of text/);
+  assert.match(r.out, /skipped +1 lines/);
+  assert.match(r.err, /corpus\.jsonl:11: not JSON/);
+  for (const f of ['index.json', 'tokenizer.json']) assert.ok(existsSync(join(data, f)), f);
+  const again = cli(['prepare', inputs, '--out', data, '--vocab-size', '300', '--val-fraction', '0.05']);
+  assert.equal(again.code, 0, again.err);
+  assert.match(again.out, /nothing to do/);
+
+  const out = join(tmp, 'run-prepared');
+  const t = cli(['train', '--preset', 'nano', '--steps', '30', '--data', data, '--out', out, '--set', 'train.sample_tokens=0']);
+  assert.equal(t.code, 0, `stderr: ${t.err}\nstdout: ${t.out}`);
+  assert.match(t.out, /prepared data /);
+  assert.equal(readFileSync(join(out, 'tokenizer.json'), 'utf8'), readFileSync(join(data, 'tokenizer.json'), 'utf8'));
+  const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+  assert.ok(summary.finalValLoss < summary.initialValLoss - 1, `val loss ${summary.initialValLoss} -> ${summary.finalValLoss}`);
+  assert.equal(summary.dataCursor.batches, 30 * 1);
+});
+
+test('prepare: bad input exits 2 naming the file; a damaged shard stops train naming the shard', () => {
+  const none = cli(['prepare', join(tmp, 'missing.jsonl'), '--out', join(tmp, 'p2'), '--vocab-size', '300']);
+  assert.equal(none.code, 2);
+  assert.match(none.err, /missing\.jsonl: no such file/);
+  const noTok = cli(['prepare', join(tmp, 'corpus.jsonl'), '--out', join(tmp, 'p3')]);
+  assert.equal(noTok.code, 2);
+  assert.match(noTok.err, /--tokenizer .*--vocab-size/);
+
+  const data = join(tmp, 'prepared');
+  const index = JSON.parse(readFileSync(join(data, 'index.json'), 'utf8'));
+  const shard = join(data, index.splits.train.shards[0].file);
+  const bytes = readFileSync(shard);
+  writeFileSync(shard, bytes.subarray(0, bytes.length - 7));
+  const t = cli(['train', '--preset', 'nano', '--steps', '2', '--data', data, '--out', join(tmp, 'run-bad')]);
+  assert.equal(t.code, 2, `stderr: ${t.err}`);
+  assert.ok(t.err.includes(index.splits.train.shards[0].file), t.err);
+  assert.match(t.err, /truncated/);
+  writeFileSync(shard, bytes);
+});

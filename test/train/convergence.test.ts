@@ -8,7 +8,8 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { resolveConfig } from '../../src/config/load.js';
-import { loadTrainingData } from '../../src/data/dataset.js';
+import { resolveData } from '../../src/data/source.js';
+import { splitTokens } from '../data/tokens.js';
 import { train } from '../../src/train/trainer.js';
 
 test('200 steps on the embedded corpus beat the unigram baseline by a wide margin', async () => {
@@ -20,16 +21,19 @@ test('200 steps on the embedded corpus beat the unigram baseline by a wide margi
   });
   const s = await train(config);
 
-  const data = loadTrainingData({
+  // The same prepared data (a cache hit): unigram counts from the train split, scored on val.
+  const data = await resolveData({
     source: 'embedded', vocabSize: config.data.tokenizer_vocab_size, valFraction: config.data.val_fraction,
     maxBytes: 600_000, cacheDir: join(tmp, 'cache'),
   });
+  const trainTokens = splitTokens(data.dir, data.index, 'train');
+  const val = splitTokens(data.dir, data.index, 'val');
   const counts = new Float64Array(config.model.vocab_size).fill(0.5); // add-half smoothing
-  for (const t of data.train) counts[t]! += 1;
+  for (const t of trainTokens) counts[t]! += 1;
   const total = counts.reduce((a, b) => a + b, 0);
   let unigram = 0;
-  for (const t of data.val) unigram -= Math.log(counts[t]! / total);
-  unigram /= data.val.length;
+  for (const t of val) unigram -= Math.log(counts[t]! / total);
+  unigram /= val.length;
 
   process.stdout.write(`# nano 200 steps: val ${s.initialValLoss.toFixed(3)} -> ${s.finalValLoss.toFixed(3)}, unigram ${unigram.toFixed(3)}, ${s.seconds.toFixed(1)} s\n`);
   assert.equal(s.steps, 200);
