@@ -3,14 +3,15 @@
 //
 //   node dist/bench/prepare.js [--input FILE_OR_DIR ...] [--mb 64] [--vocab 8192]
 //
-// Without --input, a SlimPajama-style `.jsonl.zst` (or `.jsonl` when the `zstd` tool is absent)
-// of --mb MB is written from the embedded corpus: documents of 1-8 KB cut at random places.
+// Without --input, SlimPajama-style chunks (8 `.jsonl.zst` files, or `.jsonl` when the `zstd` tool
+// is absent) of --mb MB in all are written from the embedded corpus: documents of 1-8 KB cut at
+// random places. A compressed file is one unit of work, so pass several files to use every core.
 // That text repeats, so per-word caches hit more often than on a real web corpus: pass a real
 // corpus with --input for figures to quote. The tokenizer (byte-level BPE, --vocab) is trained
 // once on the first 8 MB (a first full run) and given to the timed runs, so they time tokenization
 // (reading, decompression, JSON, BPE, shard writing).
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { embeddedCorpus } from '../src/data/corpus.js';
@@ -25,30 +26,35 @@ function inputsArgs(): string[] {
   return out;
 }
 
+/** --mb MB of jsonl in 8 chunk files (compressed with the zstd tool when present), as SlimPajama ships. */
 function syntheticCorpus(dir: string, mb: number): string {
+  mkdirSync(dir, { recursive: true });
   const text = embeddedCorpus().text;
   let seed = 12345;
   const rand = () => {
     seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
     return seed / 2 ** 32;
   };
-  const lines: string[] = [];
-  let bytes = 0;
-  while (bytes < mb * 1e6) {
-    const len = 1000 + Math.floor(rand() * 7000);
-    const at = Math.floor(rand() * (text.length - len));
-    const line = JSON.stringify({ text: text.slice(at, at + len), meta: { redpajama_set_name: 'RedPajamaGithub' } });
-    lines.push(line);
-    bytes += line.length + 1;
+  const CHUNKS = 8;
+  for (let c = 0; c < CHUNKS; c++) {
+    const lines: string[] = [];
+    let bytes = 0;
+    while (bytes < (mb * 1e6) / CHUNKS) {
+      const len = 1000 + Math.floor(rand() * 7000);
+      const at = Math.floor(rand() * (text.length - len));
+      const line = JSON.stringify({ text: text.slice(at, at + len), meta: { redpajama_set_name: 'RedPajamaGithub' } });
+      lines.push(line);
+      bytes += line.length + 1;
+    }
+    const plain = join(dir, `chunk_${c}.jsonl`);
+    writeFileSync(plain, lines.join('\n') + '\n');
+    try {
+      execFileSync('zstd', ['-q', '-3', '--rm', plain, '-o', `${plain}.zst`]);
+    } catch {
+      // no zstd tool: the plain jsonl stays
+    }
   }
-  const plain = join(dir, 'chunk_0.jsonl');
-  writeFileSync(plain, lines.join('\n') + '\n');
-  try {
-    execFileSync('zstd', ['-q', '-3', '--rm', plain, '-o', `${plain}.zst`]);
-    return `${plain}.zst`;
-  } catch {
-    return plain;
-  }
+  return dir;
 }
 
 const work = mkdtempSync(join(tmpdir(), 'ls-bench-prepare-'));
@@ -56,7 +62,7 @@ try {
   const mb = Number(arg('mb') ?? 64);
   const vocab = Number(arg('vocab') ?? 8192);
   const given = inputsArgs();
-  const inputs = given.length > 0 ? given : [syntheticCorpus(work, mb)];
+  const inputs = given.length > 0 ? given : [syntheticCorpus(join(work, 'corpus'), mb)];
   const quiet = { onStatus: () => {}, onWarning: () => {} };
   const t0 = performance.now();
   // The tokenizer: trained on the first 8 MB of text (prepare writes tokenizer.json first).
