@@ -9,6 +9,7 @@
 //   - shard write (ShardWriter) and full verify (CRC) throughput;
 //   - raw reads: sequential ShardReader reads in 1M-token chunks, and random reads of one
 //     sequence (T + 1 tokens) each, as the loader does;
+//   - the train order's perm_e (EpochPermutation) per position, at this split's N and at N = 10^9;
 //   - next() with a pause of --gap-ms between calls (the trainer's step, shortened: the worker
 //     only needs a gap longer than one batch's read to stay ahead): mean / median / max, and the
 //     mean as a share of an S training step of --step-ms;
@@ -17,7 +18,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PackedLoader } from '../src/data/loader.js';
+import { EpochPermutation, PackedLoader, sequencesIn } from '../src/data/loader.js';
 import { openSplit, ShardReader, ShardWriter, verifyShard, writeIndex, type ShardEntry } from '../src/data/shards.js';
 import { arg, cpuModel, median } from './common.js';
 
@@ -122,6 +123,24 @@ function rawReads(dir: string): void {
   );
 }
 
+/** ns per perm_e(p) over `count` consecutive positions (p = 0.. is what the loader asks for). */
+function permCost(n: number, count: number): number {
+  const perm = new EpochPermutation(n, 1, 0);
+  let sink = 0;
+  const t0 = process.hrtime.bigint();
+  for (let p = 0; p < count; p++) sink += perm.at(p % n);
+  const ns = (ms(t0) * 1e6) / count;
+  if (sink < 0) console.log(sink); // keep the loop
+  return ns;
+}
+
+function permutationCost(dir: string): void {
+  const n = openSplit(dir, 'train').shards.reduce((a, h) => a + sequencesIn(h.tokens, T), 0);
+  permCost(n, 200_000); // warm up the JIT
+  const parts = [n, 1e9].map((m) => `${permCost(m, 2_000_000).toFixed(0)} ns at N = ${m}`);
+  console.log(`perm    train order perm_e(p), Feistel + cycle-walking: ${parts.join(', ')}`);
+}
+
 function timeNext(dir: string, worker: boolean, steps: number, gapMs: number): { first: number; times: number[]; waitMs: number } {
   const loader = PackedLoader.open({ dir, split: 'train', seqLen: T, batch: B, seed: 1, worker });
   const x = new Int32Array(B * T);
@@ -155,6 +174,7 @@ function main(): void {
   try {
     writeData(dir, tokens, nShards);
     rawReads(dir);
+    permutationCost(dir);
 
     const paced = timeNext(dir, true, steps, gapMs);
     const mean = paced.times.reduce((a, b) => a + b, 0) / paced.times.length;

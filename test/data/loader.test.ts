@@ -5,8 +5,25 @@ import { mkdtempSync, rmSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataError } from '../../src/data/errors.js';
-import { PackedLoader, permutation, sequencesIn, Xoshiro128, type LoaderCursor, type PackedLoaderOptions } from '../../src/data/loader.js';
-import { readIndex, SHARD_HEADER_BYTES, ShardWriter, writeIndex, type DataIndex, type ShardEntry, type TokenDtype } from '../../src/data/shards.js';
+import {
+  BatchFiller,
+  EpochPermutation,
+  PackedLoader,
+  sequencesIn,
+  type FillerSpec,
+  type LoaderCursor,
+  type PackedLoaderOptions,
+} from '../../src/data/loader.js';
+import {
+  readIndex,
+  SHARD_HEADER_BYTES,
+  ShardWriter,
+  writeIndex,
+  type DataIndex,
+  type ShardEntry,
+  type ShardHeader,
+  type TokenDtype,
+} from '../../src/data/shards.js';
 
 const SHA = createHash('sha256').update('loader test tokenizer').digest('hex');
 // Base of the token values in the uint32 data sets: above what uint16 holds.
@@ -92,15 +109,108 @@ function throwsData(fn: () => unknown, ...parts: string[]): void {
   });
 }
 
-test('permutation: Fisher-Yates over xoshiro128** is a permutation, deterministic per seed', () => {
-  const a = permutation(1000, new Xoshiro128([1, 2, 3]));
-  assert.deepEqual([...a].sort((x, y) => x - y), Array.from({ length: 1000 }, (_, i) => i));
-  assert.deepEqual(permutation(1000, new Xoshiro128([1, 2, 3])), a);
-  assert.notDeepEqual(permutation(1000, new Xoshiro128([1, 2, 4])), a);
-  // Roughly uniform: each of 4 items lands in position 0 about a quarter of the time.
-  const hits = [0, 0, 0, 0];
-  for (let s = 0; s < 4000; s++) hits[permutation(4, new Xoshiro128([s]))[0]!]!++;
-  for (const h of hits) assert.ok(h > 850 && h < 1150, `position 0 counts ${hits}`);
+/** perm(0..n-1) as an array. */
+function listOf(perm: EpochPermutation): number[] {
+  return Array.from({ length: perm.n }, (_, p) => perm.at(p));
+}
+
+test('EpochPermutation: a bijection of [0, N) for awkward N, deterministic per (seed, epoch)', () => {
+  for (const n of [1, 2, 3, 4, 5, 16, 17, 1000, 4096, 4097]) {
+    const a = listOf(new EpochPermutation(n, 7, 0));
+    assert.deepEqual([...a].sort((x, y) => x - y), Array.from({ length: n }, (_, i) => i), `n = ${n}`);
+    assert.deepEqual(listOf(new EpochPermutation(n, 7, 0)), a, `n = ${n}: deterministic`);
+    if (n >= 5) {
+      assert.notDeepEqual(listOf(new EpochPermutation(n, 8, 0)), a, `n = ${n}: another seed`);
+      assert.notDeepEqual(listOf(new EpochPermutation(n, 7, 1)), a, `n = ${n}: the next epoch`);
+    }
+  }
+  // Seeds beyond 32 bits and negative ones are distinct keys too.
+  const base = listOf(new EpochPermutation(1000, 2 ** 40, 3));
+  assert.notDeepEqual(listOf(new EpochPermutation(1000, 2 ** 40 + 2 ** 32, 3)), base);
+  assert.notDeepEqual(listOf(new EpochPermutation(1000, -(2 ** 40), 3)), base);
+  assert.throws(() => new EpochPermutation(0, 1, 0), RangeError);
+  assert.throws(() => new EpochPermutation(2 ** 52 + 1, 1, 0), RangeError);
+});
+
+test('EpochPermutation: a bijection at N = 10^6 + 3 (bitset), and far from the identity', () => {
+  const n = 1_000_003; // domain 4^10 = 1048576: cycle-walking on the last 4.6%
+  const perm = new EpochPermutation(n, 12345, 2);
+  const seen = new Uint32Array(Math.ceil(n / 32));
+  let fixed = 0;
+  let adjacent = 0; // perm(p + 1) = perm(p) + 1: what a shuffle should almost never keep
+  let prev = -2;
+  for (let p = 0; p < n; p++) {
+    const v = perm.at(p);
+    assert.ok(Number.isInteger(v) && v >= 0 && v < n, `perm(${p}) = ${v}`);
+    const bit = 1 << (v & 31);
+    if (seen[v >>> 5]! & bit) assert.fail(`perm(${p}) = ${v} twice`);
+    seen[v >>> 5]! |= bit;
+    if (v === p) fixed++;
+    if (v === prev + 1) adjacent++;
+    prev = v;
+  }
+  // A random permutation has 1 fixed point and ~1 adjacent pair on average.
+  assert.ok(fixed < 10, `${fixed} fixed points`);
+  assert.ok(adjacent < 10, `${adjacent} adjacent pairs kept`);
+  // Large N beyond what an array could hold: values in range, and distinct on a sample.
+  const big = new EpochPermutation(3e12 + 7, 1, 0);
+  const sample = Array.from({ length: 10_000 }, (_, i) => big.at(i * 299_999_999));
+  assert.ok(sample.every((v) => Number.isSafeInteger(v) && v >= 0 && v < big.n));
+  assert.equal(new Set(sample).size, sample.length);
+});
+
+test('EpochPermutation: roughly uniform over seeds, at a power of 4 and with cycle-walking', () => {
+  for (const n of [4, 5]) {
+    // Where position 0 goes, and what lands at the last position, over 5000 seeds.
+    const first = new Array<number>(n).fill(0);
+    const last = new Array<number>(n).fill(0);
+    for (let s = 0; s < 5000; s++) {
+      const perm = new EpochPermutation(n, s, 0);
+      first[perm.at(0)]!++;
+      last[perm.at(n - 1)]!++;
+    }
+    const e = 5000 / n; // sd ~ sqrt(e) ~ 32-35: 5 sd bounds
+    for (const h of [...first, ...last]) assert.ok(Math.abs(h - e) < 5 * Math.sqrt(e), `n = ${n}: ${first} / ${last}`);
+  }
+});
+
+test('global shuffle: consecutive positions come from different shards (8 equal shards)', () => {
+  // Headers only: locate() never opens a file.
+  const S = 8;
+  const n = 1000; // sequences per shard
+  const header = (s: number): ShardHeader => ({
+    path: `shard-${s}`,
+    version: 1,
+    dtype: 'uint16',
+    tokens: n * T + 1,
+    documents: 1,
+    crc32: 0,
+    tokenizerHash: '0'.repeat(16),
+  });
+  // Empty shards in between and at the end: the search must skip them.
+  const shards = [header(0), { ...header(99), tokens: 5 }, ...Array.from({ length: S - 1 }, (_, s) => header(s + 1))];
+  shards.push({ ...header(100), tokens: 0 });
+  const spec: FillerSpec = { shards, seqLen: T, batch: 8, seed: 4, shuffle: true, rank: 0, worldSize: 1, vocabSize: 1 << 16 };
+  const f = new BatchFiller(spec);
+  assert.equal(f.sequencesPerEpoch, S * n);
+  for (const epoch of [0, 1]) {
+    const at = Array.from({ length: S * n }, (_, q) => f.locate(epoch * S * n + q));
+    const keys = new Set(at.map(({ shard, sequence }) => shard * n + sequence));
+    assert.equal(keys.size, S * n, 'every (shard, sequence) once');
+    assert.ok(at.every(({ shard, sequence }) => shard !== 1 && shard !== S + 1 && sequence >= 0 && sequence < n));
+    let same = 0;
+    for (let q = 1; q < at.length; q++) if (at[q]!.shard === at[q - 1]!.shard) same++;
+    // Expected 1/8; the per-shard shuffle this replaced gave (S*n - S)/(S*n - 1) ~ 0.999.
+    const frac = same / (at.length - 1);
+    assert.ok(frac < 0.2, `epoch ${epoch}: ${frac} of adjacent pairs in one shard`);
+    // A micro-batch of 8 rows spans several shards (~5.25 on average for a uniform draw).
+    let distinct = 0;
+    for (let k = 0; k < n; k++) distinct += new Set(at.slice(k * 8, k * 8 + 8).map((x) => x.shard)).size;
+    assert.ok(distinct / n > 4.5, `${distinct / n} shards per micro-batch of 8`);
+  }
+  const unshuffled = new BatchFiller({ ...spec, shuffle: false });
+  assert.deepEqual(unshuffled.locate(n), { shard: 2, sequence: 0 }, 'index order skips the empty shard');
+  assert.deepEqual(unshuffled.locate(S * n + 5), { shard: 0, sequence: 5 }, 'and wraps per epoch');
 });
 
 for (const shuffle of [false, true]) {
@@ -139,13 +249,14 @@ test('shuffling: deterministic per seed, different for another seed and another 
     const epoch1 = a.rows.slice(N);
     assert.deepEqual([...epoch1].sort(), [...epoch0].sort(), 'each epoch holds every sequence');
     assert.notDeepEqual(epoch1, epoch0, 'a new order every epoch');
-    // Within a shard too: the 128 sequences of shard 3 come as one run, not in file order.
+    // The 128 sequences of shard 3 are spread over the epoch, not one run, and not in file order.
     const lo = WIDE_BASE + 1000 + 37 + 517;
-    const shard3 = epoch0.filter((v) => v >= lo && v < lo + 2049);
+    const inShard3 = epoch0.map((v) => v >= lo && v < lo + 2049);
+    const shard3 = epoch0.filter((_, q) => inShard3[q]);
     assert.equal(shard3.length, 128);
     assert.notDeepEqual(shard3, [...shard3].sort((x, y) => x - y));
-    const at = epoch0.indexOf(shard3[0]!);
-    assert.deepEqual(epoch0.slice(at, at + 128), shard3, "a shard's sequences are consecutive in the stream");
+    const span = inShard3.lastIndexOf(true) - inShard3.indexOf(true) + 1;
+    assert.ok(span > 180, `shard 3 spans ${span} of ${N} positions`);
     assert.equal(a.loader.epoch, 2);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -217,7 +328,7 @@ for (const worker of [false, true]) {
       const cursor: LoaderCursor = JSON.parse(JSON.stringify(first.cursor()));
       first.close();
       assert.equal(cursor.batches, 25);
-      assert.equal(cursor.kind, 'packed-v1');
+      assert.equal(cursor.kind, 'packed-v2');
       for (const w of [worker, !worker]) {
         const rest = take(dir, { ...opts, worker: w, cursor }, 35);
         assert.deepEqual(rest.inputs, full.inputs.slice(25));
@@ -242,6 +353,9 @@ test('a cursor that disagrees with the loader: an error naming the fields', () =
     throwsData(() => PackedLoader.open({ ...opts, rank: 1, worldSize: 2, cursor }), 'worldSize', 'rank');
     throwsData(() => PackedLoader.open({ ...opts, dir: other.dir, cursor }), 'fingerprint', 'the data directory changed');
     throwsData(() => PackedLoader.open({ ...opts, cursor: { ...cursor, kind: 'other' } as unknown as LoaderCursor }), 'kind');
+    // A cursor of the per-shard shuffle: its positions mean other sequences now.
+    const v1 = { ...cursor, kind: 'packed-v1' } as unknown as LoaderCursor;
+    throwsData(() => PackedLoader.open({ ...opts, cursor: v1 }), 'kind', 'packed-v2');
   } finally {
     rmSync(dir, { recursive: true, force: true });
     rmSync(other.dir, { recursive: true, force: true });
