@@ -24,13 +24,70 @@
 // plain text: the literal string "<|end_of_text|>" in the input is encoded as ordinary bytes,
 // never as the special token (Hugging Face's default would match it); add special ids yourself.
 import { createHash } from 'node:crypto';
+import { CACHE_LIMIT, MergeTable } from './tokenizer_merge.js';
+import { byteToUnicode, GPT2_PATTERN } from './tokenizer_parts.js';
+
+export { byteToUnicode, GPT2_PATTERN } from './tokenizer_parts.js';
+export { HfTokenizer, loadTokenizer } from './tokenizer_hf.js';
 
 /** Bump when training or encoding changes the ids it produces (it keys the data caches). */
 export const TOKENIZER_VERSION = 1;
 
-/** The GPT-2 pre-tokenizer pattern, as written into tokenizer.json. */
-export const GPT2_PATTERN =
-  "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+export interface EncodeOptions {
+  /**
+   * Match special tokens written in the text ("<|end_of_text|>", "<s>") and emit their ids.
+   * Default false: the text is plain text and a special token's spelling is encoded like any
+   * other characters.
+   */
+  allowSpecial?: boolean;
+}
+
+/**
+ * What the data pipeline and the trainer need of a tokenizer: `BpeTokenizer` (trained here)
+ * and `HfTokenizer` (any byte-level or SentencePiece-style BPE tokenizer.json) implement it.
+ */
+export interface Tokenizer {
+  /** 'byte-level-bpe' (GPT-2, Llama 3, ours) or 'sentencepiece-bpe' (Llama 2). */
+  readonly kind: string;
+  /** One more than the largest id. */
+  readonly vocabSize: number;
+  /** Begin-of-text, end-of-text (document separator) and padding ids; -1 when there is none. */
+  readonly bosId: number;
+  readonly eosId: number;
+  readonly padId: number;
+  /** Token ids of `text`. Never adds BOS or EOS. */
+  encode(text: string, opts?: EncodeOptions): Int32Array;
+  /** Text of `ids`; bytes that do not form valid UTF-8 become U+FFFD. */
+  decode(ids: ArrayLike<number>): string;
+  /** A Hugging Face tokenizer.json object that loads back to the same ids. */
+  toJSON(): TokenizerJson;
+  /** sha256 (hex) of JSON.stringify(toJSON()). */
+  hash(): string;
+}
+
+/** A BPE tokenizer.json object (the top-level keys the Hugging Face library writes). */
+export interface TokenizerJson {
+  version: string;
+  truncation: unknown;
+  padding: unknown;
+  added_tokens: HfAddedToken[];
+  normalizer: unknown;
+  pre_tokenizer: unknown;
+  post_processor: unknown;
+  decoder: unknown;
+  model: {
+    type: 'BPE';
+    dropout: unknown;
+    unk_token: string | null;
+    continuing_subword_prefix: string | null;
+    end_of_word_suffix: string | null;
+    fuse_unk: boolean;
+    byte_fallback: boolean;
+    ignore_merges: boolean;
+    vocab: Record<string, number>;
+    merges: Array<string | [string, string]>;
+  };
+}
 
 /** The same pattern for JavaScript: `\s` spelled as Unicode White_Space (see the header). */
 const JS_PATTERN = GPT2_PATTERN.replaceAll('\\s', '\\p{White_Space}').replaceAll(
@@ -44,14 +101,6 @@ export const DEFAULT_SPECIALS: readonly string[] = [
   '<|pad|>',
 ];
 
-const NO_RANK = 0x7fffffff;
-/**
- * Words at least this many bytes long are merged with a heap instead of a linear scan. Both give
- * identical ids (tested); the scan is O(n^2) but faster for the usual word of under 20 bytes.
- */
-const LONG_WORD = 64;
-/** The per-word encoding cache is cleared when it reaches this many entries. */
-const CACHE_LIMIT = 1 << 20;
 
 /** Splits text into GPT-2 pre-tokens (the units BPE never merges across). */
 export function preTokenize(text: string): string[] {
@@ -59,21 +108,6 @@ export function preTokenize(text: string): string[] {
   const out: string[] = [];
   for (let m = re.exec(text); m !== null; m = re.exec(text)) out.push(m[0]);
   return out;
-}
-
-let byteCharsMemo: string[] | undefined;
-
-/** GPT-2's bytes_to_unicode: byte value -> the printable character that stands for it. */
-export function byteToUnicode(): readonly string[] {
-  if (byteCharsMemo) return byteCharsMemo;
-  const chars = new Array<string>(256);
-  let extra = 0;
-  for (let b = 0; b < 256; b++) {
-    const printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-    chars[b] = String.fromCharCode(printable ? b : 256 + extra++);
-  }
-  byteCharsMemo = chars;
-  return chars;
 }
 
 interface Special {
@@ -93,7 +127,8 @@ interface TokenizerParts {
 
 const utf8 = new TextEncoder();
 
-export class BpeTokenizer {
+export class BpeTokenizer implements Tokenizer {
+  readonly kind = 'byte-level-bpe';
   readonly vocabSize: number;
   /** Id of the first special (begin of text), -1 if the tokenizer has none. */
   readonly bosId: number;
@@ -106,14 +141,12 @@ export class BpeTokenizer {
   private readonly byteIds: Int32Array;
   private readonly mergeTriples: Array<[number, number, number]>;
   private readonly specialTokens: Special[];
-  private readonly mergeResult: Int32Array;
-  /** (left * vocabSize + right) -> rank. */
-  private readonly pairRank = new Map<number, number>();
+  private readonly table: MergeTable;
   private readonly re = new RegExp(JS_PATTERN, 'gu');
   private readonly cache = new Map<string, Int32Array>();
   private readonly decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
   private scratchBytes = new Uint8Array(256);
-  private scratchRanks = new Int32Array(LONG_WORD);
+  private specialRe: RegExp | undefined;
 
   private constructor(parts: TokenizerParts) {
     this.tokenBytesById = parts.tokenBytes;
@@ -121,13 +154,7 @@ export class BpeTokenizer {
     this.byteIds = parts.byteIds;
     this.mergeTriples = parts.merges;
     this.specialTokens = parts.specials;
-    this.mergeResult = new Int32Array(parts.merges.length);
-    const V = this.vocabSize;
-    parts.merges.forEach(([l, r, m], rank) => {
-      this.mergeResult[rank] = m;
-      const key = l * V + r;
-      if (!this.pairRank.has(key)) this.pairRank.set(key, rank);
-    });
+    this.table = new MergeTable(parts.merges, this.vocabSize, 'first');
     this.bosId = parts.specials[0]?.id ?? -1;
     this.eosId = parts.specials[1]?.id ?? -1;
     this.padId = parts.specials[2]?.id ?? -1;
@@ -346,8 +373,12 @@ export class BpeTokenizer {
   // ---------------------------------------------------------------------------------------
   // Encoding and decoding
 
-  /** Token ids of `text` (no special tokens added; see the header). */
-  encode(text: string): Int32Array {
+  /**
+   * Token ids of `text`. No special tokens are added; with `allowSpecial` the specials'
+   * spellings in the text become their ids (longest first), otherwise they are plain text.
+   */
+  encode(text: string, opts: EncodeOptions = {}): Int32Array {
+    if (opts.allowSpecial && this.specialTokens.length > 0) return this.encodeWithSpecials(text);
     let out = new Int32Array(Math.max(16, text.length + (text.length >> 3)));
     let n = 0;
     const re = this.re;
@@ -373,6 +404,34 @@ export class BpeTokenizer {
       }
     }
     return out.slice(0, n);
+  }
+
+  private encodeWithSpecials(text: string): Int32Array {
+    if (!this.specialRe) {
+      const alts = this.specialTokens
+        .map((s) => s.content)
+        .sort((a, b) => b.length - a.length)
+        .map((c) => c.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&'));
+      this.specialRe = new RegExp(alts.join('|'), 'g');
+    }
+    const idOf = new Map(this.specialTokens.map((s) => [s.content, s.id]));
+    const parts: Int32Array[] = [];
+    let prev = 0;
+    const re = this.specialRe;
+    re.lastIndex = 0;
+    for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+      if (m.index > prev) parts.push(this.encode(text.slice(prev, m.index)));
+      parts.push(Int32Array.of(idOf.get(m[0])!));
+      prev = m.index + m[0].length;
+    }
+    if (prev < text.length) parts.push(this.encode(text.slice(prev)));
+    const out = new Int32Array(parts.reduce((k, p) => k + p.length, 0));
+    let off = 0;
+    for (const p of parts) {
+      out.set(p, off);
+      off += p.length;
+    }
+    return out;
   }
 
   /** Text of `ids`; bytes that are not valid UTF-8 (a partial character) become U+FFFD. */
@@ -402,10 +461,6 @@ export class BpeTokenizer {
     }
   }
 
-  private rankOf(left: number, right: number): number {
-    return this.pairRank.get(left * this.vocabSize + right) ?? NO_RANK;
-  }
-
   /** BPE of one pre-token: merges by rank, lowest first, leftmost among equals. */
   private encodeWord(word: string): Int32Array {
     if (this.scratchBytes.length < word.length * 3) {
@@ -414,75 +469,7 @@ export class BpeTokenizer {
     const n = utf8.encodeInto(word, this.scratchBytes).written;
     const ids = new Int32Array(n);
     for (let i = 0; i < n; i++) ids[i] = this.byteIds[this.scratchBytes[i]];
-    if (n < 2) return ids;
-    if (n >= LONG_WORD) return this.mergeLong(ids);
-
-    // Short word: keep the rank of every adjacent pair, take the smallest, splice.
-    const ranks = this.scratchRanks;
-    let len = n;
-    for (let i = 0; i + 1 < len; i++) ranks[i] = this.rankOf(ids[i], ids[i + 1]);
-    for (;;) {
-      let best = NO_RANK;
-      let at = -1;
-      for (let i = 0; i + 1 < len; i++) {
-        if (ranks[i] < best) {
-          best = ranks[i];
-          at = i;
-        }
-      }
-      if (at < 0) break;
-      ids[at] = this.mergeResult[best];
-      ids.copyWithin(at + 1, at + 2, len);
-      ranks.copyWithin(at + 1, at + 2, len - 1);
-      len--;
-      if (at > 0) ranks[at - 1] = this.rankOf(ids[at - 1], ids[at]);
-      if (at + 1 < len) ranks[at] = this.rankOf(ids[at], ids[at + 1]);
-    }
-    return ids.slice(0, len);
-  }
-
-  /** Same result as the short-word loop, in O(n log n): a heap of (rank, position). */
-  private mergeLong(sym: Int32Array): Int32Array {
-    const n = sym.length;
-    const next = new Int32Array(n);
-    const prev = new Int32Array(n);
-    const alive = new Uint8Array(n).fill(1);
-    for (let i = 0; i < n; i++) {
-      next[i] = i + 1 < n ? i + 1 : -1;
-      prev[i] = i - 1;
-    }
-    // Entry = rank * n + position: pops lowest rank, then leftmost position.
-    const heap = new MinHeap();
-    for (let i = 0; i + 1 < n; i++) {
-      const r = this.rankOf(sym[i], sym[i + 1]);
-      if (r !== NO_RANK) heap.push(r * n + i);
-    }
-    let len = n;
-    while (heap.size > 0) {
-      const e = heap.pop();
-      const rank = Math.floor(e / n);
-      const p = e - rank * n;
-      const q = next[p];
-      if (!alive[p] || q < 0 || this.rankOf(sym[p], sym[q]) !== rank) continue; // stale
-      sym[p] = this.mergeResult[rank];
-      alive[q] = 0;
-      len--;
-      const qn = next[q];
-      next[p] = qn;
-      if (qn >= 0) prev[qn] = p;
-      const pp = prev[p];
-      if (pp >= 0) {
-        const r = this.rankOf(sym[pp], sym[p]);
-        if (r !== NO_RANK) heap.push(r * n + pp);
-      }
-      if (qn >= 0) {
-        const r = this.rankOf(sym[p], sym[qn]);
-        if (r !== NO_RANK) heap.push(r * n + p);
-      }
-    }
-    const out = new Int32Array(len);
-    for (let i = 0, j = 0; i >= 0; i = next[i]) out[j++] = sym[i];
-    return out;
+    return this.table.merge(ids);
   }
 
   // ---------------------------------------------------------------------------------------
@@ -724,47 +711,5 @@ class PairHeap {
       this.swap(c, i);
       i = c;
     }
-  }
-}
-
-/** Binary min-heap of numbers. */
-class MinHeap {
-  private a: number[] = [];
-
-  get size(): number {
-    return this.a.length;
-  }
-
-  push(v: number): void {
-    const a = this.a;
-    let i = a.length;
-    a.push(v);
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (a[p] <= v) break;
-      a[i] = a[p];
-      i = p;
-    }
-    a[i] = v;
-  }
-
-  pop(): number {
-    const a = this.a;
-    const top = a[0];
-    const v = a.pop()!;
-    const n = a.length;
-    if (n > 0) {
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= n) break;
-        const c = l + 1 < n && a[l + 1] < a[l] ? l + 1 : l;
-        if (a[c] >= v) break;
-        a[i] = a[c];
-        i = c;
-      }
-      a[i] = v;
-    }
-    return top;
   }
 }

@@ -1,0 +1,670 @@
+// Any BPE tokenizer.json of the GPT-2 / Llama 3 (byte-level) and Llama 2 (SentencePiece-style:
+// byte fallback, "▁" for spaces) families, encoding and decoding exactly as the Hugging Face
+// `tokenizers` library does. Parts (normalizer, pre-tokenizer, decoder) are in
+// tokenizer_parts.ts, the merge step in tokenizer_merge.ts.
+//
+// encode(text), in the library's order:
+//   1. added tokens with normalized=false are found in the raw text, leftmost then longest
+//      first, with their lstrip / rstrip / single_word options;
+//   2. each piece between them is normalized, and added tokens with normalized=true are found
+//      in the normalized piece (their content normalized the same way);
+//   3. each remaining piece is split by the pre-tokenizer into words;
+//   4. each word goes through the BPE model: characters (byte-level: the UTF-8 bytes through
+//      GPT-2's byte table) looked up in the vocab, unknown ones as <0xNN> byte tokens
+//      (byte_fallback) or the unk token (fused with fuse_unk) or dropped when there is no unk
+//      token; ignore_merges: a word that is itself in the vocab is that one id; then the merges
+//      by rank. Words are cached (CACHE_LIMIT entries, then the cache is cleared).
+// Special added tokens (special=true) are matched only with { allowSpecial: true }:
+// encode(text) is the library's encode(text, add_special_tokens=False) with
+// encode_special_tokens=True (specials are plain text), encode(text, { allowSpecial: true })
+// the same with encode_special_tokens=False (its default). Non-special added tokens always
+// match, as in the library. The post-processor is never run: encode adds no BOS / EOS.
+//
+// decode(ids): each id's token (an added token's content, else the vocab entry) through the
+// decoder; with no decoder the tokens are joined with spaces, as the library does.
+//
+// Roles (bosId, eosId, padId; -1 when none): BOS is the special token the post-processor's
+// single template puts before $A (Llama 2 "<s>", Llama 3 "<|begin_of_text|>"), EOS the one it
+// puts after $A; where the template has none, the first of these names that exists (added
+// tokens, then the vocab): BOS <|begin_of_text|> <s> <|startoftext|> <|endoftext|>, EOS
+// <|end_of_text|> </s> <|endoftext|> <|eot_id|>. PAD is `padding.pad_id` when padding is set,
+// else the first of <pad> <|pad|> <|finetune_right_pad_id|>.
+//
+// Where this differs from the library: `truncation` and `padding` are not applied (encode
+// never cuts or pads); a lone surrogate in the input (which the library cannot take) is
+// encoded as U+FFFD, as TextEncoder does; decode throws on an id with no token (the library
+// skips it); BPE dropout (random merges) is refused.
+//
+// SentencePiece-style speed: with no pre-tokenizer a whole text is one word. Where it is
+// provably the same, the word is cut before each run of "▁" and the pieces are cached like
+// words: BPE never merges across such a cut when no merge joins a token ending in another
+// character to one starting with "▁" (a merge across the cut would have to), "▁" is in the
+// vocab, and neither ignore_merges nor a subword prefix / suffix is set. Otherwise the whole
+// word is merged with the O(n log n) heap.
+//
+// Measured speed: see the header of tokenizer.ts.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { DataError } from './errors.js';
+import type { EncodeOptions, HfAddedToken, Tokenizer, TokenizerJson } from './tokenizer.js';
+import { CACHE_LIMIT, MergeTable } from './tokenizer_merge.js';
+import {
+  byteToUnicode,
+  parseDecoder,
+  parseNormalizer,
+  parsePreTokenizer,
+  toByteChars,
+  tokenByteLevelBytes,
+  type Decoder,
+  type Emit,
+  type Fail,
+  type Normalizer,
+} from './tokenizer_parts.js';
+
+/** Words longer than this (UTF-16 units) are not cached (the library: 256 bytes). */
+const CACHE_WORD_MAX = 256;
+const SPACE_MARK = '\u2581'; // ▁
+
+const ROLE_NAMES = {
+  bos: ['<|begin_of_text|>', '<s>', '<|startoftext|>', '<|endoftext|>'],
+  eos: ['<|end_of_text|>', '</s>', '<|endoftext|>', '<|eot_id|>'],
+  pad: ['<pad>', '<|pad|>', '<|finetune_right_pad_id|>'],
+};
+
+const utf8 = new TextEncoder();
+const lossy = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
+
+interface AddedInfo {
+  id: number;
+  content: string;
+  special: boolean;
+  lstrip: boolean;
+  rstrip: boolean;
+  singleWord: boolean;
+  normalized: boolean;
+}
+
+type Obj = Record<string, unknown>;
+
+/** Reads a tokenizer.json file; every problem is a DataError naming the file. */
+export function loadTokenizer(path: string): HfTokenizer {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new DataError(`${path}: cannot read tokenizer file (${(e as Error).message})`);
+  }
+  let obj: unknown;
+  try {
+    obj = JSON.parse(text);
+  } catch (e) {
+    throw new DataError(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+  return HfTokenizer.fromJSON(obj, path);
+}
+
+export class HfTokenizer implements Tokenizer {
+  readonly kind: 'byte-level-bpe' | 'sentencepiece-bpe';
+  readonly vocabSize: number;
+  readonly bosId: number;
+  readonly eosId: number;
+  readonly padId: number;
+  /** Id of model.unk_token, -1 if none. */
+  readonly unkId: number;
+
+  private readonly json: Obj;
+  private readonly modelJson: Obj;
+  private readonly vocab: Map<string, number>;
+  private readonly addedByContent: Map<string, AddedInfo>;
+  /** id -> token: an added token's content, else the vocab entry. */
+  private readonly tokens: Array<string | undefined>;
+  private readonly table: MergeTable;
+  private readonly normalizer: Normalizer | undefined;
+  private readonly decoder: Decoder | undefined;
+  private readonly byteDecode: boolean;
+  private idBytes: Array<Uint8Array | undefined> = [];
+  private readonly pre: Emit;
+  private readonly bytesToModel: boolean;
+  private readonly rawAdded: AddedMatcher | undefined;
+  private readonly normAdded: AddedMatcher | undefined;
+
+  // The BPE model's options.
+  private readonly unkToken: string | null;
+  private readonly fuseUnk: boolean;
+  private readonly byteFallback: boolean;
+  private readonly ignoreMerges: boolean;
+  private readonly prefix: string | null;
+  private readonly suffix: string | null;
+  /** Id of each byte's GPT-2 character, -1 if not in the vocab (byte-level only). */
+  private readonly byteIds = new Int32Array(256).fill(-1);
+  private readonly allBytesKnown: boolean;
+  /** Id of each byte's <0xNN> token, -1 if not in the vocab. */
+  private readonly fallbackIds = new Int32Array(256).fill(-1);
+  /** Cuts a SentencePiece-style word into cacheable pieces (see the header), when exact. */
+  private readonly unitRe: RegExp | undefined;
+
+  private readonly cache = new Map<string, Int32Array>();
+  private buf = new Int32Array(1024);
+  private n = 0;
+  private scratch = new Uint8Array(256);
+
+  private constructor(json: Obj, source: string) {
+    const fail: Fail = (path, why) => {
+      throw new DataError(`${source}: ${path}: ${why}`);
+    };
+    this.json = json;
+    const model = (json.model ?? fail('model', 'missing')) as Obj;
+    if (typeof model !== 'object' || Array.isArray(model)) fail('model', 'expected an object');
+    if (model.type !== 'BPE') {
+      if (model.type === undefined) fail('model.type', 'missing');
+      fail('model.type', `${JSON.stringify(model.type)} is not supported (only "BPE")`);
+    }
+    this.modelJson = model;
+    if (model.dropout !== undefined && model.dropout !== null && model.dropout !== 0) {
+      fail('model.dropout', 'BPE dropout (random merges) is not supported');
+    }
+    const optString = (key: string): string | null => {
+      const v = model[key];
+      if (v === undefined || v === null) return null;
+      if (typeof v !== 'string') fail(`model.${key}`, 'expected a string or null');
+      return v as string;
+    };
+    const optBool = (key: string): boolean => {
+      const v = model[key];
+      if (v === undefined || v === null) return false;
+      if (typeof v !== 'boolean') fail(`model.${key}`, 'expected true or false');
+      return v as boolean;
+    };
+    this.unkToken = optString('unk_token');
+    this.prefix = optString('continuing_subword_prefix');
+    this.suffix = optString('end_of_word_suffix');
+    this.fuseUnk = optBool('fuse_unk');
+    this.byteFallback = optBool('byte_fallback');
+    this.ignoreMerges = optBool('ignore_merges');
+
+    // Vocab.
+    const vocabJson = model.vocab;
+    if (!vocabJson || typeof vocabJson !== 'object' || Array.isArray(vocabJson)) fail('model.vocab', 'expected an object');
+    this.vocab = new Map();
+    let maxId = -1;
+    for (const [tok, id] of Object.entries(vocabJson as Obj)) {
+      if (!Number.isInteger(id) || (id as number) < 0 || (id as number) > 0x7fffffff) {
+        fail(`model.vocab[${JSON.stringify(tok)}]`, `id ${JSON.stringify(id)} is not a non-negative integer`);
+      }
+      this.vocab.set(tok, id as number);
+      if ((id as number) > maxId) maxId = id as number;
+    }
+
+    // Added tokens.
+    const addedJson = json.added_tokens ?? [];
+    if (!Array.isArray(addedJson)) fail('added_tokens', 'expected an array');
+    const added: AddedInfo[] = (addedJson as unknown[]).map((t, i) => {
+      const p = `added_tokens[${i}]`;
+      if (!t || typeof t !== 'object') fail(p, 'expected an object');
+      const o = t as Obj;
+      if (!Number.isInteger(o.id) || (o.id as number) < 0) fail(`${p}.id`, 'expected a non-negative integer');
+      if (typeof o.content !== 'string' || o.content === '') fail(`${p}.content`, 'expected a non-empty string');
+      const flag = (key: string, dflt: boolean): boolean => {
+        const v = o[key];
+        if (v === undefined || v === null) return dflt;
+        if (typeof v !== 'boolean') fail(`${p}.${key}`, 'expected true or false');
+        return v as boolean;
+      };
+      const info: AddedInfo = {
+        id: o.id as number,
+        content: o.content as string,
+        special: flag('special', false),
+        lstrip: flag('lstrip', false),
+        rstrip: flag('rstrip', false),
+        singleWord: flag('single_word', false),
+        normalized: flag('normalized', true),
+      };
+      const inVocab = this.vocab.get(info.content);
+      if (inVocab !== undefined && inVocab !== info.id) {
+        fail(`${p}.id`, `${info.id} but model.vocab gives ${JSON.stringify(info.content)} the id ${inVocab}`);
+      }
+      if (info.id > maxId) maxId = info.id;
+      return info;
+    });
+    this.addedByContent = new Map(added.map((a) => [a.content, a]));
+    this.vocabSize = maxId + 1;
+    this.tokens = new Array<string | undefined>(this.vocabSize);
+    for (const [tok, id] of this.vocab) if (this.tokens[id] === undefined) this.tokens[id] = tok;
+    for (const a of added) this.tokens[a.id] = a.content;
+
+    // Merges: [left, right] strings; the merged token is left + right without the prefix.
+    if (!Array.isArray(model.merges)) fail('model.merges', 'expected an array');
+    const prefixLen = this.prefix?.length ?? 0;
+    const mergeStrings: Array<[string, string]> = [];
+    const triples = (model.merges as unknown[]).map((m, rank): [number, number, number] => {
+      const p = `model.merges[${rank}]`;
+      let pair: [string, string];
+      if (typeof m === 'string') {
+        const parts = m.split(' ');
+        if (parts.length !== 2) fail(p, `${JSON.stringify(m)} is not two tokens separated by one space`);
+        pair = [parts[0], parts[1]];
+      } else if (Array.isArray(m) && m.length === 2 && typeof m[0] === 'string' && typeof m[1] === 'string') {
+        pair = [m[0], m[1]];
+      } else return fail(p, 'expected "left right" or ["left", "right"]');
+      const merged = pair[0] + pair[1].slice(prefixLen);
+      const ids = [pair[0], pair[1], merged].map((tok) => {
+        const id = this.vocab.get(tok);
+        if (id === undefined) fail(p, `${JSON.stringify(m)} names ${JSON.stringify(tok)}, which is not in model.vocab`);
+        return id!;
+      });
+      mergeStrings.push(pair);
+      return [ids[0], ids[1], ids[2]];
+    });
+    this.table = new MergeTable(triples, this.vocabSize, 'last');
+
+    const unk = this.unkToken === null ? undefined : this.vocab.get(this.unkToken);
+    this.unkId = unk ?? -1;
+    for (let b = 0; b < 256; b++) {
+      const id = this.vocab.get(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
+      if (id !== undefined) this.fallbackIds[b] = id;
+    }
+
+    // Parts.
+    this.normalizer = parseNormalizer(json.normalizer, 'normalizer', fail);
+    const preTok = parsePreTokenizer(json.pre_tokenizer, 'pre_tokenizer', fail);
+    this.bytesToModel = preTok.bytesToModel;
+    this.decoder = parseDecoder(json.decoder, 'decoder', fail);
+    const dec = json.decoder as Obj | null | undefined;
+    this.byteDecode = !!dec && dec.type === 'ByteLevel';
+    this.kind = preTok.byteLevel ? 'byte-level-bpe' : 'sentencepiece-bpe';
+
+    const chars = byteToUnicode();
+    let known = 0;
+    for (let b = 0; b < 256; b++) {
+      const id = this.vocab.get(chars[b]);
+      if (id !== undefined) {
+        this.byteIds[b] = id;
+        known++;
+      }
+    }
+    this.allBytesKnown = known === 256 && this.prefix === null && this.suffix === null;
+
+    const exactCuts =
+      !preTok.byteLevel &&
+      this.vocab.has(SPACE_MARK) &&
+      !this.ignoreMerges &&
+      this.prefix === null &&
+      this.suffix === null &&
+      !(this.unkToken ?? '').endsWith(SPACE_MARK) &&
+      mergeStrings.every(([l, r]) => !(r.startsWith(SPACE_MARK) && !l.endsWith(SPACE_MARK)));
+    this.unitRe = exactCuts ? /\u2581*[^\u2581]+|\u2581+/g : undefined;
+
+    // Added-token matchers: normalized=false on the raw text, normalized=true after the normalizer.
+    const raw = added.filter((a) => !a.normalized);
+    const norm = added.filter((a) => a.normalized);
+    this.rawAdded = raw.length > 0 ? new AddedMatcher(raw, (a) => a.content) : undefined;
+    this.normAdded =
+      norm.length > 0 ? new AddedMatcher(norm, (a) => (this.normalizer ? this.normalizer(a.content) : a.content)) : undefined;
+
+    // The pre-tokenizer's steps chained, ending in the model.
+    let emit: Emit = (word) => this.encodeWord(word);
+    for (let k = preTok.steps.length - 1; k >= 0; k--) {
+      const step = preTok.steps[k];
+      const next = emit;
+      emit = (piece, first) => step.split(piece, first, next);
+    }
+    this.pre = emit;
+
+    // Roles.
+    const idOf = (name: string): number => this.tokenToId(name) ?? -1;
+    const byName = (names: string[]): number => {
+      for (const name of names) {
+        const id = idOf(name);
+        if (id >= 0) return id;
+      }
+      return -1;
+    };
+    const tpl = templateRoles(json.post_processor);
+    this.bosId = tpl.bos ?? byName(ROLE_NAMES.bos);
+    this.eosId = tpl.eos ?? byName(ROLE_NAMES.eos);
+    const padding = json.padding as Obj | null | undefined;
+    this.padId =
+      padding && typeof padding === 'object' && Number.isInteger(padding.pad_id)
+        ? (padding.pad_id as number)
+        : byName(ROLE_NAMES.pad);
+  }
+
+  /**
+   * A tokenizer from a parsed tokenizer.json object; `source` (a file name) starts every
+   * error message.
+   */
+  static fromJSON(obj: unknown, source = 'tokenizer.json'): HfTokenizer {
+    if (!obj || typeof obj !== 'object' || Array.isArray(obj)) {
+      throw new DataError(`${source}: expected a JSON object at the top level`);
+    }
+    return new HfTokenizer(obj as Obj, source);
+  }
+
+  /** Id of a token (added tokens first, then the vocab), as the library's token_to_id. */
+  tokenToId(token: string): number | undefined {
+    return this.addedByContent.get(token)?.id ?? this.vocab.get(token);
+  }
+
+  /** The token string of an id (an added token's content, else its vocab entry). */
+  idToToken(id: number): string | undefined {
+    return this.tokens[id];
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Encoding
+
+  /** Token ids of `text` (see the header for what allowSpecial does). Never adds BOS / EOS. */
+  encode(text: string, opts: EncodeOptions = {}): Int32Array {
+    const allowSpecial = opts.allowSpecial ?? false;
+    if (!(text as unknown as { isWellFormed(): boolean }).isWellFormed()) {
+      text = (text as unknown as { toWellFormed(): string }).toWellFormed();
+    }
+    this.n = 0;
+    const m = this.rawAdded;
+    if (m && (allowSpecial || m.hasNonSpecial)) {
+      for (const [s, e, id] of m.split(text, allowSpecial)) {
+        if (id >= 0) this.push(id);
+        else this.encodeNormalized(text.slice(s, e), s === 0, allowSpecial);
+      }
+    } else this.encodeNormalized(text, true, allowSpecial);
+    const out = this.buf.slice(0, this.n);
+    if (this.buf.length > 1 << 20) this.buf = new Int32Array(1024);
+    return out;
+  }
+
+  private encodeNormalized(piece: string, first: boolean, allowSpecial: boolean): void {
+    if (piece.length === 0) return;
+    const s = this.normalizer ? this.normalizer(piece) : piece;
+    const m = this.normAdded;
+    if (m && (allowSpecial || m.hasNonSpecial)) {
+      for (const [a, b, id] of m.split(s, allowSpecial)) {
+        if (id >= 0) this.push(id);
+        else if (b > a) this.pre(s.slice(a, b), first && a === 0);
+      }
+    } else if (s.length > 0) this.pre(s, first);
+  }
+
+  private push(id: number): void {
+    if (this.n === this.buf.length) this.grow(1);
+    this.buf[this.n++] = id;
+  }
+
+  private pushAll(ids: Int32Array): void {
+    if (this.n + ids.length > this.buf.length) this.grow(ids.length);
+    if (ids.length === 1) this.buf[this.n++] = ids[0];
+    else {
+      this.buf.set(ids, this.n);
+      this.n += ids.length;
+    }
+  }
+
+  private grow(extra: number): void {
+    const bigger = new Int32Array(Math.max(this.buf.length * 2, this.n + extra));
+    bigger.set(this.buf.subarray(0, this.n));
+    this.buf = bigger;
+  }
+
+  /** The model on one pre-tokenizer word (cut into exact pieces where possible). */
+  private encodeWord(word: string): void {
+    const re = this.unitRe;
+    if (re === undefined) {
+      this.pushAll(this.wordIds(word));
+      return;
+    }
+    re.lastIndex = 0;
+    for (let m = re.exec(word); m !== null; m = re.exec(word)) this.pushAll(this.wordIds(m[0]));
+  }
+
+  private wordIds(word: string): Int32Array {
+    let ids = this.cache.get(word);
+    if (ids !== undefined) return ids;
+    ids = this.modelWord(word);
+    if (word.length <= CACHE_WORD_MAX) {
+      if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
+      this.cache.set(word, ids);
+    }
+    return ids;
+  }
+
+  private modelWord(word: string): Int32Array {
+    if (this.ignoreMerges) {
+      const id = this.vocab.get(this.bytesToModel ? toByteChars(word) : word);
+      if (id !== undefined) return Int32Array.of(id);
+    }
+    if (this.bytesToModel && this.allBytesKnown) {
+      if (this.scratch.length < word.length * 3) this.scratch = new Uint8Array(word.length * 3);
+      const n = utf8.encodeInto(word, this.scratch).written;
+      const ids = new Int32Array(n);
+      for (let i = 0; i < n; i++) ids[i] = this.byteIds[this.scratch[i]];
+      return this.table.merge(ids);
+    }
+    return this.table.merge(this.initialSymbols(this.bytesToModel ? toByteChars(word) : word));
+  }
+
+  /** The library's per-character start of a word: vocab, else byte fallback, else unk. */
+  private initialSymbols(w: string): Int32Array {
+    const out: number[] = [];
+    let unkPending = false;
+    const chars = [...w];
+    for (let k = 0; k < chars.length; k++) {
+      let s = chars[k];
+      if (k > 0 && this.prefix !== null) s = this.prefix + s;
+      if (k === chars.length - 1 && this.suffix !== null) s = s + this.suffix;
+      const id = this.vocab.get(s);
+      if (id !== undefined) {
+        if (unkPending) {
+          out.push(this.unkId);
+          unkPending = false;
+        }
+        out.push(id);
+        continue;
+      }
+      if (this.byteFallback) {
+        const bytes = utf8.encode(s);
+        let ok = true;
+        for (const b of bytes) if (this.fallbackIds[b] < 0) ok = false;
+        if (ok) {
+          for (const b of bytes) out.push(this.fallbackIds[b]);
+          continue; // as in the library, a pending unk stays pending
+        }
+      }
+      if (this.unkToken !== null) {
+        if (this.unkId < 0) {
+          throw new DataError(`model.unk_token ${JSON.stringify(this.unkToken)} is not in model.vocab`);
+        }
+        if (unkPending && !this.fuseUnk) out.push(this.unkId);
+        unkPending = true;
+      }
+    }
+    if (unkPending) out.push(this.unkId);
+    return Int32Array.from(out);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Decoding
+
+  /** Text of `ids` through the decoder (see the header); throws on an id with no token. */
+  decode(ids: ArrayLike<number>): string {
+    const tokens = new Array<string>(ids.length);
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      const t = Number.isInteger(id) && id >= 0 ? this.tokens[id] : undefined;
+      if (t === undefined) {
+        throw new RangeError(
+          id >= 0 && id < this.vocabSize
+            ? `token id ${id} has no token`
+            : `token id ${id} is out of range [0, ${this.vocabSize})`,
+        );
+      }
+      tokens[i] = t;
+    }
+    if (this.byteDecode) return this.decodeBytes(ids);
+    if (this.decoder) return this.decoder(tokens).join('');
+    return tokens.join(' ');
+  }
+
+  /** The ByteLevel decoder with each id's bytes computed once. */
+  private decodeBytes(ids: ArrayLike<number>): string {
+    let total = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      let b = this.idBytes[id];
+      if (b === undefined) {
+        b = tokenByteLevelBytes(this.tokens[id]!);
+        this.idBytes[id] = b;
+      }
+      total += b.length;
+    }
+    const buf = new Uint8Array(total);
+    let off = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const b = this.idBytes[ids[i]]!;
+      buf.set(b, off);
+      off += b.length;
+    }
+    return lossy.decode(buf);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // tokenizer.json
+
+  /**
+   * The tokenizer.json object: the parts as they were read, the model's vocab in id order and
+   * its merges as given. Loads back to the same ids (and for a file written by
+   * BpeTokenizer.toJSON, is that same object, so the hashes agree).
+   */
+  toJSON(): TokenizerJson {
+    const j = this.json;
+    const m = this.modelJson;
+    const entries = [...this.vocab].sort((a, b) => a[1] - b[1]);
+    const vocab: Record<string, number> = {};
+    for (const [tok, id] of entries) vocab[tok] = id;
+    return {
+      version: (j.version as string | undefined) ?? '1.0',
+      truncation: j.truncation ?? null,
+      padding: j.padding ?? null,
+      added_tokens: (j.added_tokens as HfAddedToken[] | undefined) ?? [],
+      normalizer: j.normalizer ?? null,
+      pre_tokenizer: j.pre_tokenizer ?? null,
+      post_processor: j.post_processor ?? null,
+      decoder: j.decoder ?? null,
+      model: {
+        type: 'BPE',
+        dropout: m.dropout ?? null,
+        unk_token: this.unkToken,
+        continuing_subword_prefix: this.prefix,
+        end_of_word_suffix: this.suffix,
+        fuse_unk: this.fuseUnk,
+        byte_fallback: this.byteFallback,
+        ignore_merges: this.ignoreMerges,
+        vocab,
+        merges: m.merges as Array<string | [string, string]>,
+      },
+    };
+  }
+
+  /** sha256 (hex) of JSON.stringify(toJSON()). */
+  hash(): string {
+    return createHash('sha256').update(JSON.stringify(this.toJSON())).digest('hex');
+  }
+}
+
+/** BOS / EOS ids from a TemplateProcessing (or Bert / Roberta processor), if it names them. */
+function templateRoles(pp: unknown): { bos?: number; eos?: number } {
+  if (!pp || typeof pp !== 'object') return {};
+  const o = pp as Obj;
+  if (o.type === 'Sequence' && Array.isArray(o.processors)) {
+    const out: { bos?: number; eos?: number } = {};
+    for (const p of o.processors) {
+      const r = templateRoles(p);
+      out.bos ??= r.bos;
+      out.eos ??= r.eos;
+    }
+    return out;
+  }
+  if ((o.type === 'RobertaProcessing' || o.type === 'BertProcessing') && Array.isArray(o.cls) && Array.isArray(o.sep)) {
+    return { bos: o.cls[1] as number, eos: o.sep[1] as number };
+  }
+  if (o.type !== 'TemplateProcessing' || !Array.isArray(o.single)) return {};
+  const specials = (o.special_tokens ?? {}) as Record<string, { ids?: number[] }>;
+  const idOf = (piece: unknown): number | undefined => {
+    const name = (piece as { SpecialToken?: { id?: string } }).SpecialToken?.id;
+    const ids = name === undefined ? undefined : specials[name]?.ids;
+    return Array.isArray(ids) && Number.isInteger(ids[0]) ? ids[0] : undefined;
+  };
+  const a = o.single.findIndex((p) => (p as { Sequence?: { id?: string } }).Sequence?.id === 'A');
+  if (a < 0) return {};
+  const before = o.single.slice(0, a).map(idOf).filter((x) => x !== undefined);
+  const after = o.single.slice(a + 1).map(idOf).filter((x) => x !== undefined);
+  return { bos: before[0], eos: after[0] };
+}
+
+const WHITE = /\p{White_Space}/u;
+const WORD_CHAR = /[\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}]/u;
+
+/** Finds added tokens in a text the way the library's AddedVocabulary does. */
+class AddedMatcher {
+  readonly hasNonSpecial: boolean;
+  private readonly re: RegExp;
+  private readonly byPattern = new Map<string, AddedInfo>();
+
+  constructor(tokens: AddedInfo[], patternOf: (a: AddedInfo) => string) {
+    for (const t of tokens) {
+      const p = patternOf(t);
+      if (p.length > 0 && !this.byPattern.has(p)) this.byPattern.set(p, t);
+    }
+    this.hasNonSpecial = tokens.some((t) => !t.special);
+    // Longest first: at the leftmost position, the first alternative that matches is the longest.
+    const alts = [...this.byPattern.keys()]
+      .sort((a, b) => b.length - a.length)
+      .map((p) => p.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&'));
+    this.re = new RegExp(alts.length > 0 ? alts.join('|') : '(?!)', 'g');
+  }
+
+  /** [start, end, id] covering `text`; id -1 for the text between tokens. */
+  split(text: string, allowSpecial: boolean): Array<[number, number, number]> {
+    const out: Array<[number, number, number]> = [];
+    let done = 0;
+    const re = this.re;
+    re.lastIndex = 0;
+    for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+      const tok = this.byPattern.get(m[0])!;
+      let start = m.index;
+      let stop = start + m[0].length;
+      if (tok.special && !allowSpecial) continue;
+      if (tok.singleWord) {
+        const before = start > 0 ? lastChar(text, start) : '';
+        const after = stop < text.length ? String.fromCodePoint(text.codePointAt(stop)!) : '';
+        if ((before && WORD_CHAR.test(before)) || (after && WORD_CHAR.test(after))) continue;
+      }
+      if (tok.lstrip) {
+        let s = start;
+        while (s > 0 && WHITE.test(lastChar(text, s))) s -= lastChar(text, s).length;
+        start = Math.max(s, done);
+      }
+      if (tok.rstrip) {
+        while (stop < text.length) {
+          const c = String.fromCodePoint(text.codePointAt(stop)!);
+          if (!WHITE.test(c)) break;
+          stop += c.length;
+        }
+      }
+      start = Math.max(start, done);
+      if (done < start) out.push([done, start, -1]);
+      out.push([start, stop, tok.id]);
+      done = stop;
+    }
+    if (done < text.length) out.push([done, text.length, -1]);
+    return out;
+  }
+}
+
+/** The code point that ends just before index i. */
+function lastChar(s: string, i: number): string {
+  const c = s.charCodeAt(i - 1);
+  if (c >= 0xdc00 && c <= 0xdfff && i >= 2) {
+    const h = s.charCodeAt(i - 2);
+    if (h >= 0xd800 && h <= 0xdbff) return s.slice(i - 2, i);
+  }
+  return s[i - 1];
+}

@@ -1,0 +1,157 @@
+// The BPE merge step shared by the trained tokenizer (tokenizer.ts) and the loaded ones
+// (tokenizer_hf.ts): given a word's initial symbols, apply the merges by rank, lowest rank
+// first and leftmost first among equal ranks, exactly as the Hugging Face BPE model does
+// (its merge_all: a queue of (rank, position), stale entries skipped).
+
+const NO_RANK = 0x7fffffff;
+/** The per-word encoding caches are cleared when they reach this many entries. */
+export const CACHE_LIMIT = 1 << 20;
+/**
+ * Words at least this many symbols long are merged with a heap instead of a linear scan. Both
+ * give identical ids (tested); the scan is O(n^2) but faster for the usual word of under 20.
+ */
+export const LONG_WORD = 64;
+
+export class MergeTable {
+  /** Number of ids (pair key = left * idSpace + right). */
+  readonly idSpace: number;
+  private readonly pairRank = new Map<number, number>();
+  private readonly mergeResult: Int32Array;
+  private readonly scratchRanks = new Int32Array(LONG_WORD);
+
+  /**
+   * merges[r] = [left id, right id, merged id] for rank r. A pair listed twice keeps its
+   * first rank (`duplicates: 'first'`) or, as the Hugging Face library does (a map built in
+   * rank order), its last (`'last'`).
+   */
+  constructor(merges: ReadonlyArray<readonly [number, number, number]>, idSpace: number, duplicates: 'first' | 'last') {
+    this.idSpace = idSpace;
+    this.mergeResult = new Int32Array(merges.length);
+    merges.forEach(([l, r, m], rank) => {
+      this.mergeResult[rank] = m;
+      const key = l * idSpace + r;
+      if (duplicates === 'last' || !this.pairRank.has(key)) this.pairRank.set(key, rank);
+    });
+  }
+
+  /** Rank of merging (left, right), or NO_RANK. */
+  rankOf(left: number, right: number): number {
+    return this.pairRank.get(left * this.idSpace + right) ?? NO_RANK;
+  }
+
+  /** The merged symbols of `ids` (which it may overwrite). */
+  merge(ids: Int32Array): Int32Array {
+    const n = ids.length;
+    if (n < 2) return ids;
+    if (n >= LONG_WORD) return this.mergeLong(ids);
+
+    // Short word: keep the rank of every adjacent pair, take the smallest, splice.
+    const ranks = this.scratchRanks;
+    let len = n;
+    for (let i = 0; i + 1 < len; i++) ranks[i] = this.rankOf(ids[i], ids[i + 1]);
+    for (;;) {
+      let best = NO_RANK;
+      let at = -1;
+      for (let i = 0; i + 1 < len; i++) {
+        if (ranks[i] < best) {
+          best = ranks[i];
+          at = i;
+        }
+      }
+      if (at < 0) break;
+      ids[at] = this.mergeResult[best];
+      ids.copyWithin(at + 1, at + 2, len);
+      ranks.copyWithin(at + 1, at + 2, len - 1);
+      len--;
+      if (at > 0) ranks[at - 1] = this.rankOf(ids[at - 1], ids[at]);
+      if (at + 1 < len) ranks[at] = this.rankOf(ids[at], ids[at + 1]);
+    }
+    return len === n ? ids : ids.slice(0, len);
+  }
+
+  /** Same result as the short-word loop, in O(n log n): a heap of (rank, position). */
+  private mergeLong(sym: Int32Array): Int32Array {
+    const n = sym.length;
+    const next = new Int32Array(n);
+    const prev = new Int32Array(n);
+    const alive = new Uint8Array(n).fill(1);
+    for (let i = 0; i < n; i++) {
+      next[i] = i + 1 < n ? i + 1 : -1;
+      prev[i] = i - 1;
+    }
+    // Entry = rank * n + position: pops lowest rank, then leftmost position.
+    const heap = new MinHeap();
+    for (let i = 0; i + 1 < n; i++) {
+      const r = this.rankOf(sym[i], sym[i + 1]);
+      if (r !== NO_RANK) heap.push(r * n + i);
+    }
+    let len = n;
+    while (heap.size > 0) {
+      const e = heap.pop();
+      const rank = Math.floor(e / n);
+      const p = e - rank * n;
+      const q = next[p];
+      if (!alive[p] || q < 0 || this.rankOf(sym[p], sym[q]) !== rank) continue; // stale
+      sym[p] = this.mergeResult[rank];
+      alive[q] = 0;
+      len--;
+      const qn = next[q];
+      next[p] = qn;
+      if (qn >= 0) prev[qn] = p;
+      const pp = prev[p];
+      if (pp >= 0) {
+        const r = this.rankOf(sym[pp], sym[p]);
+        if (r !== NO_RANK) heap.push(r * n + pp);
+      }
+      if (qn >= 0) {
+        const r = this.rankOf(sym[p], sym[qn]);
+        if (r !== NO_RANK) heap.push(r * n + p);
+      }
+    }
+    const out = new Int32Array(len);
+    for (let i = 0, j = 0; i >= 0; i = next[i]) out[j++] = sym[i];
+    return out;
+  }
+}
+
+/** Binary min-heap of numbers. */
+class MinHeap {
+  private a: number[] = [];
+
+  get size(): number {
+    return this.a.length;
+  }
+
+  push(v: number): void {
+    const a = this.a;
+    let i = a.length;
+    a.push(v);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (a[p] <= v) break;
+      a[i] = a[p];
+      i = p;
+    }
+    a[i] = v;
+  }
+
+  pop(): number {
+    const a = this.a;
+    const top = a[0];
+    const v = a.pop()!;
+    const n = a.length;
+    if (n > 0) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= n) break;
+        const c = l + 1 < n && a[l + 1] < a[l] ? l + 1 : l;
+        if (a[c] >= v) break;
+        a[i] = a[c];
+        i = c;
+      }
+      a[i] = v;
+    }
+    return top;
+  }
+}
