@@ -48,7 +48,8 @@ class Translator {
         this.ci = this.groups.pop()!;
         this.out += ')';
         this.i++;
-      } else if (c === '.') this.emit('[^\\n]', 1);
+      } else if (c === '|') this.emit('|', 1);
+      else if (c === '.') this.emit('[^\\n]', 1);
       else if (c === '^') this.emit('(?<![^\\n])', 1);
       else if (c === '$') this.emit('(?![^\\n])', 1);
       else if (c === '*' || c === '+' || c === '?') this.quantifier(c, 1);
