@@ -477,7 +477,7 @@ export class BpeTokenizer implements Tokenizer {
 
   /** A Hugging Face `tokenizer.json` object (byte-level BPE, GPT-2 pre-tokenizer). */
   toJSON(): HfTokenizerJson {
-    const vocab: Record<string, number> = {};
+    const vocab: Record<string, number> = Object.create(null); // "__proto__" is a token too
     for (let id = 0; id < this.vocabSize; id++) vocab[this.tokenToString(id)] = id;
     return {
       version: '1.0',

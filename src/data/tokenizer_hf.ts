@@ -140,8 +140,12 @@ export class HfTokenizer implements Tokenizer {
   private readonly allBytesKnown: boolean;
   /** Id of each byte's <0xNN> token, -1 if not in the vocab. */
   private readonly fallbackIds = new Int32Array(256).fill(-1);
-  /** Cuts a SentencePiece-style word into cacheable pieces (see the header), when exact. */
+  /** Cuts a SentencePiece-style word before each run of "▁" (see the header), when exact. */
   private readonly unitRe: RegExp | undefined;
+  /** Otherwise: (last char of left, first char of right) of every merge: no cut between them. */
+  private readonly junctions: PairSet | undefined;
+  /** Code points that are tokens by themselves. */
+  private readonly charTokens = new Set<number>();
 
   private readonly cache = new Map<string, Int32Array>();
   private buf = new Int32Array(1024);
@@ -284,15 +288,23 @@ export class HfTokenizer implements Tokenizer {
     }
     this.allBytesKnown = known === 256 && this.prefix === null && this.suffix === null;
 
-    const exactCuts =
-      !preTok.byteLevel &&
-      this.vocab.has(SPACE_MARK) &&
-      !this.ignoreMerges &&
-      this.prefix === null &&
-      this.suffix === null &&
-      !(this.unkToken ?? '').endsWith(SPACE_MARK) &&
-      mergeStrings.every(([l, r]) => !(r.startsWith(SPACE_MARK) && !l.endsWith(SPACE_MARK)));
-    this.unitRe = exactCuts ? /\u2581*[^\u2581]+|\u2581+/g : undefined;
+    // Exact cuts of long words (see the header).
+    const distinctIds = new Set(this.vocab.values()).size === this.vocab.size;
+    if (!preTok.byteLevel && !this.ignoreMerges && this.prefix === null && this.suffix === null && distinctIds) {
+      const spaceCuts =
+        this.vocab.has(SPACE_MARK) &&
+        !(this.unkToken ?? '').endsWith(SPACE_MARK) &&
+        mergeStrings.every(([l, r]) => !(r.startsWith(SPACE_MARK) && !l.endsWith(SPACE_MARK)));
+      if (spaceCuts) this.unitRe = /\u2581*[^\u2581]+|\u2581+/g;
+      else {
+        this.junctions = new PairSet(mergeStrings.length);
+        for (const [l, r] of mergeStrings) this.junctions.add(lastChar(l, l.length).codePointAt(0)!, r.codePointAt(0)!);
+        for (const tok of this.vocab.keys()) {
+          const cp = tok.codePointAt(0)!;
+          if (tok.length === (cp > 0xffff ? 2 : 1)) this.charTokens.add(cp);
+        }
+      }
+    }
 
     // Added-token matchers: normalized=false on the raw text, normalized=true after the normalizer.
     const raw = added.filter((a) => !a.normalized);
@@ -407,12 +419,30 @@ export class HfTokenizer implements Tokenizer {
   /** The model on one pre-tokenizer word (cut into exact pieces where possible). */
   private encodeWord(word: string): void {
     const re = this.unitRe;
-    if (re === undefined) {
-      this.pushAll(this.wordIds(word));
-      return;
+    if (re !== undefined) {
+      re.lastIndex = 0;
+      for (let m = re.exec(word); m !== null; m = re.exec(word)) this.pushAll(this.wordIds(m[0]));
+    } else if (this.junctions !== undefined && word.length > CACHE_WORD_MAX) this.encodeCut(word);
+    else this.pushAll(this.wordIds(word));
+  }
+
+  /** Cuts between two characters that are tokens and that no merge joins (see the header). */
+  private encodeCut(word: string): void {
+    const junctions = this.junctions!;
+    const chars = this.charTokens;
+    let start = 0;
+    let prev = -1; // previous code point if it is a token, else -1
+    for (let i = 0; i < word.length; ) {
+      const cp = word.codePointAt(i)!;
+      const known = chars.has(cp);
+      if (known && prev >= 0 && !junctions.has(prev, cp)) {
+        this.pushAll(this.wordIds(word.slice(start, i)));
+        start = i;
+      }
+      prev = known ? cp : -1;
+      i += cp > 0xffff ? 2 : 1;
     }
-    re.lastIndex = 0;
-    for (let m = re.exec(word); m !== null; m = re.exec(word)) this.pushAll(this.wordIds(m[0]));
+    this.pushAll(this.wordIds(word.slice(start)));
   }
 
   private wordIds(word: string): Int32Array {
@@ -537,7 +567,7 @@ export class HfTokenizer implements Tokenizer {
     const j = this.json;
     const m = this.modelJson;
     const entries = [...this.vocab].sort((a, b) => a[1] - b[1]);
-    const vocab: Record<string, number> = {};
+    const vocab: Record<string, number> = Object.create(null); // "__proto__" is a token too
     for (const [tok, id] of entries) vocab[tok] = id;
     return {
       version: (j.version as string | undefined) ?? '1.0',
@@ -656,6 +686,44 @@ class AddedMatcher {
     }
     if (done < text.length) out.push([done, text.length, -1]);
     return out;
+  }
+}
+
+/** A set of (int, int) pairs: open addressing, linear probing. */
+class PairSet {
+  private readonly a: Int32Array;
+  private readonly b: Int32Array;
+  private readonly mask: number;
+
+  constructor(capacity: number) {
+    let size = 16;
+    while (size < capacity * 2) size *= 2;
+    this.mask = size - 1;
+    this.a = new Int32Array(size).fill(-1);
+    this.b = new Int32Array(size);
+  }
+
+  private slot(x: number, y: number): number {
+    const h = Math.imul(x, 0x9e3779b1) ^ Math.imul(y + 0x7f4a7c15, 0x85ebca77);
+    return (h ^ (h >>> 15)) & this.mask;
+  }
+
+  add(x: number, y: number): void {
+    let h = this.slot(x, y);
+    while (this.a[h] !== -1) {
+      if (this.a[h] === x && this.b[h] === y) return;
+      h = (h + 1) & this.mask;
+    }
+    this.a[h] = x;
+    this.b[h] = y;
+  }
+
+  has(x: number, y: number): boolean {
+    for (let h = this.slot(x, y); ; h = (h + 1) & this.mask) {
+      const k = this.a[h];
+      if (k === x && this.b[h] === y) return true;
+      if (k === -1) return false;
+    }
   }
 }
 

@@ -13,9 +13,14 @@ export const CACHE_LIMIT = 1 << 20;
 export const LONG_WORD = 64;
 
 export class MergeTable {
-  /** Number of ids (pair key = left * idSpace + right). */
+  /** Number of ids. */
   readonly idSpace: number;
-  private readonly pairRank = new Map<number, number>();
+  // (left, right) -> rank: open addressing with linear probing (a Map keyed by
+  // left * idSpace + right, a double for large vocabularies, measured 3x slower here).
+  private readonly keyLeft: Int32Array;
+  private readonly keyRight: Int32Array;
+  private readonly rank: Int32Array;
+  private readonly mask: number;
   private readonly mergeResult: Int32Array;
   private readonly scratchRanks = new Int32Array(LONG_WORD);
 
@@ -27,16 +32,33 @@ export class MergeTable {
   constructor(merges: ReadonlyArray<readonly [number, number, number]>, idSpace: number, duplicates: 'first' | 'last') {
     this.idSpace = idSpace;
     this.mergeResult = new Int32Array(merges.length);
+    let size = 16;
+    while (size < merges.length * 2) size *= 2;
+    this.mask = size - 1;
+    this.keyLeft = new Int32Array(size).fill(-1);
+    this.keyRight = new Int32Array(size);
+    this.rank = new Int32Array(size);
     merges.forEach(([l, r, m], rank) => {
       this.mergeResult[rank] = m;
-      const key = l * idSpace + r;
-      if (duplicates === 'last' || !this.pairRank.has(key)) this.pairRank.set(key, rank);
+      let h = slot(l, r) & this.mask;
+      while (this.keyLeft[h] !== -1 && !(this.keyLeft[h] === l && this.keyRight[h] === r)) h = (h + 1) & this.mask;
+      if (this.keyLeft[h] === -1 || duplicates === 'last') {
+        this.keyLeft[h] = l;
+        this.keyRight[h] = r;
+        this.rank[h] = rank;
+      }
     });
   }
 
   /** Rank of merging (left, right), or NO_RANK. */
   rankOf(left: number, right: number): number {
-    return this.pairRank.get(left * this.idSpace + right) ?? NO_RANK;
+    const keyLeft = this.keyLeft;
+    const mask = this.mask;
+    for (let h = slot(left, right) & mask; ; h = (h + 1) & mask) {
+      const k = keyLeft[h];
+      if (k === left && this.keyRight[h] === right) return this.rank[h];
+      if (k === -1) return NO_RANK;
+    }
   }
 
   /** The merged symbols of `ids` (which it may overwrite). */
@@ -114,18 +136,25 @@ export class MergeTable {
   }
 }
 
-/** Binary min-heap of numbers. */
-class MinHeap {
-  private a: number[] = [];
+/** Hash of a pair (any bits; the caller masks). */
+function slot(l: number, r: number): number {
+  const h = Math.imul(l, 0x9e3779b1) ^ Math.imul(r + 0x7f4a7c15, 0x85ebca77);
+  return h ^ (h >>> 15);
+}
 
-  get size(): number {
-    return this.a.length;
-  }
+/** Binary min-heap of numbers in a growable Float64Array. */
+class MinHeap {
+  private a = new Float64Array(64);
+  size = 0;
 
   push(v: number): void {
+    if (this.size === this.a.length) {
+      const bigger = new Float64Array(this.a.length * 2);
+      bigger.set(this.a);
+      this.a = bigger;
+    }
     const a = this.a;
-    let i = a.length;
-    a.push(v);
+    let i = this.size++;
     while (i > 0) {
       const p = (i - 1) >> 1;
       if (a[p] <= v) break;
@@ -138,8 +167,8 @@ class MinHeap {
   pop(): number {
     const a = this.a;
     const top = a[0];
-    const v = a.pop()!;
-    const n = a.length;
+    const n = --this.size;
+    const v = a[n];
     if (n > 0) {
       let i = 0;
       for (;;) {
