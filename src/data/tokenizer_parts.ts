@@ -110,6 +110,18 @@ function pattern(o: Obj, path: string, fail: Fail): RegExp {
   return fail(`${path}.pattern`, 'expected { "String": ... } or { "Regex": ... }');
 }
 
+/** A Replace part: every match of `pattern` becomes `content` (taken literally, no $ groups). */
+function replacer(o: Obj, path: string, fail: Fail): (s: string) => string {
+  const content = str(o, 'content', path, fail);
+  const p = obj(o.pattern, `${path}.pattern`, fail);
+  if (typeof p.String === 'string' && p.String !== '') {
+    const literal = p.String;
+    return (s) => (s.includes(literal) ? s.split(literal).join(content) : s);
+  }
+  const re = pattern(o, path, fail);
+  return (s) => s.replace(re, () => content);
+}
+
 function unknownType(path: string, type: unknown, known: string, fail: Fail): never {
   return fail(`${path}.type`, `${JSON.stringify(type)} is not supported (known: ${known})`);
 }
@@ -143,11 +155,8 @@ export function parseNormalizer(cfg: unknown, path: string, fail: Fail): Normali
         return s;
       };
     }
-    case 'Replace': {
-      const re = pattern(o, path, fail);
-      const content = str(o, 'content', path, fail);
-      return (s) => s.replace(re, () => content);
-    }
+    case 'Replace':
+      return replacer(o, path, fail);
     case 'Prepend': {
       const prefix = str(o, 'prepend', path, fail);
       return (s) => (s.length > 0 ? prefix + s : s);
@@ -417,9 +426,8 @@ export function parseDecoder(cfg: unknown, path: string, fail: Fail): Decoder | 
       return (tokens) => tokens.map((t) => strip(t, content, start, stop));
     }
     case 'Replace': {
-      const re = pattern(o, path, fail);
-      const content = str(o, 'content', path, fail);
-      return (tokens) => tokens.map((t) => t.replace(re, () => content));
+      const replace = replacer(o, path, fail);
+      return (tokens) => tokens.map(replace);
     }
     case 'Metaspace': {
       const rep = oneChar(o, 'replacement', path, fail);
