@@ -113,6 +113,8 @@ export class HfTokenizer implements Tokenizer {
   readonly unkId: number;
 
   private readonly json: Obj;
+  /** added_tokens as read, with the ids the library gives them. */
+  private readonly addedJson: HfAddedToken[];
   private readonly modelJson: Obj;
   private readonly vocab: Map<string, number>;
   private readonly addedByContent: Map<string, AddedInfo>;
@@ -199,9 +201,14 @@ export class HfTokenizer implements Tokenizer {
       if ((id as number) > maxId) maxId = id as number;
     }
 
-    // Added tokens.
+    // Added tokens. Their ids are the library's, not the file's `id`: a token in the vocab
+    // has its vocab id, a new one the next id after the vocab (vocab entries, not the largest
+    // id) and the added tokens before it. The two agree in well-formed files.
     const addedJson = json.added_tokens ?? [];
     if (!Array.isArray(addedJson)) fail('added_tokens', 'expected an array');
+    const addedIds = new Map<string, number>();
+    let maxAdded = -1;
+    const modelSize = this.vocab.size;
     const added: AddedInfo[] = (addedJson as unknown[]).map((t, i) => {
       const p = `added_tokens[${i}]`;
       if (!t || typeof t !== 'object') fail(p, 'expected an object');
@@ -223,13 +230,15 @@ export class HfTokenizer implements Tokenizer {
         singleWord: flag('single_word', false),
         normalized: flag('normalized', true),
       };
-      const inVocab = this.vocab.get(info.content);
-      if (inVocab !== undefined && inVocab !== info.id) {
-        fail(`${p}.id`, `${info.id} but model.vocab gives ${JSON.stringify(info.content)} the id ${inVocab}`);
-      }
-      if (info.id > maxId) maxId = info.id;
+      let id = addedIds.get(info.content) ?? this.vocab.get(info.content);
+      if (id === undefined) id = maxAdded < 0 ? modelSize : maxAdded >= modelSize || modelSize === 0 ? maxAdded + 1 : modelSize;
+      addedIds.set(info.content, id);
+      info.id = id;
+      if (id > maxAdded) maxAdded = id;
+      if (id > maxId) maxId = id;
       return info;
     });
+    this.addedJson = (addedJson as HfAddedToken[]).map((t, i) => (t.id === added[i].id ? t : { ...t, id: added[i].id }));
     this.addedByContent = new Map(added.map((a) => [a.content, a]));
     this.vocabSize = maxId + 1;
     this.tokens = new Array<string | undefined>(this.vocabSize);
@@ -573,7 +582,7 @@ export class HfTokenizer implements Tokenizer {
       version: (j.version as string | undefined) ?? '1.0',
       truncation: j.truncation ?? null,
       padding: j.padding ?? null,
-      added_tokens: (j.added_tokens as HfAddedToken[] | undefined) ?? [],
+      added_tokens: this.addedJson,
       normalizer: j.normalizer ?? null,
       pre_tokenizer: j.pre_tokenizer ?? null,
       post_processor: j.post_processor ?? null,
