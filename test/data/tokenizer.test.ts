@@ -1,7 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { embeddedCorpus } from '../../src/data/corpus.js';
-import { BpeTokenizer, byteToUnicode, preTokenize } from '../../src/data/tokenizer.js';
+import { BpeTokenizer, byteToUnicode, loadTokenizer, preTokenize, type Tokenizer } from '../../src/data/tokenizer.js';
 import { rng } from '../helpers.js';
 
 /**
@@ -223,4 +226,47 @@ test('training on 200 KB of the embedded corpus', () => {
   assert.ok(bytesPerToken > 3, `compression ${bytesPerToken.toFixed(2)} bytes/token`);
   assert.ok(ms < 5000, `training took ${ms.toFixed(0)} ms`);
   assert.equal(byteToUnicode().length, 256);
+});
+
+test('allowSpecial: the specials written in the text become their ids', () => {
+  const tok = BpeTokenizer.train(SMALL_TEXT, 300);
+  const text = 'a<|end_of_text|>b<|pad|><|begin_of_text|>';
+  // Default: plain text, so no special id appears (and the text comes back).
+  assert.ok(Array.from(tok.encode(text)).every((id) => id < 256 || id > 258));
+  assert.equal(tok.decode(tok.encode(text)), text);
+  // allowSpecial: the three specials are matched; the text between is encoded as usual.
+  assert.deepEqual(Array.from(tok.encode(text, { allowSpecial: true })), [
+    ...tok.encode('a'),
+    257,
+    ...tok.encode('b'),
+    258,
+    256,
+  ]);
+  assert.deepEqual(tok.encode('no specials', { allowSpecial: true }), tok.encode('no specials'));
+  assert.equal(tok.kind, 'byte-level-bpe');
+});
+
+test('loadTokenizer reads a trained tokenizer.json back: same ids, roles and hash', () => {
+  const corpus = embeddedCorpus({ maxBytes: 100_000 });
+  const tok = BpeTokenizer.train(corpus.text, 600);
+  const dir = mkdtempSync(join(tmpdir(), 'litespark-tok-'));
+  try {
+    const path = join(dir, 'tokenizer.json');
+    writeFileSync(path, JSON.stringify(tok.toJSON()));
+    const loaded: Tokenizer = loadTokenizer(path);
+    assert.equal(loaded.kind, 'byte-level-bpe');
+    assert.equal(loaded.vocabSize, 600);
+    assert.deepEqual([loaded.bosId, loaded.eosId, loaded.padId], [256, 257, 258]);
+    // The written file is the object toJSON gives, so the hash (which keys prepared data)
+    // does not depend on which class read it.
+    assert.equal(loaded.hash(), tok.hash());
+    for (const s of [...UNICODE_SAMPLES, corpus.text.slice(0, 20_000), 'x<|end_of_text|>y']) {
+      assert.deepEqual(loaded.encode(s), tok.encode(s), JSON.stringify(s.slice(0, 30)));
+      assert.deepEqual(loaded.encode(s, { allowSpecial: true }), tok.encode(s, { allowSpecial: true }));
+      assert.equal(loaded.decode(tok.encode(s)), s);
+    }
+    assert.deepEqual(loaded.decode([256, 104, 105, 257]), tok.decode([256, 104, 105, 257]));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
