@@ -30,17 +30,28 @@
 // <|end_of_text|> </s> <|endoftext|> <|eot_id|>. PAD is `padding.pad_id` when padding is set,
 // else the first of <pad> <|pad|> <|finetune_right_pad_id|>.
 //
+// Ids: the vocab's, and for added tokens the ones the library gives them when it loads the
+// file (a token in the vocab keeps its vocab id, a new one takes the next id after the vocab's
+// entries and the added tokens before it); well-formed files say the same in `id`, and toJSON
+// writes these. Ids need not be contiguous; vocabSize is one more than the largest id.
+//
 // Where this differs from the library: `truncation` and `padding` are not applied (encode
 // never cuts or pads); a lone surrogate in the input (which the library cannot take) is
 // encoded as U+FFFD, as TextEncoder does; decode throws on an id with no token (the library
 // skips it); BPE dropout (random merges) is refused.
 //
 // SentencePiece-style speed: with no pre-tokenizer a whole text is one word. Where it is
-// provably the same, the word is cut before each run of "▁" and the pieces are cached like
-// words: BPE never merges across such a cut when no merge joins a token ending in another
-// character to one starting with "▁" (a merge across the cut would have to), "▁" is in the
-// vocab, and neither ignore_merges nor a subword prefix / suffix is set. Otherwise the whole
-// word is merged with the O(n log n) heap.
+// provably the same, the word is cut into pieces that are merged and cached like words. A
+// merge across a cut between characters x and y would need a merge whose left token ends in
+// x and whose right token starts with y (the first merge to span the cut joins the symbol
+// ending there to the one starting there), so no such merge means no merge ever spans it:
+//   - before each run of "▁", when no merge joins a token ending in another character to one
+//     starting with "▁" (Llama 2; a regex finds the cuts), or else
+//   - between two characters that are tokens by themselves and that no merge joins (words
+//     over 256 characters only).
+// Both need no ignore_merges, no subword prefix / suffix and one string per id (and the first,
+// "▁" in the vocab and an unk token not ending in "▁"). Otherwise the whole word is merged at
+// once (tokenizer_merge.ts). Equality with plain whole-word BPE is tested.
 //
 // Measured speed: see the header of tokenizer.ts.
 import { createHash } from 'node:crypto';
