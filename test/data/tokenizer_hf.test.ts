@@ -537,8 +537,11 @@ test('SentencePiece-style long words: cuts are exact (▁ runs, joined character
     for (let i = 0; i < 600; i++) s += ['e', ' ', 'th', '\n', '語', 'é', 'x', '  '][Math.floor(r() * 8)];
     texts.push(s);
   }
-  for (const [name, json] of variants) {
+  const modes = ['▁ runs', 'junctions', 'junctions', 'whole word'];
+  for (const [k, [name, json]] of variants.entries()) {
     const tok = HfTokenizer.fromJSON(json);
+    const inner = tok as unknown as { unitRe?: RegExp; junctions?: object };
+    assert.equal(inner.unitRe ? '▁ runs' : inner.junctions ? 'junctions' : 'whole word', modes[k], name);
     for (const t of texts) {
       assert.deepEqual(ids(tok.encode(t)), referenceSentencePiece(json, t), `${name}: ${JSON.stringify(t.slice(0, 30))}`);
     }
