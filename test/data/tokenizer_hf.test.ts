@@ -304,6 +304,34 @@ test('Llama 2 Metaspace form: prepend_scheme first / always', () => {
   assert.deepEqual(ids(always.encode('<s>hello world', { allowSpecial: true })), [1, 281, 279]);
 });
 
+test('continuing_subword_prefix and end_of_word_suffix', () => {
+  const make = (vocab: Record<string, number>, merges: string[], model: Json): HfTokenizer =>
+    HfTokenizer.fromJSON({
+      added_tokens: [],
+      normalizer: null,
+      pre_tokenizer: { type: 'WhitespaceSplit' },
+      post_processor: null,
+      decoder: null,
+      model: bpeModel(vocab, merges, { unk_token: '[UNK]', ...model }),
+    });
+  // Prefix "##" on every character but a word's first; a merge's result drops the right
+  // side's prefix (a + ##b = ab). "abc": a ##b ##c -> ab ##c -> abc. "abd": ##d is unknown.
+  const pre = make({ '[UNK]': 0, a: 1, '##b': 2, '##c': 3, ab: 4, abc: 5, b: 6 }, ['a ##b', 'ab ##c'], {
+    continuing_subword_prefix: '##',
+  });
+  assert.deepEqual(ids(pre.encode('ab abc b a')), [4, 5, 6, 1]);
+  assert.deepEqual(ids(pre.encode('abd ba')), [4, 0, 6, 0]);
+  // Suffix "</w>" on a word's last character: "ab" is a b</w> -> ab</w>; in "abc" the b has
+  // no suffix, so no merge.
+  const suf = make({ '[UNK]': 0, a: 1, 'b</w>': 2, 'ab</w>': 3, b: 4, 'c</w>': 5, 'a</w>': 6 }, ['a b</w>'], {
+    end_of_word_suffix: '</w>',
+  });
+  assert.deepEqual(ids(suf.encode('ab abc b a')), [3, 1, 4, 5, 2, 6]);
+  assert.deepEqual(ids(suf.encode('abd ba')), [1, 4, 0, 4, 6]);
+  // No decoder: tokens joined with spaces.
+  assert.equal(suf.decode([3, 6]), 'ab</w> a</w>');
+});
+
 test('added tokens: longest first, lstrip / rstrip / single_word, normalized ones', () => {
   const json = gpt2Json();
   const vocab = (json.model as Json).vocab as Record<string, number>;
