@@ -193,8 +193,9 @@ export class HfTokenizer implements Tokenizer {
       return v as boolean;
     };
     this.unkToken = optString('unk_token');
-    this.prefix = optString('continuing_subword_prefix');
-    this.suffix = optString('end_of_word_suffix');
+    // GPT-2's file has "" for both: the same as none.
+    this.prefix = optString('continuing_subword_prefix') || null;
+    this.suffix = optString('end_of_word_suffix') || null;
     this.fuseUnk = optBool('fuse_unk');
     this.byteFallback = optBool('byte_fallback');
     this.ignoreMerges = optBool('ignore_merges');
@@ -602,8 +603,8 @@ export class HfTokenizer implements Tokenizer {
         type: 'BPE',
         dropout: m.dropout ?? null,
         unk_token: this.unkToken,
-        continuing_subword_prefix: this.prefix,
-        end_of_word_suffix: this.suffix,
+        continuing_subword_prefix: (m.continuing_subword_prefix as string | null | undefined) ?? null,
+        end_of_word_suffix: (m.end_of_word_suffix as string | null | undefined) ?? null,
         fuse_unk: this.fuseUnk,
         byte_fallback: this.byteFallback,
         ignore_merges: this.ignoreMerges,

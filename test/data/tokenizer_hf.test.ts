@@ -589,6 +589,12 @@ test('toJSON loads back to the same ids; hash is over the canonical JSON', () =>
       assert.deepEqual(back.encode(s, { allowSpecial: true }), tok.encode(s, { allowSpecial: true }));
     }
   }
+  // GPT-2's own file has "" for the subword prefix and suffix: the same as none, written back as is.
+  const empty = gpt2Json();
+  Object.assign(empty.model as Json, { continuing_subword_prefix: '', end_of_word_suffix: '' });
+  const emptyTok = HfTokenizer.fromJSON(empty);
+  assert.deepEqual(emptyTok.encode('hello the world'), HfTokenizer.fromJSON(gpt2Json()).encode('hello the world'));
+  assert.equal(emptyTok.toJSON().model.continuing_subword_prefix, '');
   // Merges in the newer pair form read the same.
   const pairs = gpt2Json();
   const model = pairs.model as Json;
