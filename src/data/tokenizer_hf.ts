@@ -1,7 +1,8 @@
 // Any BPE tokenizer.json of the GPT-2 / Llama 3 (byte-level) and Llama 2 (SentencePiece-style:
 // byte fallback, "▁" for spaces) families, encoding and decoding exactly as the Hugging Face
 // `tokenizers` library does. Parts (normalizer, pre-tokenizer, decoder) are in
-// tokenizer_parts.ts, the merge step in tokenizer_merge.ts.
+// tokenizer_parts.ts, added-token matching in tokenizer_added.ts, the merge step in
+// tokenizer_merge.ts, the regex translation in tokenizer_regex.ts.
 //
 // encode(text), in the library's order:
 //   1. added tokens with normalized=false are found in the raw text, leftmost then longest
@@ -58,7 +59,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { DataError } from './errors.js';
 import type { EncodeOptions, HfAddedToken, Tokenizer, TokenizerJson } from './tokenizer.js';
-import { CACHE_LIMIT, MergeTable } from './tokenizer_merge.js';
+import { AddedMatcher, lastChar, type AddedInfo } from './tokenizer_added.js';
+import { CACHE_LIMIT, MergeTable, PairSet } from './tokenizer_merge.js';
 import {
   byteToUnicode,
   parseDecoder,
@@ -84,16 +86,6 @@ const ROLE_NAMES = {
 
 const utf8 = new TextEncoder();
 const lossy = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
-
-interface AddedInfo {
-  id: number;
-  content: string;
-  special: boolean;
-  lstrip: boolean;
-  rstrip: boolean;
-  singleWord: boolean;
-  normalized: boolean;
-}
 
 type Obj = Record<string, unknown>;
 
@@ -648,112 +640,4 @@ function templateRoles(pp: unknown): { bos?: number; eos?: number } {
   const before = o.single.slice(0, a).map(idOf).filter((x) => x !== undefined);
   const after = o.single.slice(a + 1).map(idOf).filter((x) => x !== undefined);
   return { bos: before[0], eos: after[0] };
-}
-
-const WHITE = /\p{White_Space}/u;
-const WORD_CHAR = /[\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}]/u;
-
-/** Finds added tokens in a text the way the library's AddedVocabulary does. */
-class AddedMatcher {
-  readonly hasNonSpecial: boolean;
-  private readonly re: RegExp;
-  private readonly byPattern = new Map<string, AddedInfo>();
-
-  constructor(tokens: AddedInfo[], patternOf: (a: AddedInfo) => string) {
-    for (const t of tokens) {
-      const p = patternOf(t);
-      if (p.length > 0 && !this.byPattern.has(p)) this.byPattern.set(p, t);
-    }
-    this.hasNonSpecial = tokens.some((t) => !t.special);
-    // Longest first: at the leftmost position, the first alternative that matches is the longest.
-    const alts = [...this.byPattern.keys()]
-      .sort((a, b) => b.length - a.length)
-      .map((p) => p.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&'));
-    this.re = new RegExp(alts.length > 0 ? alts.join('|') : '(?!)', 'g');
-  }
-
-  /** [start, end, id] covering `text`; id -1 for the text between tokens. */
-  split(text: string, allowSpecial: boolean): Array<[number, number, number]> {
-    const out: Array<[number, number, number]> = [];
-    let done = 0;
-    const re = this.re;
-    re.lastIndex = 0;
-    for (let m = re.exec(text); m !== null; m = re.exec(text)) {
-      const tok = this.byPattern.get(m[0])!;
-      let start = m.index;
-      let stop = start + m[0].length;
-      if (tok.special && !allowSpecial) continue;
-      if (tok.singleWord) {
-        const before = start > 0 ? lastChar(text, start) : '';
-        const after = stop < text.length ? String.fromCodePoint(text.codePointAt(stop)!) : '';
-        if ((before && WORD_CHAR.test(before)) || (after && WORD_CHAR.test(after))) continue;
-      }
-      if (tok.lstrip) {
-        let s = start;
-        while (s > 0 && WHITE.test(lastChar(text, s))) s -= lastChar(text, s).length;
-        start = Math.max(s, done);
-      }
-      if (tok.rstrip) {
-        while (stop < text.length) {
-          const c = String.fromCodePoint(text.codePointAt(stop)!);
-          if (!WHITE.test(c)) break;
-          stop += c.length;
-        }
-      }
-      start = Math.max(start, done);
-      if (done < start) out.push([done, start, -1]);
-      out.push([start, stop, tok.id]);
-      done = stop;
-    }
-    if (done < text.length) out.push([done, text.length, -1]);
-    return out;
-  }
-}
-
-/** A set of (int, int) pairs: open addressing, linear probing. */
-class PairSet {
-  private readonly a: Int32Array;
-  private readonly b: Int32Array;
-  private readonly mask: number;
-
-  constructor(capacity: number) {
-    let size = 16;
-    while (size < capacity * 2) size *= 2;
-    this.mask = size - 1;
-    this.a = new Int32Array(size).fill(-1);
-    this.b = new Int32Array(size);
-  }
-
-  private slot(x: number, y: number): number {
-    const h = Math.imul(x, 0x9e3779b1) ^ Math.imul(y + 0x7f4a7c15, 0x85ebca77);
-    return (h ^ (h >>> 15)) & this.mask;
-  }
-
-  add(x: number, y: number): void {
-    let h = this.slot(x, y);
-    while (this.a[h] !== -1) {
-      if (this.a[h] === x && this.b[h] === y) return;
-      h = (h + 1) & this.mask;
-    }
-    this.a[h] = x;
-    this.b[h] = y;
-  }
-
-  has(x: number, y: number): boolean {
-    for (let h = this.slot(x, y); ; h = (h + 1) & this.mask) {
-      const k = this.a[h];
-      if (k === x && this.b[h] === y) return true;
-      if (k === -1) return false;
-    }
-  }
-}
-
-/** The code point that ends just before index i. */
-function lastChar(s: string, i: number): string {
-  const c = s.charCodeAt(i - 1);
-  if (c >= 0xdc00 && c <= 0xdfff && i >= 2) {
-    const h = s.charCodeAt(i - 2);
-    if (h >= 0xd800 && h <= 0xdbff) return s.slice(i - 2, i);
-  }
-  return s[i - 1];
 }

@@ -157,3 +157,41 @@ function slot(l: number, r: number): number {
   const h = Math.imul(l, 0x9e3779b1) ^ Math.imul(r + 0x7f4a7c15, 0x85ebca77);
   return h ^ (h >>> 15);
 }
+
+/** A set of (int, int) pairs: open addressing, linear probing. */
+export class PairSet {
+  private readonly a: Int32Array;
+  private readonly b: Int32Array;
+  private readonly mask: number;
+
+  constructor(capacity: number) {
+    let size = 16;
+    while (size < capacity * 2) size *= 2;
+    this.mask = size - 1;
+    this.a = new Int32Array(size).fill(-1);
+    this.b = new Int32Array(size);
+  }
+
+  private slot(x: number, y: number): number {
+    const h = Math.imul(x, 0x9e3779b1) ^ Math.imul(y + 0x7f4a7c15, 0x85ebca77);
+    return (h ^ (h >>> 15)) & this.mask;
+  }
+
+  add(x: number, y: number): void {
+    let h = this.slot(x, y);
+    while (this.a[h] !== -1) {
+      if (this.a[h] === x && this.b[h] === y) return;
+      h = (h + 1) & this.mask;
+    }
+    this.a[h] = x;
+    this.b[h] = y;
+  }
+
+  has(x: number, y: number): boolean {
+    for (let h = this.slot(x, y); ; h = (h + 1) & this.mask) {
+      const k = this.a[h];
+      if (k === x && this.b[h] === y) return true;
+      if (k === -1) return false;
+    }
+  }
+}
