@@ -76,6 +76,8 @@ import {
 
 /** Words longer than this (UTF-16 units) are not cached (the library: 256 bytes). */
 const CACHE_WORD_MAX = 256;
+/** Ids must be below this (2^24: far above any real vocabulary; id -> token is an array). */
+const MAX_ID = 1 << 24;
 const SPACE_MARK = '\u2581'; // ▁
 
 const ROLE_NAMES = {
@@ -116,6 +118,8 @@ export class HfTokenizer implements Tokenizer {
   readonly unkId: number;
 
   private readonly json: Obj;
+  /** The file name (or 'tokenizer.json') that errors start with. */
+  private readonly source: string;
   /** added_tokens as read, with the ids the library gives them. */
   private readonly addedJson: HfAddedToken[];
   private readonly modelJson: Obj;
@@ -162,6 +166,7 @@ export class HfTokenizer implements Tokenizer {
       throw new DataError(`${source}: ${path}: ${why}`);
     };
     this.json = json;
+    this.source = source;
     const model = (json.model ?? fail('model', 'missing')) as Obj;
     if (typeof model !== 'object' || Array.isArray(model)) fail('model', 'expected an object');
     if (model.type !== 'BPE') {
@@ -198,8 +203,8 @@ export class HfTokenizer implements Tokenizer {
     this.vocab = new Map();
     let maxId = -1;
     for (const [tok, id] of Object.entries(vocabJson as Obj)) {
-      if (!Number.isInteger(id) || (id as number) < 0 || (id as number) > 0x7fffffff) {
-        fail(`model.vocab[${JSON.stringify(tok)}]`, `id ${JSON.stringify(id)} is not a non-negative integer`);
+      if (!Number.isInteger(id) || (id as number) < 0 || (id as number) >= MAX_ID) {
+        fail(`model.vocab[${JSON.stringify(tok)}]`, `id ${JSON.stringify(id)} is not an integer in [0, ${MAX_ID})`);
       }
       this.vocab.set(tok, id as number);
       if ((id as number) > maxId) maxId = id as number;
@@ -244,6 +249,7 @@ export class HfTokenizer implements Tokenizer {
     });
     this.addedJson = (addedJson as HfAddedToken[]).map((t, i) => (t.id === added[i].id ? t : { ...t, id: added[i].id }));
     this.addedByContent = new Map(added.map((a) => [a.content, a]));
+    if (maxId >= MAX_ID) fail('added_tokens', `ids reach ${maxId}, more than ${MAX_ID - 1}`);
     this.vocabSize = maxId + 1;
     this.tokens = new Array<string | undefined>(this.vocabSize);
     for (const [tok, id] of this.vocab) if (this.tokens[id] === undefined) this.tokens[id] = tok;
@@ -513,7 +519,7 @@ export class HfTokenizer implements Tokenizer {
       }
       if (this.unkToken !== null) {
         if (this.unkId < 0) {
-          throw new DataError(`model.unk_token ${JSON.stringify(this.unkToken)} is not in model.vocab`);
+          throw new DataError(`${this.source}: model.unk_token ${JSON.stringify(this.unkToken)} is not in model.vocab`);
         }
         if (unkPending && !this.fuseUnk) out.push(this.unkId);
         unkPending = true;

@@ -610,10 +610,11 @@ test('bad tokenizer files: a DataError naming the file and what is wrong', () =>
       writeFileSync(path, typeof content === 'string' ? content : JSON.stringify(content));
       return path;
     };
-    const bad = (name: string, content: string | Json, re: RegExp): void => {
+    // The error comes from loading, or from `use` on the loaded tokenizer.
+    const bad = (name: string, content: string | Json, re: RegExp, use?: (tok: HfTokenizer) => unknown): void => {
       const path = write(name, content);
       assert.throws(
-        () => loadTokenizer(path),
+        () => (use ? use(loadTokenizer(path)) : loadTokenizer(path)),
         (e: unknown) => e instanceof DataError && e.message.startsWith(path) && re.test(e.message),
         name,
       );
@@ -645,7 +646,14 @@ test('bad tokenizer files: a DataError naming the file and what is wrong', () =>
     );
     bad('behavior.json', edit((j) => (j.pre_tokenizer = { type: 'Split', pattern: { String: ' ' }, behavior: 'Sideways' })), /pre_tokenizer\.behavior: "Sideways" is not one of/);
     bad('dropout.json', edit((j) => ((j.model as Json).dropout = 0.1)), /model\.dropout: BPE dropout/);
-    bad('vocab-id.json', edit((j) => (((j.model as Json).vocab as Json).x = -1)), /model\.vocab\["x"\]: id -1 is not a non-negative integer/);
+    bad('vocab-id.json', edit((j) => (((j.model as Json).vocab as Json).x = -1)), /model\.vocab\["x"\]: id -1 is not an integer in \[0, 16777216\)/);
+    bad('huge-id.json', edit((j) => (((j.model as Json).vocab as Json).x = 2 ** 30)), /model\.vocab\["x"\]: id 1073741824 is not an integer/);
+    bad(
+      'unk.json',
+      edit((j) => Object.assign(j.model as Json, { unk_token: '<nope>', byte_fallback: false, vocab: { a: 0 }, merges: [] })),
+      /model\.unk_token "<nope>" is not in model\.vocab/,
+      (tok) => tok.encode('b'),
+    );
     bad('added-content.json', edit((j) => (j.added_tokens = [added(5, '')])), /added_tokens\[0\]\.content: expected a non-empty string/);
     // A good file loads.
     assert.equal(loadTokenizer(write('good.json', gpt2Json())).vocabSize, 266);
