@@ -166,7 +166,8 @@ export async function prepare(opts: PrepareOptions): Promise<PrepareResult> {
   }
   const pending = planned.filter((u) => !results.has(u.spec.key));
   const reused = planned.length - pending.length;
-  if (reused > 0) status(`resuming: ${reused} of ${planned.length} units already done`);
+  if (reused === planned.length) status(`all ${reused} units already prepared`);
+  else if (reused > 0) status(`resuming: ${reused} of ${planned.length} units already done`);
 
   const progress: PrepareProgress = {
     raw: 0,
