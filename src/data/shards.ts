@@ -34,6 +34,7 @@ import { threadId } from 'node:worker_threads';
 import { crc32 } from 'node:zlib';
 import * as z from 'zod';
 import { DataError } from './errors.js';
+import { fsyncDirectory, writeAtomic } from './files.js';
 
 export const SHARD_HEADER_BYTES = 64;
 export const SHARD_MAGIC = 'LSTOKENS';
@@ -95,18 +96,6 @@ function hashPrefix(hash: string, what: string): string {
   return p;
 }
 
-/** fsync of a directory, so a rename into it survives a crash (not possible on every platform). */
-function fsyncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, 'r');
-    fsyncSync(fd);
-  } catch {
-    // Some platforms and file systems cannot fsync a directory; the rename itself is atomic.
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
 
 // ---- writing -----------------------------------------------------------------------------
 
@@ -204,7 +193,7 @@ export class ShardWriter {
       this.abort();
       throw new DataError(`shard ${this.path}: cannot write: ${(e as Error).message}`);
     }
-    fsyncDir(dirname(this.path));
+    fsyncDirectory(dirname(this.path));
     return header;
   }
 
@@ -569,21 +558,11 @@ export function readIndex(dir: string): DataIndex {
 export function writeIndex(dir: string, index: DataIndex): void {
   const path = join(dir, INDEX_FILE);
   checkIndex(index, path);
-  const tmp = `${path}.tmp-${process.pid}-${threadId}`;
-  let fd: number | undefined;
   try {
-    fd = openSync(tmp, 'w');
-    writeSync(fd, `${JSON.stringify(index, null, 2)}\n`);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
+    writeAtomic(path, `${JSON.stringify(index, null, 2)}\n`);
   } catch (e) {
-    if (fd !== undefined) closeSync(fd);
-    rmSync(tmp, { force: true });
     throw new DataError(`${path}: cannot write: ${(e as Error).message}`);
   }
-  fsyncDir(dir);
 }
 
 /** A split whose shards were checked against the index. */

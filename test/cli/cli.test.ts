@@ -138,5 +138,13 @@ test('prepare: bad input exits 2 naming the file; a damaged shard stops train na
   assert.equal(t.code, 2, `stderr: ${t.err}`);
   assert.ok(t.err.includes(index.splits.train.shards[0].file), t.err);
   assert.match(t.err, /truncated/);
+  // A flipped token byte: the CRC check at the start of the run names the shard and both values.
+  const flipped = Buffer.from(bytes);
+  flipped[100] ^= 0x01;
+  writeFileSync(shard, flipped);
+  const c = cli(['train', '--preset', 'nano', '--steps', '2', '--data', data, '--out', join(tmp, 'run-bad2')]);
+  assert.equal(c.code, 2, `stderr: ${c.err}`);
+  assert.ok(c.err.includes(index.splits.train.shards[0].file), c.err);
+  assert.match(c.err, /crc/i);
   writeFileSync(shard, bytes);
 });

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { embeddedCorpus } from '../../src/data/corpus.js';
 import { BpeTokenizer, byteToUnicode, loadTokenizer, preTokenize, type Tokenizer } from '../../src/data/tokenizer.js';
 import { rng } from '../helpers.js';
+import { UNICODE_SAMPLES as BASE_SAMPLES } from './unicode.js';
 
 /**
  * Reference BPE encoder, written for clarity: per pre-token, repeatedly merge the adjacent pair
@@ -35,16 +36,7 @@ function referenceEncode(tok: BpeTokenizer, text: string): number[] {
   return out;
 }
 
-const UNICODE_SAMPLES = [
-  'Hello, world! It\'s 2024; we\'ll see. \t\tTabs\nand\r\nnewlines\n\n\n   trailing   ',
-  'naïve café — e\u0301 (combining acute), A\u030a\u0323, Zalgo: Z\u0351\u034b\u0305a\u035b',
-  '日本語のテキストと中文文本，한국어 텍스트。',
-  'emoji 👍🏽 family 👨‍👩‍👧‍👦 flags 🇫🇷🇯🇵 keycap 1️⃣ text',
-  '\u00a0nbsp \u2028ls \u3000ideographic space \u0085nel \ufeffbom 𝔘𝔫𝔦𝔠𝔬𝔡𝔢',
-  '',
-  ' ',
-  '\n',
-];
+const UNICODE_SAMPLES = [...BASE_SAMPLES, '\n'];
 
 const SMALL_TEXT = [
   'the quick brown fox jumps over the lazy dog. The dog sleeps; the fox runs.',

@@ -13,6 +13,7 @@ import { BpeTokenizer, byteToUnicode, HfTokenizer, loadTokenizer } from '../../s
 import { parseDecoder, parseNormalizer, parsePreTokenizer, type Fail } from '../../src/data/tokenizer_parts.js';
 import { onigToJs } from '../../src/data/tokenizer_regex.js';
 import { rng } from '../helpers.js';
+import { UNICODE_SAMPLES as BASE_SAMPLES } from './unicode.js';
 
 type Json = Record<string, unknown>;
 const utf8 = new TextEncoder();
@@ -167,16 +168,7 @@ function llama2Json(model: Json = {}, form: 'normalizer' | 'first' | 'always' = 
 
 const ids = (a: Int32Array): number[] => Array.from(a);
 
-const UNICODE_SAMPLES = [
-  'Hello, world! It\'s 2024; we\'ll see. \t\tTabs\nand\r\nnewlines\n\n\n   trailing   ',
-  'naïve café — e\u0301 (combining acute), A\u030a\u0323, Zalgo: Z\u0351\u034b\u0305a\u035b',
-  '日本語のテキストと中文文本，한국어 텍스트。',
-  'emoji 👍🏽 family 👨‍👩‍👧‍👦 flags 🇫🇷🇯🇵 keycap 1️⃣ text',
-  '\u00a0nbsp \u2028ls \u3000ideographic space \u0085nel \ufeffbom 𝔘𝔫𝔦𝔠𝔬𝔡𝔢',
-  '',
-  ' ',
-  '▁▁a▁ b',
-];
+const UNICODE_SAMPLES = [...BASE_SAMPLES, '▁▁a▁ b'];
 
 test('GPT-2 style: byte-level BPE with the GPT-2 regex', () => {
   const tok = HfTokenizer.fromJSON(gpt2Json());
