@@ -12,7 +12,10 @@
 
 #include "bf16/units.h"
 #include "dispatch.h"
+#include "kernels/f16.h"
 #include "memory.h"
+
+#include <cpuid.h>
 
 namespace {
 
@@ -377,6 +380,23 @@ struct CastFromBf16 {
     return info.Env().Undefined();
   }
 };
+
+// castFromF16(y: Float32Array, x: Uint16Array, n): fp16 bits widened to fp32 (kernels/f16.h) on
+// the current ISA's path; the avx2 path needs F16C, so a CPU without it takes the scalar one.
+Napi::Value CastFromF16(const Napi::CallbackInfo& info) {
+  int64_t n = int_arg(info, 2, "n");
+  float* y = buf<float>(info, 0, "y", n);
+  const uint16_t* x = u16buf(info, 1, "x", n);
+  static const bool f16c = [] {
+    unsigned eax, ebx, ecx, edx;
+    return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
+  }();
+  const std::string isa = ls::current_isa().name;
+  if (isa == "avx512") ls::avx512::cast_from_f16(y, x, n);
+  else if (isa == "avx2" && f16c) ls::avx2::cast_from_f16(y, x, n);
+  else ls::scalar::cast_from_f16(y, x, n);
+  return info.Env().Undefined();
+}
 
 template <class T>
 struct EmbeddingForward {
@@ -770,6 +790,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   LS_EXPORT_KERNEL("gemmBf16", GemmBf16, 6, "A");
   LS_EXPORT_KERNEL("castToBf16", CastToBf16, 1, "x");
   LS_EXPORT_KERNEL("castFromBf16", CastFromBf16, 0, "y");
+  exports.Set("castFromF16", Napi::Function::New(env, CastFromF16));
   LS_EXPORT_KERNEL("embeddingForward", EmbeddingForward, 0, "out");
   LS_EXPORT_KERNEL("embeddingBackward", EmbeddingBackward, 0, "dtable");
   LS_EXPORT_KERNEL("rmsnormForward", RmsnormForward, 0, "out");

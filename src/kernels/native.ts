@@ -78,6 +78,11 @@ export interface NativeAddon {
   /** y = bf16 bits of x (round to nearest even; NaN stays NaN; subnormals kept). */
   castToBf16(y: Uint16Array, x: FloatArray, n: number): void;
   castFromBf16(y: FloatArray, x: Uint16Array, n: number): void;
+  /**
+   * y = fp32 values of the IEEE fp16 bits x, exactly (subnormals kept, NaN payloads kept and made
+   * quiet): VCVTPH2PS on the avx512 / avx2 paths, the scalar recipe of native/src/kernels/f16.h otherwise.
+   */
+  castFromF16(y: Float32Array, x: Uint16Array, n: number): void;
   embeddingForward(out: FloatArray, ids: Int32Array, table: FloatArray, N: number, C: number, V: number): void;
   embeddingBackward(dtable: FloatArray, dout: FloatArray, ids: Int32Array, N: number, C: number, V: number): void;
   rmsnormForward(out: FloatArray, rstd: FloatArray, x: FloatArray, w: FloatArray, N: number, C: number, eps: number): void;

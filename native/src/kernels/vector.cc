@@ -1,8 +1,11 @@
 // Whole-buffer vector helpers: reductions, fills, scaling, residual adds, seeded normal init.
+#include <immintrin.h>
+
 #include <cmath>
 
 #include "bf16/convert.h"
 #include "kernels/common.h"
+#include "kernels/f16.h"
 #include "kernels/ops.h"
 #include "memory.h"
 
@@ -85,6 +88,33 @@ template <class T>
 void cast_from_bf16(T* y, const uint16_t* x, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) y[i] = static_cast<T>(f32_from_bf16(x[i]));
+}
+
+// fp16 -> fp32 (f16.h): VCVTPH2PS, 16 lanes on the avx512 path (masked tail), 8 on the avx2 path
+// (F16C; the binding falls back to the scalar path on a CPU without it), f32_from_f16 on the
+// scalar path. Memory-bound like the bf16 casts: one streaming pass, threads over 4K blocks.
+void cast_from_f16(float* y, const uint16_t* x, int64_t n) {
+  constexpr int64_t kBlock = 4096;
+  const int64_t blocks = ceil_div(n, kBlock);
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t i1 = (b + 1) * kBlock < n ? (b + 1) * kBlock : n;
+    int64_t i = b * kBlock;
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    // maskz forms: GCC 12 warns on the _mm512_undefined_ps inside plain _mm512_cvtph_ps.
+    for (; i + 16 <= i1; i += 16)
+      _mm512_storeu_ps(y + i, _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i))));
+    if (i < i1) {
+      const __mmask16 m = static_cast<__mmask16>((1u << (i1 - i)) - 1u);
+      _mm512_mask_storeu_ps(y + i, m, _mm512_maskz_cvtph_ps(m, _mm256_maskz_loadu_epi16(m, x + i)));
+      i = i1;
+    }
+#elif defined(__F16C__)
+    for (; i + 8 <= i1; i += 8)
+      _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i))));
+#endif
+    for (; i < i1; ++i) y[i] = f32_from_f16(x[i]);
+  }
 }
 
 }  // namespace LS_ISA
