@@ -18,6 +18,7 @@
       "native/src/kernels/adamw.cc",
       "native/src/kernels/vector.cc",
       "native/src/kernels/peak.cc",
+      "native/src/kernels/decode.cc",
       "native/src/kernels/table.cc"
     ],
     "common_cflags": ["-O3", "-std=c++17", "-fopenmp", "-fno-math-errno", "-fPIC", "-Wall", "-Wextra", "-Wno-unused-parameter"]

@@ -763,6 +763,48 @@ struct Randn {
   }
 };
 
+// ---- decoding with a KV cache --------------------------------------------------------------
+
+template <class T>
+struct Gemv {
+  // gemv(y, W, x, N, K, beta)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t N = int_arg(info, 3, "N"), K = int_arg(info, 4, "K");
+    table<T>().gemv(buf<T>(info, 0, "y", N), buf<T>(info, 1, "W", N * K), buf<T>(info, 2, "x", K), N, K,
+                    static_cast<T>(num_arg(info, 5, "beta")));
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
+struct RopeQkvDecode {
+  // ropeQkvDecode(q, kcache, vcache, qkv, cos, sin, pos, H, KVH, D)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t pos = int_arg(info, 6, "pos"), H = int_arg(info, 7, "H", 1), KVH = int_arg(info, 8, "KVH", 1),
+            D = int_arg(info, 9, "D", 2);
+    check_even(info, D);
+    int64_t rows = (pos + 1) * KVH * D;
+    table<T>().rope_qkv_decode(buf<T>(info, 0, "q", H * D), buf<T>(info, 1, "kcache", rows), buf<T>(info, 2, "vcache", rows),
+                               buf<T>(info, 3, "qkv", (H + 2 * KVH) * D), buf<T>(info, 4, "cos", (pos + 1) * D / 2),
+                               buf<T>(info, 5, "sin", (pos + 1) * D / 2), pos, H, KVH, D);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
+struct AttentionDecode {
+  // attentionDecode(out, q, kcache, vcache, Tk, H, KVH, D)
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t Tk = int_arg(info, 4, "Tk", 1), H = int_arg(info, 5, "H", 1), KVH = int_arg(info, 6, "KVH", 1),
+            D = int_arg(info, 7, "D", 1);
+    check_gqa(info, H, KVH);
+    table<T>().attention_decode(buf<T>(info, 0, "out", H * D), buf<T>(info, 1, "q", H * D),
+                                buf<T>(info, 2, "kcache", Tk * KVH * D), buf<T>(info, 3, "vcache", Tk * KVH * D), Tk, H,
+                                KVH, D);
+    return info.Env().Undefined();
+  }
+};
+
 #define LS_EXPORT_KERNEL(js, Impl, first, firstName)                                               \
   exports.Set(js, Napi::Function::New(env, [](const Napi::CallbackInfo& info) {                      \
                 return by_dtype<Impl>(info, first, firstName, js);                                   \
@@ -817,6 +859,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   LS_EXPORT_KERNEL("scaleInplace", ScaleInplace, 0, "y");
   LS_EXPORT_KERNEL("fill", Fill, 0, "y");
   LS_EXPORT_KERNEL("randn", Randn, 0, "y");
+  LS_EXPORT_KERNEL("gemv", Gemv, 0, "y");
+  LS_EXPORT_KERNEL("ropeQkvDecode", RopeQkvDecode, 0, "q");
+  LS_EXPORT_KERNEL("attentionDecode", AttentionDecode, 0, "out");
   return exports;
 }
 

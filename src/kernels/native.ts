@@ -128,6 +128,18 @@ export interface NativeAddon {
   scaleInplace(y: FloatArray, s: number, n: number): void;
   fill(y: FloatArray, value: number, n: number): void;
   randn(y: FloatArray, n: number, seed: number, mean: number, std: number): void;
+  // ---- decoding with a KV cache (native/src/kernels/decode.cc, used by src/infer/) ----
+  /** y(N) = W(N,K) x(K) + beta y; W read once in place (a projection at one position). beta 0 never reads y. */
+  gemv(y: FloatArray, W: FloatArray, x: FloatArray, N: number, K: number, beta: number): void;
+  /**
+   * One position's packed q/k/v row ((H + 2 KVH) D) -> q (H, D) rotated at `pos`; k rotated and v
+   * copied into row `pos` of kcache, vcache (Tmax, KVH, D). cos, sin: ropeTable rows >= pos + 1.
+   */
+  ropeQkvDecode(q: FloatArray, kcache: FloatArray, vcache: FloatArray, qkv: FloatArray, cos: FloatArray, sin: FloatArray,
+    pos: number, H: number, KVH: number, D: number): void;
+  /** out (H, D): attention of one query position q (H, D) over rows 0..Tk-1 of kcache, vcache (Tmax, KVH, D); GQA. */
+  attentionDecode(out: FloatArray, q: FloatArray, kcache: FloatArray, vcache: FloatArray, Tk: number, H: number,
+    KVH: number, D: number): void;
 }
 
 function load(): NativeAddon {

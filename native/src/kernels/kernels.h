@@ -129,6 +129,19 @@ struct KernelTable {
   void (*fill)(T* y, T value, int64_t n);
   // y = mean + std * N(0,1), counter-based (element i depends only on seed and i).
   void (*randn)(T* y, int64_t n, uint64_t seed, T mean, T std);
+
+  // ---- decoding with a KV cache (decode.cc) ----
+  // y(N) = W(N,K) x(K) + beta * y: a projection at one position, W read once in place.
+  // beta == 0 never reads y. Each y[n] is summed by one thread: independent of the thread count.
+  void (*gemv)(T* y, const T* W, const T* x, int64_t N, int64_t K, T beta);
+  // One position's packed q/k/v row ((H + 2 KVH) D) -> q (H,D) rotated at position pos; k
+  // rotated and v copied into row pos of kcache, vcache (Tmax, KVH, D). rope_qkv_split's rotation.
+  void (*rope_qkv_decode)(T* q, T* kcache, T* vcache, const T* qkv, const T* cos, const T* sin,
+                          int64_t pos, int64_t H, int64_t KVH, int64_t D);
+  // out (H,D) = softmax(q k^T / sqrt(D)) v of one query position over the Tk >= 1 cached rows
+  // of kcache, vcache (>= Tk, KVH, D); the G = H/KVH heads of a group share each K/V row read.
+  void (*attention_decode)(T* out, const T* q, const T* kcache, const T* vcache, int64_t Tk,
+                           int64_t H, int64_t KVH, int64_t D);
 };
 
 struct IsaInfo {

@@ -1,5 +1,6 @@
 // The per-ISA kernel table: this file is compiled once per ISA like every kernel source.
 #include "kernels/ops.h"
+#include "kernels/decode.h"
 
 #define LS_STR2(x) #x
 #define LS_STR(x) LS_STR2(x)
@@ -40,6 +41,9 @@ static KernelTable<T> make_table() {
   t.scale_inplace = scale_inplace<T>;
   t.fill = fill<T>;
   t.randn = randn<T>;
+  t.gemv = gemv<T>;
+  t.rope_qkv_decode = rope_qkv_decode<T>;
+  t.attention_decode = attention_decode<T>;
   return t;
 }
 
