@@ -340,6 +340,14 @@ function readHeader(path: string, fd: number): { tensors: Map<string, TensorInfo
   try {
     root = parseJson(text);
   } catch (e) {
+    if (e instanceof JsonDuplicateKey) {
+      const [top, ...rest] = e.parents;
+      if (top === undefined) {
+        fail(e.key === '__metadata__' ? '"__metadata__" appears twice in the header' : `tensor ${q(e.key)} appears twice in the header`);
+      }
+      if (top === '__metadata__' && rest.length === 0) fail(`"__metadata__": key ${q(e.key)} appears twice`);
+      fail(`tensor ${q(top!)}: ${rest.length === 0 ? 'field' : 'key'} ${q(e.key)} appears twice`);
+    }
     if (e instanceof JsonSyntaxError) fail(`the header is not valid JSON: ${e.message}`);
     throw e;
   }
@@ -441,6 +449,12 @@ class JsonNumber {
 }
 type Json = null | boolean | string | JsonNumber | Json[] | Map<string, Json>;
 class JsonSyntaxError extends Error {}
+/** A key repeated in one object; `parents` are the keys of the objects around it, outermost first. */
+class JsonDuplicateKey extends JsonSyntaxError {
+  constructor(readonly key: string, readonly parents: string[]) {
+    super(`duplicate key ${JSON.stringify(key)}`);
+  }
+}
 
 function jsonKind(v: Json): string {
   if (v === null) return 'null';
@@ -462,6 +476,7 @@ const MAX_DEPTH = 128; // serde_json's recursion limit
 
 function parseJson(s: string): Json {
   let i = 0;
+  const keys: string[] = []; // the keys leading to the value being parsed
   const fail = (what: string, at = i): never => {
     throw new JsonSyntaxError(`${what} at character ${at}`);
   };
@@ -529,14 +544,14 @@ function parseJson(s: string): Json {
       for (;;) {
         if (obj) {
           ws();
-          const keyAt = i;
           if (s.charCodeAt(i) !== 0x22) fail('expected a string key');
           const k = str();
+          if (obj.has(k)) throw new JsonDuplicateKey(k, [...keys]);
           ws();
           if (s.charCodeAt(i++) !== 0x3a) fail("expected ':'", i - 1);
-          const v = value(depth + 1);
-          if (obj.has(k)) fail(`duplicate key ${q(k)}`, keyAt);
-          obj.set(k, v);
+          keys.push(k);
+          obj.set(k, value(depth + 1));
+          keys.pop();
         } else {
           arr.push(value(depth + 1));
         }
