@@ -5,7 +5,8 @@
 //                                               [--threads N] [--kernels litespark] [--runs 3]
 //
 // with cache     prefill: one forward over the prompt (prompt tokens/s); decode: one step per
-//                new token (src/infer/decoder.ts), new tokens/s.
+//                new token (src/infer/decoder.ts) with its draw, steps/s (the first new token
+//                comes from the prefill's logits).
 // without cache  src/train/sample.ts: a full forward over the window (prompt + new tokens, the
 //                smallest that holds the whole context) for each new token. "prefill" is its
 //                first forward (prompt tokens / its time), decode all new tokens / total time.
@@ -65,11 +66,11 @@ function main(): void {
     const greedy = { temperature: 0, topK: 0, topP: 1, seed: 0 };
 
     const dec = new KvDecoder(m, mc.max_position_embeddings);
-    const prefillMs: number[] = [], decodeMs: number[] = [];
+    const prefillMs: number[] = [], stepMs: number[] = [];
     for (let r = 0; r <= runs; r++) {
       const g = generate(dec, prompt, { ...greedy, maxTokens: N });
       if (g.ids.length !== N) throw new Error(`${name}: generated ${g.ids.length} tokens, not ${N}`);
-      if (r > 0) prefillMs.push(g.prefillMs), decodeMs.push(g.decodeMs);
+      if (r > 0) prefillMs.push(g.prefillMs), stepMs.push(g.decodeMs / g.steps);
     }
     const buf = m.buffers(1, P + N, true);
     const first = timeRuns(runs, () => sample(m, buf, prompt, { ...greedy, maxTokens: 1 }));
@@ -78,9 +79,9 @@ function main(): void {
     console.log(`\n${name} (${preset}): hidden ${c.hidden_size}, ${c.num_hidden_layers} layers, ${c.num_attention_heads} heads / ${c.num_key_value_heads} kv, ffn ${c.intermediate_size}, vocab ${c.vocab_size}; cache ${(dec.bytes / 2 ** 20).toFixed(1)} MiB at ${c.max_position_embeddings} positions`);
     const row = (what: string, pre: number, decTps: number) =>
       console.log(`  ${what.padEnd(14)} prefill ${pre.toFixed(0).padStart(7)} tokens/s   decode ${decTps.toFixed(1).padStart(7)} tokens/s`);
-    row('with cache', (P * 1000) / median(prefillMs), (N * 1000) / median(decodeMs));
+    row('with cache', (P * 1000) / median(prefillMs), 1000 / median(stepMs));
     row('without cache', (P * 1000) / first, (N * 1000) / all);
-    console.log(`  decode speed-up of the cache: ${((all / N) / (median(decodeMs) / N)).toFixed(1)}x`);
+    console.log(`  decode speed-up of the cache: ${(all / N / median(stepMs)).toFixed(1)}x`);
     const C = c.hidden_size, D = headDim(c), F = c.intermediate_size;
     console.log('  projections at one position:');
     console.log(gemvVsGemm('qkv', (c.num_attention_heads + 2 * c.num_key_value_heads) * D, C));

@@ -22,6 +22,8 @@ export interface GenerateResult {
   ids: number[];
   stopReason: StopReason;
   promptTokens: number;
+  /** Decode steps run: each new token fed back through the model, but the last at maxTokens or a full context. */
+  steps: number;
   /** Wall time of the prefill (prompt forward) and of the decode steps, milliseconds. */
   prefillMs: number;
   decodeMs: number;
@@ -40,6 +42,7 @@ export function generate(dec: KvDecoder, prompt: ArrayLike<number>, opts: Genera
   const t1 = performance.now();
   const ids: number[] = [];
   let stopReason: StopReason = 'max-tokens';
+  let steps = 0;
   while (ids.length < opts.maxTokens) {
     const next = sampler.next(logits);
     if (stops.has(next)) {
@@ -54,8 +57,9 @@ export function generate(dec: KvDecoder, prompt: ArrayLike<number>, opts: Genera
       break;
     }
     logits = dec.step(next);
+    steps++;
   }
-  return { ids, stopReason, promptTokens: prompt.length, prefillMs: t1 - t0, decodeMs: performance.now() - t1 };
+  return { ids, stopReason, promptTokens: prompt.length, steps, prefillMs: t1 - t0, decodeMs: performance.now() - t1 };
 }
 
 /**
