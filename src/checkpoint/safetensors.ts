@@ -24,7 +24,9 @@
 // name (bytewise UTF-8); compact JSON ("__metadata__" first, when given; then each tensor with
 // dtype, shape, data_offsets), padded with spaces to a multiple of 8. The reference writes
 // metadata keys in hash-map order (random per process); here they are sorted (bytewise UTF-8),
-// which the reference reads the same.
+// which the reference reads the same. Checked byte for byte against safetensors 0.8.0 on a dict
+// of every dtype, scalar and zero-size shapes, and names that need escaping or sort differently
+// in UTF-8 and UTF-16. A header over the 100 MB limit is refused on write too, as there.
 //
 // Every bad input is a CheckpointError whose message starts with the file path. The host must be
 // little-endian (x86-64, like the native addon): typed-array views are read as they lie on disk.
