@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Sampler, argmax, type SamplingOptions } from '../../src/infer/sampling.js';
-import { assertClose } from '../helpers.js';
+import { assertClose, rng } from '../helpers.js';
 
 const opts = (o: Partial<SamplingOptions>): SamplingOptions => ({ temperature: 1, topK: 0, topP: 1, seed: 1, ...o });
 
@@ -79,6 +79,51 @@ test('temperature 0 is greedy (ties to the lower id); a seed fixes the draws; dr
   // only kept ids are ever drawn
   const s = new Sampler(5, opts({ topK: 2, seed: 5 }));
   for (let i = 0; i < 1000; i++) assert.ok([1, 3].includes(s.next(L)));
+});
+
+/** The kept set by definition: sort every id (logit desc, id asc), top-k, softmax, top-p cut. */
+function keptRef(logits: number[], o: SamplingOptions): { ids: number[]; probs: number[] } {
+  const order = logits.map((_, i) => i).sort((a, b) => logits[b]! - logits[a]! || a - b);
+  const k = o.topK > 0 ? Math.min(o.topK, logits.length) : logits.length;
+  const top = order.slice(0, k);
+  const t = o.temperature > 0 ? o.temperature : 1;
+  const w = top.map((i) => Math.exp((logits[i]! - logits[top[0]!]!) / t));
+  const z = w.reduce((a, b) => a + b, 0);
+  let n = 0;
+  for (let mass = 0; n < k; ) {
+    mass += w[n++]! / z;
+    if (o.topP < 1 && mass >= o.topP) break;
+  }
+  const zn = w.slice(0, n).reduce((a, b) => a + b, 0);
+  return { ids: top.slice(0, n), probs: w.slice(0, n).map((x) => x / zn) };
+}
+
+test('both selection paths (insertion for k <= 64, a heap for larger k and top-p alone) keep the exact set, ties included', () => {
+  const r = rng(12);
+  // 700 logits on a coarse grid: many exact ties
+  const logits = Array.from({ length: 700 }, () => Math.round((r() * 2 - 1) * 40) / 8);
+  for (const topK of [0, 1, 5, 64, 65, 200, 699, 700, 5000]) {
+    for (const topP of [1, 0.95, 0.5, 0.05]) {
+      for (const temperature of [1, 0.5, 3]) {
+        const o = opts({ topK, topP, temperature });
+        const got = kept(logits, o), want = keptRef(logits, o);
+        const at = `k ${topK} p ${topP} T ${temperature}`;
+        assert.deepEqual(got.ids, want.ids, at);
+        assertClose(got.probs, want.probs, { atol: 1e-12, rtol: 1e-9 }, at);
+      }
+    }
+  }
+});
+
+test('with neither top-k nor top-p, draws follow the softmax over every id', () => {
+  const s = new Sampler(5, opts({ topK: 0, topP: 1, seed: 11 }));
+  const n = 40000;
+  const counts = new Array(5).fill(0);
+  for (let i = 0; i < n; i++) counts[s.next(L)]++;
+  P.forEach((p, i) => {
+    const sigma = Math.sqrt(n * p * (1 - p));
+    assert.ok(Math.abs(counts[i] - n * p) < 4 * sigma, `id ${i}: ${counts[i]} draws, expected ${n * p} +- ${4 * sigma}`);
+  });
 });
 
 test('bad settings are refused', () => {
