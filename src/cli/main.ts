@@ -1,9 +1,11 @@
 // The litespark command line. Parses arguments, maps errors to exit codes (0 success,
 // 1 runtime failure, 2 bad usage or bad input) and prints the reason on stderr.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { CheckpointError } from '../checkpoint/safetensors.js';
 import { ConfigError } from '../config/schema.js';
 import { DataError } from '../data/errors.js';
 import { benchCommand } from './bench.js';
+import { exportCommand, importCommand } from './checkpoint.js';
 import { peakCommand } from './peak.js';
 import { prepareCommand } from './prepare.js';
 import { trainCommand } from './train.js';
@@ -51,6 +53,8 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'seed for initialisation and data order', int('--seed', 0))
     .option('--threads <n>', 'threads (0 = all cores)', int('--threads', 0))
     .option('--set <key=value>', 'override any config field, e.g. --set train.lr=1e-3 (repeatable)', collect, [])
+    .option('--resume <path>', "continue a run exactly: a checkpoint directory, a run directory (its newest good checkpoint), or 'latest' with --out")
+    .option('--init <dir>', 'start from the weights of a checkpoint or Hugging Face Llama directory (fresh optimizer; the model shape comes from its config.json)')
     .action(async (opts) => {
       process.exitCode = await trainCommand(opts);
     });
@@ -70,6 +74,26 @@ export function buildProgram(): Command {
     .option('--max-bytes <n>', 'read only this many bytes of the (uncompressed) inputs', int('--max-bytes', 1))
     .action(async (inputs: string[], opts) => {
       process.exitCode = await prepareCommand(inputs, opts);
+    });
+
+  program
+    .command('import')
+    .description('a Hugging Face Llama directory (config.json, tokenizer.json, model.safetensors or sharded) -> a litespark checkpoint')
+    .argument('<hf_dir>', 'Hugging Face model directory')
+    .requiredOption('--out <dir>', 'new checkpoint directory')
+    .addOption(new Option('--dtype <dtype>', 'weights dtype in the checkpoint').choices(['fp32', 'bf16']).default('fp32'))
+    .action(async (hfDir: string, opts) => {
+      process.exitCode = await importCommand(hfDir, opts);
+    });
+
+  program
+    .command('export')
+    .description('a checkpoint (or a run directory: its newest good checkpoint) -> a clean inference checkpoint for the Hugging Face ecosystem')
+    .argument('<checkpoint>', 'checkpoint or run directory')
+    .requiredOption('--out <dir>', 'new directory')
+    .addOption(new Option('--dtype <dtype>', 'weights dtype').choices(['fp32', 'bf16']).default('fp32'))
+    .action(async (path: string, opts) => {
+      process.exitCode = await exportCommand(path, opts);
     });
 
   program
@@ -113,7 +137,7 @@ export async function run(argv: string[]): Promise<number> {
       // help and version exit 0; every parse error is bad usage
       return e.exitCode === 0 ? 0 : 2;
     }
-    if (e instanceof ConfigError || e instanceof DataError) {
+    if (e instanceof ConfigError || e instanceof DataError || e instanceof CheckpointError) {
       process.stderr.write(`litespark: ${e.message}\n`);
       return 2;
     }

@@ -1,6 +1,9 @@
 // `litespark train`: resolves the config, runs the trainer, and shows a progress line.
 import cliProgress from 'cli-progress';
+import { basename, dirname } from 'node:path';
 import { parseOverride, resolveConfig } from '../config/load.js';
+import { CheckpointError, readModelConfig, readTrainerStateJson, resolveCheckpoint } from '../checkpoint/checkpoint.js';
+import type { Config } from '../config/schema.js';
 import { train, type StartInfo, type StepMetrics, type Summary } from '../train/trainer.js';
 import { fmtBytes, fmtCount, fmtDuration, fmtPct } from './format.js';
 
@@ -16,6 +19,8 @@ export interface TrainOptions {
   seed?: number;
   threads?: number;
   set?: string[];
+  resume?: string;
+  init?: string;
 }
 
 const say = (line = '') => process.stdout.write(line + '\n');
@@ -72,6 +77,12 @@ function printEnd(s: Summary): void {
   }
 }
 
+/** RUN for RUN/checkpoints/step-N, else undefined. */
+function runDirOf(ckpt: string): string | undefined {
+  const parent = dirname(ckpt);
+  return basename(parent) === 'checkpoints' ? dirname(parent) : undefined;
+}
+
 export async function trainCommand(opts: TrainOptions): Promise<number> {
   const overrides: Record<string, unknown> = Object.fromEntries((opts.set ?? []).map(parseOverride));
   if (opts.steps !== undefined) overrides['train.steps'] = opts.steps;
@@ -82,7 +93,26 @@ export async function trainCommand(opts: TrainOptions): Promise<number> {
   if (opts.recompute !== undefined) overrides['runtime.recompute'] = opts.recompute;
   if (opts.out !== undefined) overrides['runtime.out'] = opts.out;
   if (opts.data !== undefined) overrides['data.source'] = opts.data;
-  const config = resolveConfig({ preset: opts.preset, file: opts.config, overrides });
+
+  // --resume: the checkpoint's own config (flags may extend it, e.g. --steps); the run directory
+  // is the one the checkpoint lives in. --init: the model's shape comes from the weights.
+  let resume: string | undefined;
+  let base: Config | undefined;
+  if (opts.resume !== undefined) {
+    if (opts.resume === 'latest' && opts.out === undefined) throw new CheckpointError('--resume latest needs --out RUN_DIR (the run to continue)');
+    resume = resolveCheckpoint(opts.resume === 'latest' ? opts.out! : opts.resume);
+    const state = readTrainerStateJson(resume);
+    if (!state) throw new CheckpointError(`${resume}: no trainer_state (an exported model); use --init to start a new run from its weights`);
+    base = state.config;
+    if (opts.out === undefined) overrides['runtime.out'] = runDirOf(resume) ?? state.config.runtime.out;
+  }
+  let init: string | undefined;
+  if (opts.init !== undefined) {
+    if (resume) throw new CheckpointError('--init and --resume exclude each other');
+    init = resolveCheckpoint(opts.init);
+    overrides['model'] = readModelConfig(init);
+  }
+  const config = resolveConfig({ preset: opts.preset, file: opts.config, overrides, ...(base ? { base } : {}) });
 
   let stop = false;
   const onSigint = () => {
@@ -91,6 +121,7 @@ export async function trainCommand(opts: TrainOptions): Promise<number> {
     process.stderr.write('\nlitespark: stopping after this step (Ctrl-C again to abort)\n');
   };
   process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigint);
 
   const bar = new cliProgress.SingleBar(
     {
@@ -112,7 +143,8 @@ export async function trainCommand(opts: TrainOptions): Promise<number> {
       onStart: (info) => {
         printStart(info);
         started = true;
-        bar.start(config.train.steps, 0, { loss: '-', lr: '-', tps: '-', mfu: '-', elapsed: '0s', remaining: '--' });
+        if (info.resumedFrom > 0) say(`  resumed   at step ${info.resumedFrom}`);
+        bar.start(config.train.steps, info.resumedFrom, { loss: '-', lr: '-', tps: '-', mfu: '-', elapsed: '0s', remaining: '--' });
       },
       onEval: (e) => {
         if (!started) return;
@@ -132,10 +164,16 @@ export async function trainCommand(opts: TrainOptions): Promise<number> {
         printEnd(s);
       },
       shouldStop: () => stop,
-    });
+      onCheckpoint: (c) => {
+        if (c.step < config.train.steps && !stop) return; // periodic saves stay quiet under the bar
+        bar.stop();
+        say(`  checkpoint ${c.dir} (step ${c.step}, ${c.seconds.toFixed(1)} s)`);
+      },
+    }, { ...(resume ? { resume } : {}), ...(init ? { init } : {}) });
   } finally {
     bar.stop();
     process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
   }
   return 0;
 }

@@ -17,6 +17,8 @@ export interface ResolveOptions {
   overrides?: Record<string, unknown>;
   /** Clock for the default run directory name (tests pin it). */
   now?: Date;
+  /** Start from this config (a resumed run's) instead of a preset. */
+  base?: Config;
 }
 
 type Obj = Record<string, unknown>;
@@ -97,7 +99,7 @@ export function resolveConfig(opts: ResolveOptions = {}): Config {
   if (!isPresetName(preset)) {
     throw new ConfigError(`config: unknown preset '${preset}' (known: ${PRESET_NAMES.join(', ')})`);
   }
-  let raw: Obj = getPreset(preset) as Obj;
+  let raw: Obj = opts.base ? (structuredClone(opts.base) as unknown as Obj) : (getPreset(preset) as Obj);
   if (opts.file !== undefined) raw = deepMerge(raw, readConfigFile(opts.file));
   const over: Obj = {};
   for (const [path, value] of Object.entries(opts.overrides ?? {})) {

@@ -116,6 +116,14 @@ export const trainSchema = z
     eval_batches: int(1).default(8),
     /** Tokens generated from the trained model at the end of a run. */
     sample_tokens: int(0).default(64),
+    /** Save a checkpoint every N steps (0: only at the end of the run and when stopped). */
+    checkpoint_every: int(0).default(0),
+    /** ...and whenever this many minutes have passed since the last save (0: off). */
+    checkpoint_minutes: z.number().min(0).default(0),
+    /** Newest checkpoints kept (older ones are removed after each good save). */
+    keep_checkpoints: int(1).default(3),
+    /** Checkpoints at multiples of this step are kept forever (0: none). */
+    checkpoint_milestones: int(0).default(0),
   })
   .strict()
   .superRefine((t, ctx) => {

@@ -4,19 +4,23 @@ import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'n
 import { dirname } from 'node:path';
 import { threadId } from 'node:worker_threads';
 
+/** Writes `data` to a new file at `path` and fsyncs it (for files inside a directory that is renamed into place as a whole). */
+export function writeDurable(path: string, data: Uint8Array): void {
+  const fd = openSync(path, 'w');
+  try {
+    let off = 0;
+    while (off < data.length) off += writeSync(fd, data, off, data.length - off);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Writes `data` to `path` via a temporary file in the same directory, fsync and rename. */
 export function writeAtomic(path: string, data: string | Uint8Array): void {
   const tmp = `${path}.tmp-${process.pid}-${threadId}`;
   try {
-    const fd = openSync(tmp, 'w');
-    try {
-      const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-      let off = 0;
-      while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    writeDurable(tmp, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });

@@ -1,14 +1,24 @@
 // The training loop: data -> model.forward -> loss -> model.backward (accumulated over
 // micro-batches, the loss weighted by tokens) -> gradient clipping -> AdamW -> metrics.
 // Everything a step touches is allocated before the first step.
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { toHfLlamaConfig } from '../config/load.js';
+import {
+  CheckpointError,
+  loadTrainerState,
+  loadWeights,
+  readModelConfig,
+  rotateCheckpoints,
+  saveCheckpoint,
+  stepDirName,
+  type TrainerState,
+} from '../checkpoint/checkpoint.js';
 import { PackedLoader, type LoaderCursor } from '../data/loader.js';
 import { resolveData } from '../data/source.js';
-import type { Tokenizer } from '../data/tokenizer.js';
+import { loadTokenizer, type Tokenizer } from '../data/tokenizer.js';
 import { native } from '../kernels/native.js';
 import { LlamaModel, type StepBuffers } from '../model/llama.js';
 import { flopsPerToken, mfu, parameterCounts } from '../metrics/flops.js';
@@ -45,6 +55,8 @@ export interface StartInfo {
   data: { dir: string; description: string; inputBytes: number; trainTokens: number; valTokens: number; vocabSize: number };
   /** The memory model of this run (src/metrics/memory.ts), equal to what the trainer allocates. */
   memory: MemoryReport;
+  /** Steps already done before this run (a resumed checkpoint's step; 0 for a fresh run). */
+  resumedFrom: number;
 }
 
 /** One line of metrics.jsonl. */
@@ -88,6 +100,10 @@ export interface Summary {
   /** The start-of-run memory report and its recompute mode. */
   memory: MemoryReport & { recompute: string };
   interrupted: boolean;
+  /** The step this run started after (0, or the resumed checkpoint's step). */
+  resumedFrom: number;
+  /** The last checkpoint saved, if any. */
+  checkpoint: string | null;
   /** Total time the steps waited for data, and the loader's position (to resume from). */
   dataWaitMs: number;
   dataCursor: LoaderCursor;
@@ -101,6 +117,21 @@ export interface TrainHooks {
   onEnd?(s: Summary): void;
   /** Polled between steps: return true to stop early (e.g. after SIGINT). */
   shouldStop?(): boolean;
+  /** A checkpoint was saved (and older ones rotated away). */
+  onCheckpoint?(c: { step: number; dir: string; seconds: number; removed: string[] }): void;
+}
+
+/** Where a run starts from: a checkpoint to continue exactly, or weights to start from. */
+export interface TrainStart {
+  /** A checkpoint directory with trainer_state: parameters, AdamW moments, step, data cursor. */
+  resume?: string;
+  /** A checkpoint or Hugging Face directory whose weights replace the random initialisation. */
+  init?: string;
+}
+
+/** sha256 of a checkpoint's tokenizer.json as a tokenizer, or null when it has none. */
+function openPreparedTokenizerHash(path: string): string | null {
+  return existsSync(path) ? loadTokenizer(path).hash() : null;
 }
 
 /** Train splits up to this size are CRC-checked in full when a run opens them. */
@@ -168,7 +199,7 @@ export function trainStep(
   return { loss: lossSum / tokens, gradNorm };
 }
 
-export async function train(config: Config, hooks: TrainHooks = {}): Promise<Summary> {
+export async function train(config: Config, hooks: TrainHooks = {}, start: TrainStart = {}): Promise<Summary> {
   const { model: mc, train: tc, data: dc, runtime: rc } = config;
   const threads = rc.threads > 0 ? rc.threads : os.availableParallelism();
   native.setThreads(threads);
@@ -196,13 +227,42 @@ export async function train(config: Config, hooks: TrainHooks = {}): Promise<Sum
   const model = new LlamaModel(mc, 'f32', rc.kernels, rc.dtype);
   model.params.init(tc.seed);
   const opt = new AdamW(mc, model.params, model.grads, tc);
+  let resumed: TrainerState | undefined;
+  const from = start.resume ?? start.init;
+  if (from !== undefined) {
+    const saved = readModelConfig(from);
+    const differ = (Object.keys(saved) as Array<keyof typeof saved>).filter((k) => saved[k] !== mc[k]);
+    if (differ.length > 0) {
+      throw new CheckpointError(`${from}: config.json's model differs from this run's: ${differ.map((k) => `${k} ${saved[k]} (run: ${mc[k]})`).join(', ')}`);
+    }
+    const tokPath = join(from, 'tokenizer.json');
+    const theirs = openPreparedTokenizerHash(tokPath);
+    if (theirs !== null && theirs !== tokenizer.hash()) {
+      throw new CheckpointError(
+        `${tokPath}: not the tokenizer of the data (${data.dir}); prepare the data with \`litespark prepare --tokenizer ${tokPath}\``,
+      );
+    }
+    status(`${start.resume ? 'resuming from' : 'weights from'} ${from}`);
+    loadWeights(from, model.params, mc);
+    if (start.resume) {
+      resumed = loadTrainerState(from, opt.m, opt.v);
+      opt.step = resumed.optimizer_step;
+    }
+  }
+  const firstStep = (resumed?.step ?? 0) + 1;
+  if (firstStep > tc.steps) {
+    throw new CheckpointError(`${from}: the checkpoint is at step ${resumed!.step}, the run ends at train.steps = ${tc.steps}; raise --steps to continue`);
+  }
   const B = tc.micro_batch_size;
   const T = tc.seq_len;
   const buf = model.buffers(B, T, false, rc.recompute);
   // Every shard's CRC is checked at start while that costs under ~2 s (3 GB/s measured);
   // larger splits get the header checks only (`litespark prepare` verified them when written).
   const verify = data.index.splits.train.tokens * (data.index.dtype === 'uint16' ? 2 : 4) <= FULL_VERIFY_BYTES ? 'full' : 'header';
-  const loader = PackedLoader.open({ dir: data.dir, split: 'train', seqLen: T, batch: B, seed: tc.seed, shuffle: true, verify });
+  const loader = PackedLoader.open({
+    dir: data.dir, split: 'train', seqLen: T, batch: B, seed: tc.seed, shuffle: true, verify,
+    ...(resumed ? { cursor: resumed.data_cursor } : {}),
+  });
   const evalSet = evalBatches(data.dir, B, T, tc.eval_batches);
   const tokensPerStep = B * T * tc.grad_accum_steps;
 
@@ -236,6 +296,7 @@ export async function train(config: Config, hooks: TrainHooks = {}): Promise<Sum
       vocabSize: tokenizer.vocabSize,
     },
     memory: memoryModel(mc, { B, T, kernels: rc.kernels, dtype: rc.dtype, recompute: rc.recompute }),
+    resumedFrom: firstStep - 1,
   };
   writeFileSync(
     join(runDir, 'config.json'),
@@ -256,13 +317,44 @@ export async function train(config: Config, hooks: TrainHooks = {}): Promise<Sum
     return v;
   };
 
-  const initialValLoss = doEval(0);
+  const ckptRoot = join(runDir, 'checkpoints');
+  const tokenizerPath = join(data.dir, data.index.tokenizer.file);
+  const priorSeconds = resumed?.elapsed_s ?? 0;
+  let lastCheckpoint: string | null = null;
+  let lastSaveAt = performance.now();
+  let lastVal: number | null = resumed?.last_val_loss ?? null;
+  const save = (step: number): void => {
+    const t = performance.now();
+    const dir = join(ckptRoot, stepDirName(step));
+    const state: TrainerState = {
+      format: 'litespark-trainer-state',
+      version: 1,
+      step,
+      optimizer_step: opt.step,
+      tokens: step * tokensPerStep,
+      elapsed_s: priorSeconds + (t - t0) / 1000,
+      data_cursor: loader.cursor(),
+      rng: { init_seed: tc.seed, sample_seed: tc.seed },
+      energy: { joules: null, source: 'none' },
+      last_val_loss: lastVal,
+      config,
+    };
+    saveCheckpoint(dir, { config, params: model.params, tokenizer, tokenizerPath, optimizer: { m: opt.m, v: opt.v }, state });
+    const removed = rotateCheckpoints(ckptRoot, tc.keep_checkpoints, tc.checkpoint_milestones);
+    lastCheckpoint = dir;
+    lastSaveAt = performance.now();
+    hooks.onCheckpoint?.({ step, dir, seconds: (lastSaveAt - t) / 1000, removed });
+  };
+
+  const initialValLoss = doEval(firstStep - 1);
+  lastVal = initialValLoss;
   const stepMs: number[] = [];
   const t0 = performance.now();
   let lastLoss = NaN;
-  let done = 0; // optimizer steps completed
+  let done = firstStep - 1; // optimizer steps completed
+  let savedAt = done;
   let interrupted = false;
-  for (let step = 1; step <= tc.steps; step++) {
+  for (let step = firstStep; step <= tc.steps; step++) {
     // Yield to the event loop between steps so signals and the progress display are served.
     await new Promise<void>((resolve) => setImmediate(resolve));
     if (hooks.shouldStop?.()) {
@@ -292,7 +384,7 @@ export async function train(config: Config, hooks: TrainHooks = {}): Promise<Sum
       tokens_per_s: tps,
       mfu: mfu(tps, fpt, peakFlops),
       elapsed_s: elapsed,
-      eta_s: (elapsed / step) * (tc.steps - step),
+      eta_s: (elapsed / (step - firstStep + 1)) * (tc.steps - step),
       rss_bytes: peakRssBytes(),
       joules_per_token: null,
       energy_source: 'none',
@@ -300,10 +392,20 @@ export async function train(config: Config, hooks: TrainHooks = {}): Promise<Sum
     };
     if (step % tc.log_every === 0 || step === tc.steps) log.write(m);
     hooks.onStep?.(m);
-    if (tc.eval_every > 0 && step % tc.eval_every === 0 && step < tc.steps) doEval(step);
+    if (tc.eval_every > 0 && step % tc.eval_every === 0 && step < tc.steps) lastVal = doEval(step);
+    const due =
+      (tc.checkpoint_every > 0 && step % tc.checkpoint_every === 0) ||
+      (tc.checkpoint_minutes > 0 && performance.now() - lastSaveAt >= tc.checkpoint_minutes * 60_000);
+    if (due && step < tc.steps) {
+      save(step);
+      savedAt = step;
+    }
   }
   const seconds = (performance.now() - t0) / 1000;
   const finalValLoss = doEval(done);
+  lastVal = finalValLoss;
+  // The end of the run, or a stop (Ctrl-C, SIGTERM): keep what was trained.
+  if (done > savedAt) save(done);
 
   let sampleOut: Summary['sample'] = null;
   if (tc.sample_tokens > 0) {
@@ -314,7 +416,7 @@ export async function train(config: Config, hooks: TrainHooks = {}): Promise<Sum
     sampleOut = { prompt: SAMPLE_PROMPT, text: tokenizer.decode(ids) };
   }
 
-  const tokens = done * tokensPerStep;
+  const tokens = (done - firstStep + 1) * tokensPerStep;
   const trained = stepMs.slice(Math.min(3, stepMs.length - 1));
   const tps = seconds > 0 ? tokens / seconds : 0;
   const summary: Summary = {
@@ -331,6 +433,8 @@ export async function train(config: Config, hooks: TrainHooks = {}): Promise<Sum
     peakRssBytes: peakRssBytes(),
     memory: { ...info.memory, recompute: rc.recompute },
     interrupted,
+    resumedFrom: firstStep - 1,
+    checkpoint: lastCheckpoint,
     dataWaitMs: loader.waitMs,
     dataCursor: loader.cursor(),
   };

@@ -148,3 +148,30 @@ test('prepare: bad input exits 2 naming the file; a damaged shard stops train na
   assert.match(c.err, /crc/i);
   writeFileSync(shard, bytes);
 });
+
+test('train saves checkpoints; --resume latest continues the run; export writes a Hugging Face directory', () => {
+  const out = join(tmp, 'run-ckpt');
+  const common = ['--preset', 'nano', '--set', 'train.sample_tokens=0', '--set', 'data.max_bytes=200000', '--set', 'train.log_every=1'];
+  const a = cli(['train', ...common, '--steps', '6', '--out', out, '--set', 'train.checkpoint_every=3']);
+  assert.equal(a.code, 0, `stderr: ${a.err}\nstdout: ${a.out}`);
+  assert.match(a.out, /checkpoint .*step-00000006 \(step 6/);
+  assert.ok(existsSync(join(out, 'checkpoints', 'step-00000003', 'manifest.json')));
+  const b = cli(['train', '--resume', 'latest', '--out', out, '--steps', '9']);
+  assert.equal(b.code, 0, `stderr: ${b.err}\nstdout: ${b.out}`);
+  assert.match(b.out, /resumed +at step 6/);
+  const steps = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => typeof l.loss === 'number').map((l) => l.step);
+  assert.deepEqual(steps.slice(-3), [7, 8, 9]);
+  const done = cli(['train', '--resume', out, '--out', out]);
+  assert.equal(done.code, 2);
+  assert.match(done.err, /at step 9, the run ends at train\.steps = 9; raise --steps/);
+  const exported = join(tmp, 'exported');
+  const e = cli(['export', out, '--out', exported, '--dtype', 'bf16']);
+  assert.equal(e.code, 0, e.err);
+  assert.match(e.out, /step-00000009 -> /);
+  const cfg = JSON.parse(readFileSync(join(exported, 'config.json'), 'utf8'));
+  assert.equal(cfg.torch_dtype, 'bfloat16');
+  assert.equal(existsSync(join(exported, 'trainer_state')), false);
+  const noState = cli(['train', '--resume', exported]);
+  assert.equal(noState.code, 2);
+  assert.match(noState.err, /no trainer_state/);
+});
