@@ -6,6 +6,8 @@ import { ConfigError } from '../config/schema.js';
 import { DataError } from '../data/errors.js';
 import { benchCommand } from './bench.js';
 import { exportCommand, importCommand } from './checkpoint.js';
+import { evalCommand } from './eval.js';
+import { collectStopId, generateCommand, parseTemperature, parseTopP } from './generate.js';
 import { peakCommand } from './peak.js';
 import { prepareCommand } from './prepare.js';
 import { trainCommand } from './train.js';
@@ -94,6 +96,40 @@ export function buildProgram(): Command {
     .addOption(new Option('--dtype <dtype>', 'weights dtype').choices(['fp32', 'bf16']).default('fp32'))
     .action(async (path: string, opts) => {
       process.exitCode = await exportCommand(path, opts);
+    });
+
+  program
+    .command('generate')
+    .description('continue a prompt with a checkpoint (KV cache), the text streamed to stdout; counts and tokens/s on stderr')
+    .argument('<checkpoint>', 'checkpoint directory (or a Hugging Face Llama directory)')
+    .requiredOption('--prompt <text>', 'text to continue')
+    .option('--max-tokens <n>', 'new tokens at most', int('--max-tokens', 1), 128)
+    .option('--temperature <t>', 'sampling temperature (0 = greedy)', parseTemperature, 0.8)
+    .option('--top-k <k>', 'keep the k most likely tokens (0 = all)', int('--top-k', 0), 40)
+    .option('--top-p <p>', 'then keep the most likely tokens holding mass >= p (1 = all)', parseTopP, 0.95)
+    .option('--seed <n>', 'sampling seed (default: random, printed at the end)', int('--seed', 0))
+    .option('--stop-id <id>', "also stop at this token id (repeatable; the checkpoint's end-of-text always stops)", collectStopId, [])
+    .option('--bos', "put the checkpoint's BOS token before the prompt")
+    .option('--threads <n>', 'threads (0 = all cores)', int('--threads', 0))
+    .addOption(new Option('--kernels <path>', "kernel path of the prompt's forward (default: the checkpoint's)").choices(['standard', 'litespark']))
+    .action(async (dir: string, opts) => {
+      process.exitCode = await generateCommand(dir, opts);
+    });
+
+  program
+    .command('eval')
+    .description('mean loss and perplexity of a checkpoint on a prepared split')
+    .argument('<checkpoint>', 'checkpoint directory (or a Hugging Face Llama directory)')
+    .requiredOption('--data <dir>', "a data directory made by `litespark prepare` with the checkpoint's tokenizer")
+    .addOption(new Option('--split <name>', 'split to evaluate').choices(['val', 'train']).default('val'))
+    .option('--batches <n>', 'batches to evaluate (default and most: every full batch of the split, once)', int('--batches', 1))
+    .option('--batch <n>', 'sequences per batch', int('--batch', 1), 4)
+    .option('--seq-len <n>', "tokens per sequence (default: the checkpoint's train.seq_len)", int('--seq-len', 2))
+    .option('--threads <n>', 'threads (0 = all cores)', int('--threads', 0))
+    .addOption(new Option('--kernels <path>', "kernel path (default: the checkpoint's)").choices(['standard', 'litespark']))
+    .option('--json', 'print one JSON object')
+    .action(async (dir: string, opts) => {
+      process.exitCode = await evalCommand(dir, opts);
     });
 
   program
