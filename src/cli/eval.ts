@@ -1,6 +1,6 @@
 // `litespark eval`: loss and perplexity of a checkpoint on a prepared split (src/infer/eval.ts).
 import { availableParallelism } from 'node:os';
-import { loadModel } from '../checkpoint/checkpoint.js';
+import { loadModel, resolveCheckpoint } from '../checkpoint/checkpoint.js';
 import type { SplitName } from '../data/shards.js';
 import { checkSameTokenizer, evaluateSplit } from '../infer/eval.js';
 import { native } from '../kernels/native.js';
@@ -19,9 +19,11 @@ export interface EvalCliOptions {
 
 const say = (line = '') => process.stdout.write(line + '\n');
 
-export async function evalCommand(dir: string, opts: EvalCliOptions): Promise<number> {
+/** path: a checkpoint directory, or a run directory (its newest complete checkpoint). */
+export async function evalCommand(path: string, opts: EvalCliOptions): Promise<number> {
   const threads = opts.threads && opts.threads > 0 ? opts.threads : availableParallelism();
   native.setThreads(threads);
+  const dir = resolveCheckpoint(path);
   const loaded = loadModel(dir, opts.kernels ? { kernels: opts.kernels } : {});
   const { model, config } = loaded;
   const maxLen = config.model.max_position_embeddings;

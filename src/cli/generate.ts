@@ -2,7 +2,7 @@
 // (KV cache: src/infer/). Counts and speed go to stderr at the end, so stdout is only the text.
 import { InvalidArgumentError } from 'commander';
 import { availableParallelism } from 'node:os';
-import { loadModel } from '../checkpoint/checkpoint.js';
+import { loadModel, resolveCheckpoint } from '../checkpoint/checkpoint.js';
 import { ContextLengthError, KvDecoder } from '../infer/decoder.js';
 import { generateText } from '../infer/generate.js';
 import { native } from '../kernels/native.js';
@@ -41,10 +41,12 @@ export const collectStopId = (v: string, prev: number[]): number[] => {
 
 const STOP_WORDS = { stop: 'end-of-text', 'max-tokens': '--max-tokens reached', context: 'context full (max_position_embeddings)' } as const;
 
-export async function generateCommand(dir: string, opts: GenerateCliOptions): Promise<number> {
+/** path: a checkpoint directory, or a run directory (its newest complete checkpoint). */
+export async function generateCommand(path: string, opts: GenerateCliOptions): Promise<number> {
   const err = (line: string) => process.stderr.write(line + '\n');
   const threads = opts.threads && opts.threads > 0 ? opts.threads : availableParallelism();
   native.setThreads(threads);
+  const dir = resolveCheckpoint(path);
   const loaded = loadModel(dir, opts.kernels ? { kernels: opts.kernels } : {});
   const { model, tokenizer, config, generation } = loaded;
   const maxLen = config.model.max_position_embeddings;
@@ -83,7 +85,7 @@ export async function generateCommand(dir: string, opts: GenerateCliOptions): Pr
   const n = r.ids.length;
   const decodeTps = r.steps > 0 ? (r.steps * 1000) / r.decodeMs : NaN; // the first new token comes from the prefill
   err(
-    `litespark generate: prompt ${r.promptTokens} tokens, generated ${n} (${STOP_WORDS[r.stopReason]}); ` +
+    `litespark generate ${dir}: prompt ${r.promptTokens} tokens, generated ${n} (${STOP_WORDS[r.stopReason]}); ` +
       `prefill ${r.prefillMs.toFixed(1)} ms (${((r.promptTokens * 1000) / r.prefillMs).toFixed(0)} tokens/s), ` +
       `decode ${Number.isFinite(decodeTps) ? decodeTps.toFixed(1) : 'n/a'} tokens/s; ` +
       `seed ${seed}, ${model.kernels} kernels, fp32, ${threads} threads, ${native.isa()}`,

@@ -101,7 +101,7 @@ export function buildProgram(): Command {
   program
     .command('generate')
     .description('continue a prompt with a checkpoint (KV cache), the text streamed to stdout; counts and tokens/s on stderr')
-    .argument('<checkpoint>', 'checkpoint directory (or a Hugging Face Llama directory)')
+    .argument('<checkpoint>', 'checkpoint directory, run directory (its newest good checkpoint) or Hugging Face Llama directory')
     .requiredOption('--prompt <text>', 'text to continue')
     .option('--max-tokens <n>', 'new tokens at most', int('--max-tokens', 1), 128)
     .option('--temperature <t>', 'sampling temperature (0 = greedy)', parseTemperature, 0.8)
@@ -119,7 +119,7 @@ export function buildProgram(): Command {
   program
     .command('eval')
     .description('mean loss and perplexity of a checkpoint on a prepared split')
-    .argument('<checkpoint>', 'checkpoint directory (or a Hugging Face Llama directory)')
+    .argument('<checkpoint>', 'checkpoint directory, run directory (its newest good checkpoint) or Hugging Face Llama directory')
     .requiredOption('--data <dir>', "a data directory made by `litespark prepare` with the checkpoint's tokenizer")
     .addOption(new Option('--split <name>', 'split to evaluate').choices(['val', 'train']).default('val'))
     .option('--batches <n>', 'batches to evaluate (default and most: every full batch of the split, once)', int('--batches', 1))
