@@ -22,6 +22,7 @@
 
 #include "kernels/common.h"
 #include "kernels/decode.h"
+#include "kernels/simd.h"
 #include "kernels/vexp.h"
 #include "memory.h"
 
@@ -30,17 +31,7 @@ namespace LS_ISA {
 namespace {
 
 template <class T>
-struct DecVec;
-template <>
-struct DecVec<float> {
-  typedef float type __attribute__((vector_size(LS_VEC_BYTES)));
-};
-template <>
-struct DecVec<double> {
-  typedef double type __attribute__((vector_size(LS_VEC_BYTES)));
-};
-template <class T>
-using Vt = typename DecVec<T>::type;
+using Vt = Simd<T, LS_VEC_BYTES>;
 
 template <class T>
 constexpr int lanes() {

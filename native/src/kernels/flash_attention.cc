@@ -37,6 +37,7 @@
 
 #include "kernels/common.h"
 #include "kernels/ops.h"
+#include "kernels/simd.h"
 #include "kernels/vexp.h"
 #include "memory.h"
 
@@ -60,17 +61,7 @@ namespace LS_ISA {
 namespace {
 
 template <class T>
-struct FaVec;
-template <>
-struct FaVec<float> {
-  typedef float type __attribute__((vector_size(LS_FA_VB)));
-};
-template <>
-struct FaVec<double> {
-  typedef double type __attribute__((vector_size(LS_FA_VB)));
-};
-template <class T>
-using Vt = typename FaVec<T>::type;
+using Vt = Simd<T, LS_FA_VB>;
 typedef int32_t VInt __attribute__((vector_size(LS_FA_VB)));
 
 template <class T>

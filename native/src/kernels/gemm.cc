@@ -46,6 +46,7 @@
 #include "bf16/convert.h"
 #include "kernels/common.h"
 #include "kernels/ops.h"
+#include "kernels/simd.h"
 #include "memory.h"
 
 // Register tile per ISA: NR = 2 vectors (contiguous in C), MR rows, MR*2 accumulators.
@@ -64,16 +65,6 @@ namespace ls {
 namespace LS_ISA {
 namespace {
 
-template <class T>
-struct Vec;
-template <>
-struct Vec<float> {
-  typedef float type __attribute__((vector_size(LS_GEMM_VB)));
-};
-template <>
-struct Vec<double> {
-  typedef double type __attribute__((vector_size(LS_GEMM_VB)));
-};
 
 template <class T>
 struct Blocking {
@@ -96,7 +87,7 @@ struct Blocking {
 };
 
 template <class T>
-using V = typename Vec<T>::type;
+using V = Simd<T, LS_GEMM_VB>;
 
 template <class T>
 inline V<T> loadu(const T* p) {
