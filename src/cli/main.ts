@@ -10,6 +10,7 @@ import { evalCommand } from './eval.js';
 import { collectStopId, generateCommand, parseTemperature, parseTopP } from './generate.js';
 import { peakCommand } from './peak.js';
 import { prepareCommand } from './prepare.js';
+import { reportCommand } from './report.js';
 import { trainCommand } from './train.js';
 
 function int(name: string, min: number) {
@@ -157,6 +158,16 @@ export function buildProgram(): Command {
     .option('--kernels-only', 'time the kernels alone (GEMM shapes, attention, MLP, loss) instead of whole steps')
     .action(async (opts) => {
       process.exitCode = await benchCommand(opts);
+    });
+
+  program
+    .command('report')
+    .description('one self-contained HTML file of a run (loss, tokens/s, MFU, power and energy, memory, data wait) or of bench results')
+    .argument('<dir>', 'run directory (metrics.jsonl; a rows.json in it adds the bench chart) or bench results directory (rows.json)')
+    .option('--out <file>', 'HTML file to write (default: DIR/report.html)')
+    .option('--bench <path>', 'bench results to compare: a bench directory or its rows.json')
+    .action(async (dir: string, opts) => {
+      process.exitCode = await reportCommand(dir, opts);
     });
 
   return program;
