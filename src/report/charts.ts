@@ -61,11 +61,15 @@ export function lineChart(spec: LineChartSpec): string {
     marks.push(Plot.text([r.x], { x: (d: number) => d, frameAnchor: 'top', dy: 4, dx: 3, textAnchor: 'start', text: () => r.label, fill: '#666' }));
   }
   if (spec.yZero) marks.push(Plot.ruleY([0], { stroke: '#ccc' }));
+  // A flat series (data wait 0 throughout) gets a readable axis instead of a zero-width domain.
+  const ys = spec.series.flatMap((s) => s.points.map((p) => p.y));
+  const flat = ys.length > 0 && ys.every((y) => y === ys[0]);
+  const flatDomain = flat ? (ys[0] === 0 ? [0, 1] : [Math.min(0, ys[0]! * 2), Math.max(0, ys[0]! * 2)]) : undefined;
   return render({
     grid: true,
     marginLeft: 56,
     x: { label: spec.xLabel },
-    y: { label: spec.yLabel, percent: spec.percent ?? false, zero: spec.yZero ?? false },
+    y: { label: spec.yLabel, percent: spec.percent ?? false, zero: spec.yZero ?? false, ...(flatDomain ? { domain: flatDomain } : {}) },
     color: {
       domain: names,
       range: names.map((n, i) => COLORS[n] ?? ['#1c7ed6', '#e8590c', '#2f9e44', '#9c36b5'][i % 4]!),
@@ -108,8 +112,9 @@ export function groupedBars(rows: BarRow[], yLabel: string, percent = false): st
 export function rowBars(rows: BarRow[], xLabel: string): string {
   const bars = [...new Set(rows.map((r) => r.bar))];
   const labels = [...new Set(rows.map((r) => r.label))];
+  const groups = new Set(rows.map((r) => r.group)).size;
   return render({
-    height: Math.max(HEIGHT, rows.length * 16 + 60),
+    height: Math.max(HEIGHT, groups * labels.length * 13 + 70),
     width: WIDTH + 200,
     marginLeft: 260,
     x: { label: xLabel, grid: true },

@@ -26,8 +26,8 @@ h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px}
 .cards>div{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px 12px}
 table{border-collapse:collapse}th{text-align:left;font-weight:600;padding:2px 12px 2px 0;color:#555}td{padding:2px 0}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(580px,1fr));gap:16px}
-figure{margin:0;background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px;overflow-x:auto}
-figcaption{font-weight:600;margin-bottom:4px}
+figure.chart,figure.chart-empty{margin:0;background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px;overflow-x:auto}
+figure.chart>figcaption,figure.chart-empty>figcaption{font-weight:600;margin-bottom:4px}
 .none{color:#888;font-style:italic;padding:24px 0;text-align:center}
 .note{color:#666;font-size:12px;margin:4px 0 0}
 footer{color:#888;font-size:12px;margin-top:24px}

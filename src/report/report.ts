@@ -17,7 +17,8 @@ export { ReportError } from './load.js';
 
 type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Obj) : {});
-const show = (v: unknown): string => (v === undefined || v === null ? 'n/a' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+const show = (v: unknown): string =>
+  v === undefined || v === null ? 'n/a' : typeof v === 'number' ? String(Number(v.toPrecision(6))) : typeof v === 'object' ? JSON.stringify(v) : String(v);
 const fixed = (v: number | null, d: number, unit = '') => (v === null ? 'n/a' : `${v.toFixed(d)}${unit}`);
 
 function fmtJoules(j: number): string {
@@ -73,10 +74,10 @@ function runCharts(run: RunData): string[] {
   const charts: string[] = [];
   charts.push(figure('loss-step', 'Loss vs step', train.length || val.length
     ? lineChart({ xLabel: 'step', yLabel: 'loss', series: [{ name: 'train', points: train }, { name: 'val', points: val, dots: true }], rules })
-    : null, 'no loss logged'));
+    : null, train.length || val.length ? undefined : 'no loss logged'));
   charts.push(figure('loss-tokens', 'Loss vs tokens', tps !== null && (train.length || val.length)
     ? lineChart({ xLabel: 'tokens', yLabel: 'loss', series: [{ name: 'train', points: byTokens(train) }, { name: 'val', points: byTokens(val), dots: true }], rules: tokenRules })
-    : null, 'tokens per step unknown'));
+    : null, tps !== null && (train.length || val.length) ? undefined : 'tokens per step unknown'));
   charts.push(line('tokens-per-s', 'Tokens/s', 'tokens/s', points(run.steps, (l) => l.tokens_per_s), 'no tokens/s logged', { yZero: true }));
   charts.push(line('mfu', 'MFU', 'MFU (%)', points(run.steps, (l) => l.mfu), 'MFU n/a: no measured peak for this run (litespark peak)', { percent: true, yZero: true }));
   const sources = energySources(run);
