@@ -9,6 +9,7 @@ import { exportCommand, importCommand } from './checkpoint.js';
 import { evalCommand } from './eval.js';
 import { collectStopId, generateCommand, parseTemperature, parseTopP } from './generate.js';
 import { peakCommand } from './peak.js';
+import { ACCELERATOR_HELP, planCommand } from './plan.js';
 import { prepareCommand } from './prepare.js';
 import { reportCommand } from './report.js';
 import { trainCommand } from './train.js';
@@ -25,6 +26,14 @@ function positive(name: string) {
   return (v: string): number => {
     const n = Number(v);
     if (!Number.isFinite(n) || n < 0 || n >= 1) throw new InvalidArgumentError(`${name} must be a number in [0, 1)`);
+    return n;
+  };
+}
+
+function nonNegative(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${name} must be a number >= 0`);
     return n;
   };
 }
@@ -58,6 +67,7 @@ export function buildProgram(): Command {
     .option('--set <key=value>', 'override any config field, e.g. --set train.lr=1e-3 (repeatable)', collect, [])
     .option('--resume <path>', "continue a run exactly: a checkpoint directory, a run directory (its newest good checkpoint), or 'latest' with --out")
     .option('--init <dir>', 'start from the weights of a checkpoint or Hugging Face Llama directory (fresh optimizer; the model shape comes from its config.json)')
+    .option('--watts <w>', 'power draw in watts for the energy estimate (W x wall time) when no RAPL/NVML counter is readable', nonNegative('--watts'))
     .action(async (opts) => {
       process.exitCode = await trainCommand(opts);
     });
@@ -141,6 +151,33 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .action(async (opts) => {
       await peakCommand(opts);
+    });
+
+  program
+    .command('plan')
+    .description('before renting a cluster: memory per device, tokens/s, tokens/day, time and energy for N tokens, communication per step')
+    .option('--preset <name>', 'preset, e.g. litespark-3b, litespark-30b, llama-8b')
+    .option('--config <file>', 'JSON or TOML config file, merged over the preset')
+    .option('--set <key=value>', 'override any config field (repeatable)', collect, [])
+    .option('--seq-len <n>', "sequence length (default: the config's train.seq_len)")
+    .option('--global-batch <n>', "sequences per optimizer step, or tokens with a 'tok' suffix (e.g. 4Mitok); default ranks x micro-batch x accumulation")
+    .option('--micro-batch <n>', "sequences per rank per forward/backward (default: the config's)")
+    .option('--nodes <n>', 'nodes (default 1)')
+    .option('--devices-per-node <n>', 'devices per node (default 8; 1 for cpu)')
+    .option('--accelerator <name>', ACCELERATOR_HELP)
+    .option('--dtype <dtype>', 'bf16 (GPU default: bf16 mixed precision) or fp32')
+    .option('--recompute <mode>', 'activation checkpointing: none, selective, full')
+    .option('--kernels <path>', 'litespark or standard (activation memory)')
+    .option('--zero <0|1>', 'ZeRO-1 shards the optimizer state over the data-parallel ranks')
+    .option('--mfu <f>', 'model FLOPs utilization, e.g. 0.4 (default 0.4, printed as assumed)')
+    .option('--mfu-from <file>', 'take litespark\'s and standard\'s MFU from `litespark bench --json` rows')
+    .option('--tokens <n>', 'tokens to train, e.g. 627e9 or 627B: time and energy')
+    .option('--link-gbps <n>', 'data-parallel link bandwidth per device and direction, Gb/s (default 400)')
+    .option('--device-watts <w>', 'power per device (default: the datasheet TDP; none for cpu)')
+    .option('--device-memory-gib <n>', 'memory per device, GiB (default: the datasheet capacity; cpu: this machine)')
+    .option('--json', 'print one JSON object')
+    .action(async (opts) => {
+      process.exitCode = await planCommand(opts);
     });
 
   program
