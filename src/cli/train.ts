@@ -21,6 +21,8 @@ export interface TrainOptions {
   set?: string[];
   resume?: string;
   init?: string;
+  /** Power draw for the energy estimate when no counter is readable (runtime.watts). */
+  watts?: number;
 }
 
 const say = (line = '') => process.stdout.write(line + '\n');
@@ -58,6 +60,14 @@ function printStart(i: StartInfo): void {
     `  MFU       ${(i.flopsPerToken / 1e6).toFixed(2)} MFLOP/token (6P + 12LdT) vs measured ${i.dtype === 'bf16' ? `bf16 ${unitName(i.matmulUnit)}` : 'fp32'} peak ` +
       (i.peakGflops === null ? 'n/a' : `${i.peakGflops.toFixed(0)} GFLOP/s${i.peakCached ? ' (cached; `litespark peak --remeasure`)' : ''}`),
   );
+  say(`  energy    ${i.energy.kind}: ${i.energy.source}`);
+  for (const u of i.energy.unavailable) say(`            ${u.name} unavailable: ${u.reason}`);
+}
+
+/** Joules in J, kJ or MJ. */
+function fmtJoules(j: number): string {
+  const a = Math.abs(j);
+  return a >= 1e6 ? `${(j / 1e6).toFixed(2)} MJ` : a >= 1e3 ? `${(j / 1e3).toFixed(2)} kJ` : `${j.toFixed(1)} J`;
 }
 
 function printEnd(s: Summary): void {
@@ -66,6 +76,12 @@ function printEnd(s: Summary): void {
   say(`  loss      validation ${s.initialValLoss.toFixed(3)} before -> ${s.finalValLoss.toFixed(3)} after (train ${s.finalTrainLoss.toFixed(3)})`);
   say(`  speed     ${s.tokensPerSecond.toFixed(0)} tokens/s, median step ${s.stepMsMedian.toFixed(1)} ms, MFU ${fmtPct(s.mfu)}`);
   say(`  memory    peak RSS ${fmtBytes(s.peakRssBytes)}`);
+  const e = s.energy;
+  if (e) {
+    say(`  energy    ${e.kind} ${fmtJoules(e.joules)}${s.resumedFrom > 0 ? ` (this run ${fmtJoules(e.joulesThisRun)})` : ''}, ` +
+      `${e.joulesPerToken.toPrecision(3)} J/token, ${e.kwh.toPrecision(3)} kWh, ${e.co2eGrams.toPrecision(3)} g CO2e at ${e.gridGco2PerKwh} g/kWh`);
+    say(`            source: ${e.source}`);
+  } else say(`  energy    n/a: ${s.energyError ?? 'no meter'}`);
   if (s.sample) {
     say('  sample    ' + JSON.stringify(s.sample.prompt) + ' ->');
     say(
@@ -93,6 +109,7 @@ export async function trainCommand(opts: TrainOptions): Promise<number> {
   if (opts.recompute !== undefined) overrides['runtime.recompute'] = opts.recompute;
   if (opts.out !== undefined) overrides['runtime.out'] = opts.out;
   if (opts.data !== undefined) overrides['data.source'] = opts.data;
+  if (opts.watts !== undefined) overrides['runtime.watts'] = opts.watts;
 
   // --resume: the checkpoint's own config (flags may extend it, e.g. --steps); the run directory
   // is the one the checkpoint lives in. --init: the model's shape comes from the weights.
@@ -125,7 +142,7 @@ export async function trainCommand(opts: TrainOptions): Promise<number> {
 
   const bar = new cliProgress.SingleBar(
     {
-      format: 'step {value}/{total} |{bar}| loss {loss} | lr {lr} | {tps} tok/s | MFU {mfu} | {elapsed} elapsed, ETA {remaining}',
+      format: 'step {value}/{total} |{bar}| loss {loss} | lr {lr} | {tps} tok/s | MFU {mfu} | {jpt} J/tok | {elapsed} elapsed, ETA {remaining}',
       barsize: 20,
       hideCursor: true,
       noTTYOutput: true,
@@ -144,7 +161,7 @@ export async function trainCommand(opts: TrainOptions): Promise<number> {
         printStart(info);
         started = true;
         if (info.resumedFrom > 0) say(`  resumed   at step ${info.resumedFrom}`);
-        bar.start(config.train.steps, info.resumedFrom, { loss: '-', lr: '-', tps: '-', mfu: '-', elapsed: '0s', remaining: '--' });
+        bar.start(config.train.steps, info.resumedFrom, { loss: '-', lr: '-', tps: '-', mfu: '-', jpt: '-', elapsed: '0s', remaining: '--' });
       },
       onEval: (e) => {
         if (!started) return;
@@ -156,6 +173,7 @@ export async function trainCommand(opts: TrainOptions): Promise<number> {
           lr: m.lr.toExponential(2),
           tps: m.tokens_per_s.toFixed(0),
           mfu: fmtPct(m.mfu),
+          jpt: m.joules_per_token === null ? 'n/a' : m.joules_per_token.toPrecision(3),
           elapsed: fmtDuration(m.elapsed_s),
           remaining: fmtDuration(m.eta_s),
         }),

@@ -150,6 +150,16 @@ export const runtimeSchema = z
     kernels: choice(KERNELS, PLANNED_KERNELS).default('litespark'),
     dtype: choice(DTYPES, PLANNED_DTYPES).default('fp32'),
     recompute: choice(RECOMPUTE, {}).default('none'),
+    /**
+     * Power draw in watts for the energy estimate (W x wall time) when no hardware counter
+     * (RAPL, NVML) is readable; 0 = the per-core model (src/metrics/energy.ts). `train --watts`.
+     */
+    watts: z.number().min(0).default(0),
+    /**
+     * Carbon intensity of the electricity, gCO2e per kWh, for the CO2e of a run. Default 480: the
+     * 2023 world average (Ember, Global Electricity Review 2024).
+     */
+    grid_gco2_per_kwh: z.number().min(0).default(480),
     /** Run directory; the loader fills in runs/<preset>-<timestamp> when absent. */
     out: z.string().min(1).optional(),
   })

@@ -27,6 +27,7 @@ import { memoryModel, type MemoryReport } from '../metrics/memory.js';
 import { median } from '../metrics/stats.js';
 import { cpuModel } from '../metrics/machine.js';
 import { defaultCacheDir, getPeak } from '../metrics/peak.js';
+import { describeMeter, energySource, energyTotals, openEnergyMeter, type MeterAttempt } from '../metrics/energy.js';
 import { AdamW } from './optimizer.js';
 import { sample } from './sample.js';
 import { lrAt } from './schedule.js';
@@ -57,6 +58,8 @@ export interface StartInfo {
   memory: MemoryReport;
   /** Steps already done before this run (a resumed checkpoint's step; 0 for a fresh run). */
   resumedFrom: number;
+  /** The energy meter of the run (src/metrics/energy.ts), chosen once at start, and the ones that were unavailable. */
+  energy: { kind: 'measured' | 'estimated'; source: string; unavailable: MeterAttempt[]; line: string };
 }
 
 /** One line of metrics.jsonl. */
@@ -107,6 +110,24 @@ export interface Summary {
   /** Total time the steps waited for data, and the loader's position (to resume from). */
   dataWaitMs: number;
   dataCursor: LoaderCursor;
+  /** Energy of the run, resumed runs' earlier parts included; null when the meter failed (energyError says why). */
+  energy: EnergySummary | null;
+  energyError: string | null;
+}
+
+/** summary.json's energy: totals over every step trained so far (across resumes). */
+export interface EnergySummary {
+  kind: 'measured' | 'estimated';
+  /** e.g. 'measured: RAPL package-0 + dram'; a resumed run whose earlier part had another source names both. */
+  source: string;
+  joules: number;
+  /** This run's part (what the meter read since the first step of this process). */
+  joulesThisRun: number;
+  /** joules / tokens trained (all steps so far). */
+  joulesPerToken: number;
+  kwh: number;
+  co2eGrams: number;
+  gridGco2PerKwh: number;
 }
 
 export interface TrainHooks {
@@ -271,6 +292,10 @@ export async function train(config: Config, hooks: TrainHooks = {}, start: Train
   const peak = getPeak({ threads, dtype: rc.dtype });
   const fpt = flopsPerToken(mc, T);
   const counts = parameterCounts(mc);
+  // One meter for the whole run (never switched mid-run): RAPL, NVML, else the estimate.
+  const energy = openEnergyMeter(rc.watts > 0 ? { watts: rc.watts } : {});
+  const meter = energy.meter;
+  const source = energySource(meter);
 
   const info: StartInfo = {
     config,
@@ -297,6 +322,7 @@ export async function train(config: Config, hooks: TrainHooks = {}, start: Train
     },
     memory: memoryModel(mc, { B, T, kernels: rc.kernels, dtype: rc.dtype, recompute: rc.recompute }),
     resumedFrom: firstStep - 1,
+    energy: { kind: meter.kind, source: meter.source, unavailable: energy.unavailable, line: describeMeter(energy) },
   };
   writeFileSync(
     join(runDir, 'config.json'),
@@ -323,6 +349,29 @@ export async function train(config: Config, hooks: TrainHooks = {}, start: Train
   let lastCheckpoint: string | null = null;
   let lastSaveAt = performance.now();
   let lastVal: number | null = resumed?.last_val_loss ?? null;
+  // Energy: joules of the earlier parts of a resumed run, plus what this run's meter reads. A
+  // meter that fails mid-run is reported (energyError) and never replaced by another.
+  const priorJoules = resumed?.energy.joules ?? null;
+  const priorSource = resumed?.energy.source ?? 'none';
+  let energyError: string | null = null;
+  let meterStart = 0;
+  const readMeter = (): number | null => {
+    if (energyError !== null) return null;
+    try {
+      return meter.read();
+    } catch (e) {
+      energyError = `${meter.name} meter failed: ${e instanceof Error ? e.message : String(e)}`;
+      status(`energy: ${energyError}; energy is not reported for the rest of the run`);
+      return null;
+    }
+  };
+  /** Joules of every step so far (across resumes), or null when unknown. */
+  const totalJoules = (): number | null => {
+    const now = readMeter();
+    if (now === null || (firstStep > 1 && priorJoules === null)) return null;
+    return (priorJoules ?? 0) + now - meterStart;
+  };
+  const totalSource = firstStep > 1 && priorSource !== source ? `${priorSource} (steps 1-${firstStep - 1}) + ${source}` : source;
   const save = (step: number): void => {
     const t = performance.now();
     const dir = join(ckptRoot, stepDirName(step));
@@ -335,7 +384,7 @@ export async function train(config: Config, hooks: TrainHooks = {}, start: Train
       elapsed_s: priorSeconds + (t - t0) / 1000,
       data_cursor: loader.cursor(),
       rng: { init_seed: tc.seed, sample_seed: tc.seed },
-      energy: { joules: null, source: 'none' },
+      energy: { joules: totalJoules(), source: totalSource },
       last_val_loss: lastVal,
       config,
     };
@@ -350,6 +399,7 @@ export async function train(config: Config, hooks: TrainHooks = {}, start: Train
   lastVal = initialValLoss;
   const stepMs: number[] = [];
   const t0 = performance.now();
+  meterStart = readMeter() ?? 0;
   let lastLoss = NaN;
   let done = firstStep - 1; // optimizer steps completed
   let savedAt = done;
@@ -362,11 +412,13 @@ export async function train(config: Config, hooks: TrainHooks = {}, start: Train
       break;
     }
     const ts = performance.now();
+    const e0 = readMeter();
     const lr = lrAt(step, tc);
     const waited = loader.waitMs;
     const r = trainStep(model, opt, buf, (ids, targets) => loader.next(ids, targets), tc.grad_accum_steps, lr);
     const gradNorm = r.gradNorm;
     const ms = performance.now() - ts;
+    const e1 = readMeter();
     stepMs.push(ms);
     lastLoss = r.loss;
     done = step;
@@ -386,8 +438,8 @@ export async function train(config: Config, hooks: TrainHooks = {}, start: Train
       elapsed_s: elapsed,
       eta_s: (elapsed / (step - firstStep + 1)) * (tc.steps - step),
       rss_bytes: peakRssBytes(),
-      joules_per_token: null,
-      energy_source: 'none',
+      joules_per_token: e0 !== null && e1 !== null ? (e1 - e0) / tokensPerStep : null,
+      energy_source: energyError === null ? source : `none: ${energyError}`,
       data_wait_ms: loader.waitMs - waited,
     };
     if (step % tc.log_every === 0 || step === tc.steps) log.write(m);
@@ -403,6 +455,9 @@ export async function train(config: Config, hooks: TrainHooks = {}, start: Train
   }
   const seconds = (performance.now() - t0) / 1000;
   const finalValLoss = doEval(done);
+  // Energy up to here, what the final checkpoint carries too (its save is read just after).
+  const joulesAtEnd = totalJoules();
+  const thisRunAtEnd = joulesAtEnd === null ? null : joulesAtEnd - (priorJoules ?? 0);
   lastVal = finalValLoss;
   // The end of the run, or a stop (Ctrl-C, SIGTERM): keep what was trained.
   if (done > savedAt) save(done);
@@ -437,6 +492,16 @@ export async function train(config: Config, hooks: TrainHooks = {}, start: Train
     checkpoint: lastCheckpoint,
     dataWaitMs: loader.waitMs,
     dataCursor: loader.cursor(),
+    // The energy from the first step of this process to the final evaluation (evaluations and periodic saves included).
+    energy: joulesAtEnd === null || thisRunAtEnd === null ? null : {
+      ...energyTotals(joulesAtEnd, rc.grid_gco2_per_kwh),
+      // a total with any estimated part is an estimate
+      kind: /(^|\+ )estimated/.test(totalSource) ? 'estimated' : 'measured',
+      source: totalSource,
+      joulesThisRun: thisRunAtEnd,
+      joulesPerToken: done > 0 ? joulesAtEnd / (done * tokensPerStep) : NaN,
+    },
+    energyError: energyError ?? (firstStep > 1 && priorJoules === null ? `the checkpoint at step ${firstStep - 1} carries no energy figure` : null),
   };
   loader.close();
   log.write({ summary });
