@@ -1,4 +1,5 @@
 // The message a bench worker process receives (as one JSON argument) and the lines it prints.
+import type { EnergyMeterSpec } from '../metrics/energy.js';
 import type { BenchDtype, BenchRow, KernelPath, RecomputeMode } from './spec.js';
 
 /** What every worker job carries. */
@@ -14,6 +15,8 @@ interface JobBase {
   /** The parent's measured peak (GFLOP/s) so every row of a run shares one denominator. */
   peakGflops: number | null;
   commit: string | null;
+  /** The parent's energy meter, opened again in the worker: every row of a run uses the same one (absent: no J/token). */
+  energy?: EnergyMeterSpec;
 }
 
 export interface StepJob extends JobBase {

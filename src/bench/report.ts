@@ -12,13 +12,16 @@ const range = (med: number | null, min: number | null, max: number | null) =>
   med === null ? '—' : `${ms(med)} (${ms(min)}-${ms(max)})`;
 const times = (x: number | null) => (x === null ? '—' : `${x.toFixed(2)}x`);
 const bytes = (x: number | null) => (x === null ? '—' : fmtBytes(x));
+/** J/token to 3 significant digits, '~' marking an estimate (the source is printed once under the table). */
+const joulesPerToken = (r: StepRow) =>
+  r.joules_per_token === null ? 'n/a' : `${r.energy_source.startsWith('estimated') ? '~' : ''}${r.joules_per_token.toPrecision(3)}`;
 
 export function stepTable(rows: StepRow[], markdown = false): Table {
   // recompute rows (`--recompute`) get their mode, activations and the ratios to the 'none' row
   const re = rows.some((r) => r.recompute !== undefined);
-  const head = ['config', 'kernels', 'dtype', ...(re ? ['recompute'] : []), 'tokens/s', 'step ms median (min-max)', 'MFU', 'peak memory', 'speedup'];
+  const head = ['config', 'kernels', 'dtype', ...(re ? ['recompute'] : []), 'tokens/s', 'step ms median (min-max)', 'MFU', 'peak memory', 'speedup', 'J/token'];
   if (re) head.push('activations', 'vs none: tokens/s, activations');
-  if (markdown) head.push('native peak', ...(re ? [] : ['activations']), 'J/token');
+  if (markdown) head.push('native peak', ...(re ? [] : ['activations']));
   const body = rows.map((r) => {
     const cells = [
       r.config, r.kernels, r.dtype, ...(re ? [r.recompute ?? 'none'] : []),
@@ -27,13 +30,14 @@ export function stepTable(rows: StepRow[], markdown = false): Table {
       r.ok ? fmtPct(r.mfu) : '—',
       bytes(r.peak_bytes),
       r.kernels === 'standard' ? (r.ok ? '1.00x' : '—') : times(r.speedup),
+      joulesPerToken(r),
     ];
     if (re) {
       const vs = r.recompute === 'none' || r.recompute === undefined ? '—'
         : `${times(r.recompute_speed ?? null)}, ${times(r.recompute_memory ?? null)}`;
       cells.push(bytes(r.activation_bytes), vs);
     }
-    if (markdown) cells.push(bytes(r.native_peak_bytes), ...(re ? [] : [bytes(r.activation_bytes)]), r.joules_per_token === null ? `n/a (${r.energy_source})` : r.joules_per_token.toExponential(3));
+    if (markdown) cells.push(bytes(r.native_peak_bytes), ...(re ? [] : [bytes(r.activation_bytes)]));
     return cells;
   });
   const firstNumber = re ? 4 : 3;
@@ -99,6 +103,7 @@ export function markdownReport(m: BenchMachine, o: { steps: number; warmup: numb
   out.push(`| ISA path | ${m.isa} (available: ${m.available_isas.join(', ')}${m.amx ? '; AMX present' : ''}${m.avx512_bf16 ? '; AVX512-BF16 present' : ''}) |`);
   out.push(`| peak | ${m.peak_gflops === null ? 'n/a' : `${m.peak_gflops.toFixed(1)} GFLOP/s fp32`} at ${m.threads} threads, measured by \`litespark peak\` (${m.peak_measured_at ?? 'n/a'}) |`);
   if (m.bf16_unit) out.push(`| bf16 peak | ${m.bf16_peak_gflops === null ? 'n/a' : `${m.bf16_peak_gflops.toFixed(1)} GFLOP/s`} on ${m.bf16_unit} at ${m.threads} threads: bf16 rows' MFU is against it |`);
+  out.push(`| energy | ${m.energy} |`);
   out.push(`| date | ${m.date} |`);
   out.push(`| commit | ${m.commit ?? 'n/a'}${m.dirty ? ' (with uncommitted changes)' : ''} |`);
   out.push(`| node | ${m.node}, ${m.platform} |`);
@@ -123,8 +128,7 @@ export function markdownReport(m: BenchMachine, o: { steps: number; warmup: numb
             '"vs none" = tokens/s and activations over the recompute none row of the same config, kernels and dtype, in this run.'
           : ''),
       '',
-      'Energy (J/token) is not measured yet: the energy meters (RAPL / NVML, or a stated power model) arrive with a later issue, ' +
-        'so every row carries `joules_per_token: null` and `energy_source: "none"`.',
+      `J/token = energy of the measured steps ÷ their tokens, every row from the same meter (~: estimated): ${m.energy}.`,
       '',
     );
   }

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { native } from '../kernels/native.js';
 import { machineInfo } from '../metrics/machine.js';
 import { getPeak } from '../metrics/peak.js';
+import { describeMeter, openEnergyMeter, type EnergyMeterSpec } from '../metrics/energy.js';
 import type { BenchJob, KernelsJob, StepJob, WorkerEvent } from './job.js';
 import { markdownReport } from './report.js';
 import type { BenchConfig, BenchDtype, BenchRow, KernelPath, KernelRow, RecomputeMode, StepRow } from './spec.js';
@@ -56,6 +57,9 @@ export interface BenchMachine {
   platform: string;
   /** 1-minute load average before the first row (a shared machine's noise, in one number). */
   loadavg_1m: number;
+  /** The energy meter every row of the run uses (opened again in each worker), and the line that says why others were not. */
+  energy_meter: EnergyMeterSpec;
+  energy: string;
 }
 
 export interface BenchResult {
@@ -177,6 +181,7 @@ export function describeBenchMachine(threads: number, dtypes: readonly BenchDtyp
   const peak = getPeak({ threads });
   const bf16 = dtypes.includes('bf16') ? getPeak({ threads, dtype: 'bf16' }) : null;
   const git = gitCommit();
+  const energy = openEnergyMeter();
   return {
     cpu: m.cpuModel, cores: m.cores, threads, isa: native.isa(), available_isas: m.availableIsas,
     amx: m.features.amx_tile, avx512_bf16: m.features.avx512_bf16,
@@ -184,6 +189,7 @@ export function describeBenchMachine(threads: number, dtypes: readonly BenchDtyp
     bf16_unit: bf16 ? bf16.unit : null, bf16_peak_gflops: bf16 && bf16.gflops > 0 ? bf16.gflops : null,
     date: new Date().toISOString(), commit: git.commit, dirty: git.dirty, node: process.version,
     platform: `${os.platform()} ${os.release()}`, loadavg_1m: os.loadavg()[0]!,
+    energy_meter: energy.spec, energy: describeMeter(energy),
   };
 }
 
@@ -196,7 +202,7 @@ export function peakFor(machine: BenchMachine, dtype: BenchDtype): number | null
 export function planJobs(opts: BenchOptions, machine: BenchMachine): BenchJob[] {
   const common = {
     threads: machine.threads, steps: opts.steps, warmup: opts.warmup, seed: opts.seed ?? 1337,
-    commit: machine.commit,
+    commit: machine.commit, energy: machine.energy_meter,
   };
   const order = (k: KernelPath[]) => [...k].sort((a, b) => (a === 'standard' ? -1 : b === 'standard' ? 1 : 0));
   const jobs: BenchJob[] = [];

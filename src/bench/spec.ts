@@ -113,8 +113,10 @@ export interface StepRow extends RowBase {
   native_peak_bytes: number | null;
   /** Saved activations of one step (what grows with batch, sequence and depth). */
   activation_bytes: number | null;
+  /** Energy of the measured steps / their tokens, from the run's one meter (src/metrics/energy.ts); null when none could be read. */
   joules_per_token: number | null;
-  energy_source: 'none' | 'measured' | 'estimated';
+  /** 'measured: <source>' or 'estimated: <source>' (as metrics.jsonl), or 'none' (with why, when a meter failed). */
+  energy_source: string;
   tokens_per_step: number;
   flops_per_token: number;
   params: number;

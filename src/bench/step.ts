@@ -9,6 +9,7 @@ import { flopsPerToken, mfu, parameterCounts } from '../metrics/flops.js';
 import { peakRssBytes } from '../metrics/jsonl.js';
 import { cpuModel } from '../metrics/machine.js';
 import { getPeak } from '../metrics/peak.js';
+import { energySource, openMeterFromSpec, type EnergyMeter } from '../metrics/energy.js';
 import { LlamaModel } from '../model/llama.js';
 import { AdamW } from '../train/optimizer.js';
 import { trainStep } from '../train/trainer.js';
@@ -50,16 +51,30 @@ export function runStepRow(job: StepJob, onProgress: (done: number, total: numbe
     targets.set(b.targets);
   };
 
+  // The run's meter, read over the measured steps only (warm-up excluded, as for the times).
+  let meter: EnergyMeter | null = null;
+  let energyNote = 'none';
+  if (job.energy) {
+    try {
+      meter = openMeterFromSpec(job.energy);
+    } catch (e) {
+      energyNote = `none: ${e instanceof Error ? e.message : String(e)}`;
+    }
+  }
+  let e0: number | null = null;
+  let e1: number | null = null;
   const total = job.warmup + job.steps;
   const times: number[] = [];
   let loss = NaN;
   for (let s = 0; s < total; s++) {
+    if (s === job.warmup && meter) e0 = meter.read();
     const t0 = performance.now();
     const r = trainStep(model, opt, buf, next, accum, tc.lr);
     const ms = performance.now() - t0;
     if (!Number.isFinite(r.loss)) throw new Error(`step ${s + 1}: loss is ${r.loss}`);
     loss = r.loss;
     if (s >= job.warmup) times.push(ms);
+    if (s === total - 1 && meter) e1 = meter.read();
     onProgress(s + 1, total);
   }
 
@@ -92,8 +107,8 @@ export function runStepRow(job: StepJob, onProgress: (done: number, total: numbe
     peak_bytes: peakRssBytes(),
     native_peak_bytes: mem.storagePeakBytes + mem.workspaceBytes,
     activation_bytes: buf.activationBytes(),
-    joules_per_token: null,
-    energy_source: 'none',
+    joules_per_token: e0 !== null && e1 !== null ? (e1 - e0) / (tokensPerStep * job.steps) : null,
+    energy_source: meter ? energySource(meter) : energyNote,
     tokens_per_step: tokensPerStep,
     flops_per_token: fpt,
     params: parameterCounts(mc).total,

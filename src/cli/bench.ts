@@ -28,7 +28,8 @@ function rowLine(r: BenchRow): string {
   if (!r.ok) return `failed: ${r.error}`;
   if (r.kind === 'step') {
     const act = r.recompute !== undefined && r.activation_bytes !== null ? `, activations ${fmtBytes(r.activation_bytes)}` : '';
-    return `${r.tokens_per_s!.toFixed(0)} tokens/s, median step ${r.step_ms_median!.toFixed(1)} ms, MFU ${fmtPct(r.mfu)}${act}`;
+    return `${r.tokens_per_s!.toFixed(0)} tokens/s, median step ${r.step_ms_median!.toFixed(1)} ms, MFU ${fmtPct(r.mfu)}` +
+      `${r.joules_per_token === null ? '' : `, ${r.joules_per_token.toPrecision(3)} J/token (${r.energy_source.split(':')[0]})`}${act}`;
   }
   return `${r.op} (${r.kernels}) ${r.ms_median!.toFixed(2)} ms`;
 }
@@ -88,7 +89,7 @@ export async function benchCommand(opts: BenchCommandOptions): Promise<number> {
     say(`machine: ${machineLine(result.machine)}; commit ${result.machine.commit ?? 'n/a'}${result.machine.dirty ? ' (dirty)' : ''}; load average ${result.machine.loadavg_1m.toFixed(2)}`);
     say();
     process.stdout.write(textReport(result.rows));
-    if (!opts.kernelsOnly) say('J/token: not measured yet (energy meters arrive with a later issue): energy_source "none"');
+    if (!opts.kernelsOnly) say(`J/token (~ = estimated) over the measured steps of each row, one meter for all: ${result.machine.energy}`);
     say(`rows: ${result.jsonFiles.join(', ')}; report: ${result.markdownFile}`);
     // Failed rows are reported, not fatal: the run itself succeeded if it wrote its results.
     return 0;

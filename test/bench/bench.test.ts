@@ -48,8 +48,10 @@ test('bench --configs XS writes a row per kernel path with every contract field,
     assert.ok(Math.abs((row.tokens_per_s as number) - (2048 * 1000) / (row.step_ms_median as number)) < 1e-6 * (row.tokens_per_s as number));
     assert.ok((row.step_ms_min as number) <= (row.step_ms_median as number) && (row.step_ms_median as number) <= (row.step_ms_max as number));
     assert.ok(typeof row.mfu === 'number' && row.mfu > 0 && row.mfu < 1, `${label}: mfu ${row.mfu}`);
-    assert.equal(row.joules_per_token, null);
-    assert.equal(row.energy_source, 'none');
+    // one meter for every row, labelled; J/token over the measured steps
+    assert.ok(typeof row.joules_per_token === 'number' && row.joules_per_token > 0, `${label}: joules_per_token ${row.joules_per_token}`);
+    assert.match(row.energy_source as string, /^(measured|estimated): /);
+    assert.equal(row.energy_source, rows[0]!.energy_source);
     assert.ok(Number.isFinite(row.loss), `${label}: loss ${row.loss}`);
     // without --recompute the rows are as before: no recompute fields
     for (const f of ['recompute', 'recompute_speed', 'recompute_memory']) assert.ok(!Object.hasOwn(row, f), `${label}: unexpected '${f}'`);
@@ -60,8 +62,8 @@ test('bench --configs XS writes a row per kernel path with every contract field,
   assert.deepEqual(JSON.parse(readFileSync(join(out, 'rows.json'), 'utf8')), rows);
   assert.ok(existsSync(join(out, 'results.md')));
   const md = readFileSync(join(out, 'results.md'), 'utf8');
-  for (const s of ['CPU', 'ISA path', 'GFLOP/s', '| XS | standard | fp32 |', '| XS | litespark | fp32 |', 'energy']) assert.ok(md.includes(s), `results.md lacks '${s}'`);
-  assert.match(r.out, /config\s+kernels\s+dtype\s+tokens\/s/);
+  for (const s of ['CPU', 'ISA path', 'GFLOP/s', '| XS | standard | fp32 |', '| XS | litespark | fp32 |', 'J/token', '| energy |']) assert.ok(md.includes(s), `results.md lacks '${s}'`);
+  assert.match(r.out, /config\s+kernels\s+dtype\s+tokens\/s.*J\/token/);
 });
 
 test('bench --recompute none,selective,full: one row per mode with its activation bytes and the ratios to none', () => {
