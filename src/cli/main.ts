@@ -172,7 +172,7 @@ export function buildProgram(): Command {
     .option('--mfu <f>', 'model FLOPs utilization, e.g. 0.4 (default 0.4, printed as assumed)')
     .option('--mfu-from <file>', 'take litespark\'s and standard\'s MFU from `litespark bench --json` rows')
     .option('--tokens <n>', 'tokens to train, e.g. 627e9 or 627B: time and energy')
-    .option('--link-gbps <n>', 'data-parallel link bandwidth per device and direction, Gb/s (default 400)')
+    .option('--link-gbps <n>', 'data-parallel link bandwidth per device and direction, Gb/s (default: 400 across nodes; NVLink / Infinity Fabric on one node)')
     .option('--device-watts <w>', 'power per device (default: the datasheet TDP; none for cpu)')
     .option('--device-memory-gib <n>', 'memory per device, GiB (default: the datasheet capacity; cpu: this machine)')
     .option('--json', 'print one JSON object')

@@ -35,7 +35,7 @@ export interface PlanOptions {
 
 /** Default MFU when neither --mfu nor --mfu-from is given: printed as an assumption. */
 export const DEFAULT_MFU = 0.4;
-/** Default --link-gbps: one 400 Gb/s InfiniBand NDR port per GPU, the usual H100/H200 node. */
+/** Default --link-gbps across nodes: one 400 Gb/s InfiniBand NDR port per GPU, the usual H100/H200 node. */
 export const DEFAULT_LINK_GBPS = 400;
 
 const MULT: Record<string, number> = { '': 1, k: 1e3, K: 1e3, M: 1e6, G: 1e9, B: 1e9, T: 1e12, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30 };
@@ -108,7 +108,9 @@ export async function planFromOptions(opts: PlanOptions): Promise<Plan> {
     ? ranks * microBatch * config.train.grad_accum_steps
     : parseGlobalBatch(opts.globalBatch, seqLen);
   const tokens = posNum('--tokens', opts.tokens) ?? null;
-  const linkGbps = posNum('--link-gbps', opts.linkGbps) ?? DEFAULT_LINK_GBPS;
+  // One node: the ring stays on NVLink / Infinity Fabric; more: the network is its slowest link.
+  const linkGbps = posNum('--link-gbps', opts.linkGbps) ??
+    (nodes === 1 && accelerator !== 'cpu' ? DATASHEETS[accelerator].intraNodeGbps : DEFAULT_LINK_GBPS);
   const watts = posNum('--device-watts', opts.deviceWatts);
   const memGib = posNum('--device-memory-gib', opts.deviceMemoryGib);
   const memoryBytes = memGib === undefined ? undefined : memGib * 2 ** 30;
@@ -140,6 +142,9 @@ export async function planFromOptions(opts: PlanOptions): Promise<Plan> {
     dtype, kernels, recompute, zero,
     layout: gpu && dtype === 'bf16' ? 'mixed' : 'trainer',
     mfus, tokens, linkGbps,
+    linkNote: opts.linkGbps !== undefined ? '--link-gbps'
+      : nodes === 1 && gpu ? `${accelerator === 'mi300x' ? 'Infinity Fabric' : 'NVLink'} inside one node, datasheet`
+      : `default: one ${DEFAULT_LINK_GBPS} Gb/s network port per device`,
   });
 }
 
@@ -206,7 +211,7 @@ export function formatPlan(p: Plan): string {
     say('communication: none (one rank)');
   } else {
     say(`communication per step: ${c.kind} of ${fmtBytes(c.gradientBytes)} of ${j.layout === 'mixed' ? 'bf16' : 'fp32'} gradients over ${j.ranks} ranks`);
-    say(`  ${fmtBytes(c.bytesPerStep)} sent per rank (${c.kind === 'ring all-reduce' ? '2(n-1)/n x gradients' : '(n-1)/n x (gradients + weights)'}), ${dur(c.seconds)} at ${c.linkGbps} Gb/s per device`);
+    say(`  ${fmtBytes(c.bytesPerStep)} sent per rank (${c.kind === 'ring all-reduce' ? '2(n-1)/n x gradients' : '(n-1)/n x (gradients + weights)'}), ${dur(c.seconds)} at ${c.linkGbps} Gb/s per device (${c.linkNote})`);
     for (const x of s) {
       say(`  ${x.label}: ${x.commHidden ? 'hides' : `does NOT hide (${dur(x.exposedCommSeconds)} exposed per step)`} behind the last micro-batch's backward (${dur(x.overlapSeconds)})`);
     }

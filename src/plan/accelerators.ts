@@ -5,6 +5,9 @@
 // Dense figures: NVIDIA datasheets print tensor-core throughput "with sparsity" (2:4); dense
 // is half of it. Memory is the datasheet's capacity in GB (10^9 bytes): conservative, since
 // the devices expose a little more (an H100 80GB reports about 79.6 GiB = 85.5e9 bytes).
+// Intra-node links, per direction: NVLink 4 (H100, H200) 900 GB/s bidirectional -> 450 GB/s =
+// 3600 Gb/s; NVLink 3 (A100) 600 -> 300 GB/s; NVLink 5 (B200) 1.8 TB/s -> 900 GB/s; MI300X
+// Infinity Fabric 7 links x 64 GB/s = 448 GB/s (896 GB/s bidirectional peer bandwidth).
 
 export const ACCELERATORS = ['h100', 'h200', 'a100-80g', 'b200', 'mi300x', 'cpu'] as const;
 export type AcceleratorName = (typeof ACCELERATORS)[number];
@@ -21,6 +24,8 @@ export interface Datasheet {
   memoryGB: number;
   /** Maximum board power (TDP / TBP), W: the default of --device-watts. */
   tdpWatts: number;
+  /** Device-to-device bandwidth inside a node per direction, Gb/s (NVLink / Infinity Fabric): the default link of a one-node plan. */
+  intraNodeGbps: number;
   /** The document the figures come from. */
   source: string;
 }
@@ -28,26 +33,26 @@ export interface Datasheet {
 export const DATASHEETS: Record<GpuName, Datasheet> = {
   // 1,979 TFLOP/s bf16 with sparsity -> 989 dense (the figure the published Litespark runs use).
   h100: {
-    name: 'NVIDIA H100 SXM5 80GB', bf16Tflops: 989, fp32Tflops: 67, memoryGB: 80, tdpWatts: 700,
+    name: 'NVIDIA H100 SXM5 80GB', bf16Tflops: 989, fp32Tflops: 67, memoryGB: 80, tdpWatts: 700, intraNodeGbps: 3600,
     source: 'NVIDIA H100 Tensor Core GPU datasheet (H100 SXM column; bf16 1,979 TFLOPS with sparsity)',
   },
   // Same GH100 compute as the H100 SXM; 141 GB HBM3e.
   h200: {
-    name: 'NVIDIA H200 SXM 141GB', bf16Tflops: 989, fp32Tflops: 67, memoryGB: 141, tdpWatts: 700,
+    name: 'NVIDIA H200 SXM 141GB', bf16Tflops: 989, fp32Tflops: 67, memoryGB: 141, tdpWatts: 700, intraNodeGbps: 3600,
     source: 'NVIDIA H200 Tensor Core GPU datasheet (H200 SXM column; bf16 1,979 TFLOPS with sparsity)',
   },
   'a100-80g': {
-    name: 'NVIDIA A100 SXM4 80GB', bf16Tflops: 312, fp32Tflops: 19.5, memoryGB: 80, tdpWatts: 400,
+    name: 'NVIDIA A100 SXM4 80GB', bf16Tflops: 312, fp32Tflops: 19.5, memoryGB: 80, tdpWatts: 400, intraNodeGbps: 2400,
     source: 'NVIDIA A100 Tensor Core GPU datasheet (A100 80GB SXM column; bf16 312 TFLOPS dense, 624 with sparsity)',
   },
   // Per GPU of the 8-GPU board: totals / 8 (bf16 36 PFLOPS with sparsity -> 2.25 dense; fp32 600 TFLOPS; 1.44 TB).
   b200: {
-    name: 'NVIDIA B200 (HGX B200, 1000 W)', bf16Tflops: 2250, fp32Tflops: 75, memoryGB: 180, tdpWatts: 1000,
+    name: 'NVIDIA B200 (HGX B200, 1000 W)', bf16Tflops: 2250, fp32Tflops: 75, memoryGB: 180, tdpWatts: 1000, intraNodeGbps: 7200,
     source: 'NVIDIA HGX B200 datasheet (8-GPU totals divided by 8; bf16 with sparsity halved)',
   },
   // AMD prints dense and sparse separately: bf16 1,307.4 dense (2,614.9 with sparsity); fp32 vector 163.4.
   mi300x: {
-    name: 'AMD Instinct MI300X OAM', bf16Tflops: 1307.4, fp32Tflops: 163.4, memoryGB: 192, tdpWatts: 750,
+    name: 'AMD Instinct MI300X OAM', bf16Tflops: 1307.4, fp32Tflops: 163.4, memoryGB: 192, tdpWatts: 750, intraNodeGbps: 3584,
     source: 'AMD Instinct MI300X Accelerator data sheet (peak theoretical, dense)',
   },
 };

@@ -51,6 +51,8 @@ export interface PlanInput {
   /** Tokens to train; null: per-day figures only. */
   tokens: number | null;
   linkGbps: number;
+  /** What the link is, in words (e.g. 'NVLink, one node'); printed beside its bandwidth. */
+  linkNote?: string;
 }
 
 export interface PlanScenario extends MfuSource {
@@ -87,6 +89,7 @@ export interface Plan {
     /** Bytes each rank sends (and receives) per optimizer step. */
     bytesPerStep: number;
     linkGbps: number;
+    linkNote: string;
     seconds: number;
   };
   scenarios: PlanScenario[];
@@ -184,7 +187,7 @@ export function makePlan(p: PlanInput): Plan {
     memory: { ...mem, capacity, fits: mem.total <= capacity, largestMicroBatch: largestMicroBatch(p.model, memOpts, capacity) },
     comm: {
       kind: ranks <= 1 ? 'none' : p.zero === 1 ? 'reduce-scatter + all-gather' : 'ring all-reduce',
-      gradientBytes, bytesPerStep, linkGbps: p.linkGbps, seconds: commSeconds,
+      gradientBytes, bytesPerStep, linkGbps: p.linkGbps, linkNote: p.linkNote ?? '', seconds: commSeconds,
     },
     scenarios,
   };
