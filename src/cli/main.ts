@@ -169,7 +169,7 @@ export function buildProgram(): Command {
     .option('--recompute <mode>', 'activation checkpointing: none, selective, full')
     .option('--kernels <path>', 'litespark or standard (activation memory)')
     .option('--zero <0|1>', 'ZeRO-1 shards the optimizer state over the data-parallel ranks')
-    .option('--mfu <f>', 'model FLOPs utilization, e.g. 0.4 (default 0.4, printed as assumed)')
+    .option('--mfu <f>', 'model FLOPs utilization, e.g. 0.4, or several for columns side by side: 0.8935,0.4 (default 0.4, printed as assumed)')
     .option('--mfu-from <file>', 'take litespark\'s and standard\'s MFU from `litespark bench --json` rows')
     .option('--tokens <n>', 'tokens to train, e.g. 627e9 or 627B: time and energy')
     .option('--link-gbps <n>', 'data-parallel link bandwidth per device and direction, Gb/s (default: 400 across nodes; NVLink / Infinity Fabric on one node)')

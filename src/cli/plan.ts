@@ -126,9 +126,12 @@ export async function planFromOptions(opts: PlanOptions): Promise<Plan> {
     }
     mfus = mfuFromBench(rows, opts.mfuFrom, dtype, recompute, opts.preset ?? '');
   } else if (opts.mfu !== undefined) {
-    const v = parseNumber('--mfu', opts.mfu);
-    if (!(v > 0 && v <= 1)) throw new ConfigError(`plan: --mfu must be in (0, 1], e.g. 0.4 for 40% (got ${opts.mfu})`);
-    mfus = [{ label: 'given', mfu: v, source: '--mfu' }];
+    // one or more, comma-separated: one column each
+    mfus = opts.mfu.split(',').map((t) => {
+      const v = parseNumber('--mfu', t);
+      if (!(v > 0 && v <= 1)) throw new ConfigError(`plan: --mfu must be in (0, 1], e.g. 0.4 for 40% (got ${t.trim()})`);
+      return { label: `MFU ${+(v * 100).toFixed(2)}%`, mfu: v, source: '--mfu' };
+    });
   } else {
     mfus = [{ label: 'assumed', mfu: DEFAULT_MFU, source: `default (give --mfu or --mfu-from)` }];
   }
@@ -203,7 +206,7 @@ export function formatPlan(p: Plan): string {
   }
   say(head('energy per day (estimated)') + cols((x) => (x.kWhPerDay === null ? 'n/a' : `${int(x.kWhPerDay)} kWh`)));
   say(head('joules per token (estimated)') + cols((x) => (x.joulesPerToken === null ? 'n/a' : x.joulesPerToken.toPrecision(3))));
-  for (const x of s) say(`  MFU ${x.label}: ${x.source}`);
+  for (const x of s) say(`  ${x.label}: ${x.source}`);
   say(`  energy: ${d.watts === null ? 'n/a without a power figure (--device-watts)' : `estimated = ${d.watts} W (${d.accelerator === 'cpu' ? '--device-watts' : 'datasheet TDP or --device-watts'}) x ${j.devices} devices x time; devices only (no hosts, network, cooling)`}`);
   say();
   const c = p.comm;
