@@ -29,6 +29,7 @@ import { machineLine } from '../src/bench/report.js';
 import { describeBenchMachine, peakFor, runJob } from '../src/bench/run.js';
 import { parseConfigs, parseDtypes, type BenchDtype, type StepRow } from '../src/bench/spec.js';
 import { failureReason } from '../src/bench/util.js';
+import { energySource, estimateJoules, openMeterFromSpec, type EnergyMeter, type EnergyMeterSpec } from '../src/metrics/energy.js';
 
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'pytorch', 'llama_train.py');
@@ -139,16 +140,34 @@ interface PeerRow {
   vs_pytorch: Record<string, number | null>;
   /** 1-minute load average when the run ended: above --threads, other work shared the cores. */
   loadavg_1m: number | null;
+  /** Energy of the measured steps / their tokens, with the meter of the litespark rows; null when unknown. */
+  joules_per_token: number | null;
+  energy_source: string;
   detail: Record<string, unknown>;
 }
 
 /** One PyTorch run in its own process; its JSON line, or a failed row. */
+/**
+ * The run's meter applied to a PyTorch process: the estimates (per-core x CPU time, --watts x
+ * wall time) to the CPU and wall seconds the script reports for its measured steps; a counter
+ * (RAPL, NVML) read by this process when the script reports the end of its warm-up and of its
+ * last step (the counters are machine-wide: what the child used while it ran).
+ */
+interface PeerEnergy {
+  spec: EnergyMeterSpec;
+  /** The counter, opened in this process; null for the estimates. */
+  counter: EnergyMeter | null;
+  source: string;
+}
+
 function runPytorch(name: string, dtype: BenchDtype, args: string[], baseEnv: NodeJS.ProcessEnv, set: Record<string, string>,
-  status: (s: string) => void): Promise<PeerRow> {
+  status: (s: string) => void, energy: PeerEnergy | null): Promise<PeerRow> {
   const failed = (error: string): PeerRow => ({
     name, framework: 'pytorch', dtype, env: set, ok: false, error, tokens_per_s: null, step_ms_median: null, step_ms_min: null,
-    step_ms_max: null, mfu: null, peak_bytes: null, vs_pytorch_best: null, vs_pytorch: {}, loadavg_1m: os.loadavg()[0]!, detail: {},
+    step_ms_max: null, mfu: null, peak_bytes: null, vs_pytorch_best: null, vs_pytorch: {}, loadavg_1m: os.loadavg()[0]!,
+    joules_per_token: null, energy_source: 'none', detail: {},
   });
+  let e0: number | null = null, e1: number | null = null;
   return new Promise((resolve) => {
     const child = spawn(PYTHON, [SCRIPT, ...args, '--dtype', dtype], { env: { ...baseEnv, ...set }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '', err = '';
@@ -158,7 +177,12 @@ function runPytorch(name: string, dtype: BenchDtype, args: string[], baseEnv: No
       const last = c.trim().split('\n').pop() ?? '';
       try {
         const e = JSON.parse(last) as { event?: string; done?: number; total?: number };
-        if (e.event === 'progress') status(`${name}: step ${e.done}/${e.total}`);
+        if (e.event === 'progress') {
+          status(`${name}: step ${e.done}/${e.total}`);
+          const warmup = e.total! - Number(args[args.indexOf('--steps') + 1]);
+          if (energy?.counter && e.done === warmup) e0 = energy.counter.read();
+          if (energy?.counter && e.done === e.total) e1 = energy.counter.read();
+        }
       } catch {
         // not a progress line
       }
@@ -170,11 +194,18 @@ function runPytorch(name: string, dtype: BenchDtype, args: string[], baseEnv: No
         if (code !== 0) throw new Error('exit');
         const r = JSON.parse(line) as Record<string, number | string | null>;
         if ((r.dtype ?? 'fp32') !== dtype) throw new Error('dtype');
+        const tokens = (r.tokens_per_step as number) * (r.steps as number);
+        let joules: number | null = null;
+        if (energy?.counter) joules = e0 !== null && e1 !== null ? e1 - e0 : null;
+        else if (energy && typeof r.cpu_s_measured === 'number') {
+          joules = estimateJoules(energy.spec, { cpuSeconds: r.cpu_s_measured, wallSeconds: r.wall_s_measured as number });
+        }
         resolve({
           name, framework: 'pytorch', dtype, env: set, ok: true, error: null,
           tokens_per_s: r.tokens_per_s as number, step_ms_median: r.step_ms_median as number,
           step_ms_min: r.step_ms_min as number, step_ms_max: r.step_ms_max as number, mfu: null,
-          peak_bytes: r.peak_bytes as number, vs_pytorch_best: null, vs_pytorch: {}, loadavg_1m: os.loadavg()[0]!, detail: r,
+          peak_bytes: r.peak_bytes as number, vs_pytorch_best: null, vs_pytorch: {}, loadavg_1m: os.loadavg()[0]!,
+          joules_per_token: joules === null ? null : joules / tokens, energy_source: joules === null ? 'none' : energy!.source, detail: r,
         });
       } catch {
         const why = failureReason(err.split('\n').filter((l) => !l.startsWith('{"event"')).join('\n'));
@@ -188,14 +219,14 @@ function fromLitespark(name: string, dtype: BenchDtype, r: StepRow): PeerRow {
   return {
     name, framework: 'litespark', dtype, env: {}, ok: r.ok, error: r.error, tokens_per_s: r.tokens_per_s, step_ms_median: r.step_ms_median,
     step_ms_min: r.step_ms_min, step_ms_max: r.step_ms_max, mfu: r.mfu, peak_bytes: r.peak_bytes, vs_pytorch_best: null, vs_pytorch: {},
-    loadavg_1m: r.loadavg_1m,
+    loadavg_1m: r.loadavg_1m, joules_per_token: r.joules_per_token, energy_source: r.energy_source,
     detail: { isa: r.isa, native_peak_bytes: r.native_peak_bytes, commit: r.commit, loss: r.loss },
   };
 }
 
 function table(rows: PeerRow[], dtypeColumn: boolean): string {
   const ms = (x: number | null) => (x === null ? '—' : x.toFixed(0));
-  const head = ['run', ...(dtypeColumn ? ['dtype'] : []), 'tokens/s', 'step ms median (min-max)', 'MFU', 'peak RSS', 'vs PyTorch best', 'load'];
+  const head = ['run', ...(dtypeColumn ? ['dtype'] : []), 'tokens/s', 'step ms median (min-max)', 'MFU', 'peak RSS', 'vs PyTorch best', 'J/token', 'load'];
   const body = rows.map((r) => [
     r.name,
     ...(dtypeColumn ? [r.dtype] : []),
@@ -204,6 +235,7 @@ function table(rows: PeerRow[], dtypeColumn: boolean): string {
     r.ok ? fmtPct(r.mfu) : '—',
     r.peak_bytes === null ? '—' : fmtBytes(r.peak_bytes),
     r.vs_pytorch_best === null ? '—' : `${r.vs_pytorch_best.toFixed(2)}x`,
+    r.joules_per_token === null ? '—' : `${r.energy_source.startsWith('estimated') ? '~' : ''}${r.joules_per_token.toPrecision(3)}`,
     r.loadavg_1m === null ? '—' : r.loadavg_1m.toFixed(2),
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
@@ -254,6 +286,17 @@ async function main(): Promise<void> {
   }
   say(`machine: ${machineLine(machine)}; commit ${machine.commit ?? 'n/a'}${machine.dirty ? ' (dirty)' : ''}`);
   say(`PyTorch: ${PYTHON}, torch ${torch}; tcmalloc: ${tcmalloc ?? 'not found'}`);
+  // One meter for every row: the litespark workers open it again; PyTorch's rows get it here.
+  let peerEnergy: PeerEnergy | null = null;
+  try {
+    const spec = machine.energy_meter;
+    const counter = spec.type === 'rapl' || spec.type === 'nvml' ? openMeterFromSpec(spec) : null;
+    const meter = counter ?? openMeterFromSpec(spec);
+    peerEnergy = { spec, counter, source: energySource(meter) };
+  } catch (e) {
+    say(`energy: the run's meter could not be opened again (${(e as Error).message}): no J/token`);
+  }
+  say(`energy: ${machine.energy}`);
 
   // 3. PyTorch at its best: no OpenBLAS pins, threads fixed for OpenMP and OpenBLAS alike; ISA
   // knobs only where a configuration sets them.
@@ -308,7 +351,7 @@ async function main(): Promise<void> {
       const name = tag(pc.name, dtype);
       if (tty) status(`${name}: starting`);
       else say(`  ${name} ...`);
-      const r = await runPytorch(pc.name, dtype, pyArgs, pyEnv, pc.env, (s) => status(args.dtypeGiven ? `[${dtype}] ${s}` : s));
+      const r = await runPytorch(pc.name, dtype, pyArgs, pyEnv, pc.env, (s) => status(args.dtypeGiven ? `[${dtype}] ${s}` : s), peerEnergy);
       r.mfu = r.ok ? mfu(r.tokens_per_s!, fpt, peakFlops(dtype)) : null;
       rows.push(r);
       done(r);
@@ -318,7 +361,7 @@ async function main(): Promise<void> {
       if (!tty) say(`  ${tag(name, dtype)} ...`);
       const got = await runJob(
         { mode: 'step', config: bench.name, preset: bench.preset, kernels, dtype, threads: args.threads, steps: args.steps,
-          warmup: args.warmup, seed: tc.seed, peakGflops: peakFor(machine, dtype), commit: machine.commit },
+          warmup: args.warmup, seed: tc.seed, peakGflops: peakFor(machine, dtype), commit: machine.commit, energy: machine.energy_meter },
         (d, t) => status(`${tag(name, dtype)}: step ${d}/${t}`),
       );
       const r = fromLitespark(name, dtype, got[0] as StepRow);
@@ -377,6 +420,18 @@ async function main(): Promise<void> {
       }
     }
   }
+  // The issue's energy target: litespark's J/token against PyTorch's best (lowest), per dtype.
+  for (const dtype of args.dtypes) {
+    const lowest = rows.filter((r) => r.dtype === dtype && r.framework === 'pytorch' && r.joules_per_token !== null)
+      .sort((a, b) => a.joules_per_token! - b.joules_per_token!)[0];
+    const lit = rows.find((r) => r.dtype === dtype && r.name === 'litespark litespark');
+    if (lowest && lit?.joules_per_token != null) {
+      say(`${args.dtypeGiven ? `${dtype}: ` : ''}J/token: litespark (fused) ${lit.joules_per_token.toPrecision(3)} / PyTorch best (${lowest.name}) ` +
+        `${lowest.joules_per_token!.toPrecision(3)} = ${(lit.joules_per_token / lowest.joules_per_token!).toFixed(2)}x ` +
+        `(${lit.energy_source.split(':')[0]}, one meter for all rows)`);
+    }
+  }
+  if (peerEnergy) say(`energy: ${peerEnergy.source}`);
   if (args.json) {
     mkdirSync(dirname(args.json), { recursive: true });
     writeFileSync(args.json, JSON.stringify({

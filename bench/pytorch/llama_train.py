@@ -220,8 +220,13 @@ def main():
         return contextlib.nullcontext()
 
     times, loss = [], float("nan")
+    cpu0 = wall0 = 0.0
     for i in range(a.warmup + a.steps):
         ids, targets = batches[i % len(batches)]
+        if i == a.warmup:
+            # the measured steps' CPU time (all threads) and wall time: bench/peer.ts applies the
+            # energy estimate of litespark's rows (src/metrics/energy.ts) to them
+            cpu0, wall0 = time.process_time(), time.perf_counter()
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         with autocast():
@@ -235,6 +240,7 @@ def main():
             times.append(ms)
         print(json.dumps({"event": "progress", "done": i + 1, "total": a.warmup + a.steps, "ms": ms}), file=sys.stderr, flush=True)
 
+    cpu_s_measured, wall_s_measured = time.process_time() - cpu0, time.perf_counter() - wall0
     med = statistics.median(times)
     tokens_per_step = s["batch"] * s["seq"]
     print(json.dumps({
@@ -255,6 +261,8 @@ def main():
         "step_ms_max": max(times),
         "warmup": a.warmup,
         "steps": a.steps,
+        "cpu_s_measured": cpu_s_measured,
+        "wall_s_measured": wall_s_measured,
         "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "params": sum(p.numel() for p in model.parameters()),
         "loss": loss,
