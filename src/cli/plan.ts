@@ -179,7 +179,7 @@ export function formatPlan(p: Plan): string {
   say();
   const layout = j.layout === 'mixed'
     ? 'bf16 mixed precision: bf16 weights and gradients, fp32 master weights + AdamW moments, bf16 activations'
-    : `the trainer's own buffers (fp32 weights, gradients, AdamW moments and activations${j.dtype === 'bf16' ? '; bf16 rounds GEMM operands only' : ''})`;
+    : `the trainer's own buffers: fp32 weights, gradients, AdamW moments and activations${j.dtype === 'bf16' ? '; bf16 rounds GEMM operands only' : ''}`;
   say(`memory per device (${layout})`);
   const row = (k: string, v: number, note = '') => say(`  ${k.padEnd(12)} ${fmtBytes(v).padStart(10)}${note ? `  ${note}` : ''}`);
   row('parameters', m.parameters);
@@ -198,7 +198,7 @@ export function formatPlan(p: Plan): string {
   say(head('MFU') + cols((x) => pct(x.mfu)));
   say(head('tokens/s (job)') + cols((x) => int(x.tokensPerSecond)));
   say(head('tokens/s per device') + cols((x) => int(x.tokensPerSecondPerDevice)));
-  say(head('tokens/day') + cols((x) => `${(x.tokensPerDay / 1e9).toFixed(2)}B`));
+  say(head('tokens/day') + cols((x) => fmtCount(Math.round(x.tokensPerDay))));
   say(head('step time') + cols((x) => dur(x.stepSeconds)));
   if (s[0]?.train) {
     say(head(`time for ${fmtCount(s[0].train.tokens)} tokens`) + cols((x) => dur(x.train!.seconds)));
@@ -230,4 +230,4 @@ export async function planCommand(opts: PlanOptions): Promise<number> {
 }
 
 /** The datasheet rows, for --help. */
-export const ACCELERATOR_HELP = `${ACCELERATORS.join('|')} (${Object.entries(DATASHEETS).map(([k, v]) => `${k}: ${v.bf16Tflops} TFLOP/s bf16, ${v.memoryGB} GB, ${v.tdpWatts} W`).join('; ')}; cpu: this machine, measured)`;
+export const ACCELERATOR_HELP = `${ACCELERATORS.join('|')}, default h100 (${Object.entries(DATASHEETS).map(([k, v]) => `${k}: ${v.bf16Tflops} TFLOP/s bf16, ${v.memoryGB} GB, ${v.tdpWatts} W`).join('; ')}; cpu: this machine, measured)`;
