@@ -66,12 +66,17 @@
       "sources": [
         "native/src/addon.cc",
         "native/src/dispatch.cc",
-        "native/src/memory.cc"
+        "native/src/memory.cc",
+        "native/src/nvml.cc",
+        # compiled once: a memory-bound loop, the vector width does not matter
+        "native/src/kernels/bandwidth.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["<@(common_cflags)"],
-      "ldflags": ["-fopenmp"]
+      "ldflags": ["-fopenmp"],
+      # dlopen of libnvidia-ml.so.1 at run time (nvml.cc); in libc itself since glibc 2.34
+      "libraries": ["-ldl"]
     }
   ]
 }

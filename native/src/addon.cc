@@ -12,8 +12,10 @@
 
 #include "bf16/units.h"
 #include "dispatch.h"
+#include "kernels/bandwidth.h"
 #include "kernels/f16.h"
 #include "memory.h"
+#include "nvml.h"
 
 #include <cpuid.h>
 
@@ -253,6 +255,42 @@ Napi::Value PeakFma(const Napi::CallbackInfo& info) {
   int threads = static_cast<int>(int_arg(info, 0, "threads", 1));
   double seconds = num_arg(info, 1, "seconds");
   return Napi::Number::New(info.Env(), ls::current_isa().peak_fma_gflops(threads, seconds));
+}
+
+// memoryBandwidth(threads, seconds, bytesPerArray): best GB/s of the STREAM triad (kernels/bandwidth.cc).
+Napi::Value MemoryBandwidth(const Napi::CallbackInfo& info) {
+  int threads = static_cast<int>(int_arg(info, 0, "threads", 1));
+  double seconds = num_arg(info, 1, "seconds");
+  int64_t bytes = int_arg(info, 2, "bytesPerArray", 8192);
+  try {
+    return Napi::Number::New(info.Env(), ls::triad_gbps(threads, seconds, bytes));
+  } catch (const std::bad_alloc&) {
+    throw Napi::Error::New(info.Env(), "memoryBandwidth: cannot allocate 3 x " + std::to_string(bytes) + " bytes");
+  }
+}
+
+Napi::Value LastLevelCacheBytes(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(ls::last_level_cache_bytes()));
+}
+
+// NVML (nvml.cc): nvmlOpen() -> '' or why not; nvmlDevices() -> names; nvmlEnergyMj() -> mJ summed.
+Napi::Value NvmlOpen(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), ls::nvml::open());
+}
+
+Napi::Value NvmlDevices(const Napi::CallbackInfo& info) {
+  auto names = ls::nvml::devices();
+  Napi::Array a = Napi::Array::New(info.Env(), names.size());
+  for (size_t i = 0; i < names.size(); i++) a.Set(static_cast<uint32_t>(i), Napi::String::New(info.Env(), names[i]));
+  return a;
+}
+
+Napi::Value NvmlEnergyMj(const Napi::CallbackInfo& info) {
+  try {
+    return Napi::Number::New(info.Env(), ls::nvml::energy_mj());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), e.what());
+  }
 }
 
 // ---- kernels ------------------------------------------------------------------------------
@@ -826,6 +864,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setBf16Unit", Napi::Function::New(env, SetBf16Unit));
   exports.Set("amxUnavailableReason", Napi::Function::New(env, AmxUnavailableReason));
   exports.Set("peakBf16", Napi::Function::New(env, PeakBf16));
+  exports.Set("memoryBandwidth", Napi::Function::New(env, MemoryBandwidth));
+  exports.Set("lastLevelCacheBytes", Napi::Function::New(env, LastLevelCacheBytes));
+  exports.Set("nvmlOpen", Napi::Function::New(env, NvmlOpen));
+  exports.Set("nvmlDevices", Napi::Function::New(env, NvmlDevices));
+  exports.Set("nvmlEnergyMj", Napi::Function::New(env, NvmlEnergyMj));
   exports.Set("bf16GemmEx", Napi::Function::New(env, Bf16GemmEx));
   exports.Set("gateUpSwiglu", Napi::Function::New(env, GateUpSwiglu));
   LS_EXPORT_KERNEL("gemm", Gemm, 6, "A");

@@ -1,10 +1,11 @@
 // `litespark peak`: the machine's measured peaks per thread count — the denominators of every
 // MFU figure litespark prints: the fp32 FMA peak on the current ISA path, and the bf16 peak of
 // every bf16 unit this machine has (the 'fp32' unit's is the fp32 FMA peak), marking the unit
-// bf16 training runs on and saying why AMX is missing when it is.
+// bf16 training runs on and saying why AMX is missing when it is; and the memory bandwidth (STREAM
+// triad) per thread count, cached with them.
 import { native, type Bf16Unit } from '../kernels/native.js';
 import { describeMachine, machineInfo, type MachineInfo } from '../metrics/machine.js';
-import { defaultCacheDir, getPeak, type PeakInfo } from '../metrics/peak.js';
+import { defaultCacheDir, getBandwidth, getPeak, type BandwidthInfo, type PeakInfo } from '../metrics/peak.js';
 
 export interface PeakCommandOptions {
   /** Measure this thread count only (default: every count from 1 to all cores). */
@@ -45,6 +46,8 @@ export interface PeakReport {
     /** Per unit: its bf16 peak per thread count ('fp32': the same rows as the fp32 FMA peak). */
     peaks: Partial<Record<Bf16Unit, PeakRow[]>>;
   };
+  /** Memory bandwidth per thread count: the STREAM triad, GB/s. */
+  bandwidth: Array<{ threads: number; gbps: number; bytesPerArray: number; cached: boolean; measuredAt: string }>;
 }
 
 const row = (p: PeakInfo): PeakRow => ({ threads: p.threads, gflops: p.gflops, cached: p.cached, measuredAt: p.measuredAt });
@@ -111,6 +114,20 @@ export async function peakCommand(opts: PeakCommandOptions = {}): Promise<void> 
     });
   }
 
+  if (!opts.json) {
+    print('');
+    print('memory bandwidth (STREAM triad a = b + s*c, float64, 3 arrays of 4x the last-level cache within 64-512 MiB; 24 bytes per element)');
+    print(`${'threads'.padStart(7)}  ${'GB/s'.padStart(9)}  ${'per thread'.padStart(10)}  source`);
+  }
+  const bandwidth = counts.map((threads) => {
+    const b: BandwidthInfo = getBandwidth({ threads, remeasure, cacheDir, ...(opts.seconds === undefined ? {} : { seconds: opts.seconds }) });
+    if (!opts.json) {
+      const source = b.cached ? `cached (${b.measuredAt})` : `measured, ${(b.bytesPerArray / 2 ** 20).toFixed(0)} MiB per array`;
+      print(`${String(b.threads).padStart(7)}  ${b.gbps.toFixed(1).padStart(9)}  ${(b.gbps / b.threads).toFixed(1).padStart(10)}  ${source}`);
+    }
+    return { threads: b.threads, gbps: b.gbps, bytesPerArray: b.bytesPerArray, cached: b.cached, measuredAt: b.measuredAt };
+  });
+
   if (opts.json) {
     const report: PeakReport = {
       machine,
@@ -119,6 +136,7 @@ export async function peakCommand(opts: PeakCommandOptions = {}): Promise<void> 
       cacheFile: `${cacheDir}/peak.json`,
       peaks: fp32.map(row),
       bf16: { trainingUnit, units, amxUnavailable: amxReason === '' ? null : amxReason, peaks: bf16 },
+      bandwidth,
     };
     print(JSON.stringify(report, null, 2));
     return;

@@ -53,6 +53,16 @@ export interface NativeAddon {
   amxUnavailableReason(): string;
   /** GFLOP/s of the unit's calibration loop ('fp32': the FMA loop of the current ISA). */
   peakBf16(unit: Bf16Unit, threads: number, seconds: number): number;
+  /** Best GB/s of the STREAM triad over three float64 arrays of `bytesPerArray` each (native/src/kernels/bandwidth.cc). */
+  memoryBandwidth(threads: number, seconds: number, bytesPerArray: number): number;
+  /** The last-level cache in bytes (L3, else L2), 0 when the system does not say. */
+  lastLevelCacheBytes(): number;
+  /** NVML loaded at run time (native/src/nvml.cc): '' when usable, else why not. */
+  nvmlOpen(): string;
+  /** The GPUs NVML reports ([] when unavailable). */
+  nvmlDevices(): string[];
+  /** Millijoules summed over the GPUs since their driver loaded. */
+  nvmlEnergyMj(): number;
 
   gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
     A: FloatArray, lda: number, B: FloatArray, ldb: number, beta: number, C: FloatArray, ldc: number): void;

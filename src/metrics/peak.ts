@@ -8,6 +8,9 @@
 //         unit runs bf16 GEMMs as fp32 FMAs on rounded operands, so its bf16 peak is the fp32
 //         FMA peak: the same measurement under the same cache entry.
 // The unit defaults to the one bf16 GEMMs run on now (native.bf16Unit()).
+// Memory bandwidth, cached beside them: the STREAM triad (native/src/kernels/bandwidth.cc) over
+// three float64 arrays of 4x the last-level cache each (64 MiB to 512 MiB), per thread count;
+// key: CPU model + 'bandwidth triad' + threads.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -93,7 +96,11 @@ export function defaultCacheDir(): string {
 }
 
 interface CacheEntry {
-  gflops: number;
+  /** Peak FLOP entries. */
+  gflops?: number;
+  /** Bandwidth entries: GB/s (1e9 bytes/s), and the bytes of each array. */
+  gbps?: number;
+  bytesPerArray?: number;
   measuredAt: string;
   seconds: number;
   /** 1-minute load average when measured: a busy machine explains a low figure. */
@@ -158,8 +165,8 @@ export function getPeak(opts: GetPeakOptions): PeakInfo {
   const key = cacheKey(cpu, isa, unit, threads);
   const cache = readCache(file);
   const hit = cache.entries[key];
-  if (!opts.remeasure && hit && Number.isFinite(hit.gflops) && hit.gflops > 0) {
-    return { gflops: hit.gflops, isa, dtype, unit, threads, cpu, measuredAt: hit.measuredAt, cached: true };
+  if (!opts.remeasure && hit && Number.isFinite(hit.gflops) && hit.gflops! > 0) {
+    return { gflops: hit.gflops!, isa, dtype, unit, threads, cpu, measuredAt: hit.measuredAt, cached: true };
   }
   const seconds = opts.seconds ?? DEFAULT_PEAK_SECONDS;
   const gflops = measurePeak(threads, { seconds, dtype, unit });
@@ -173,4 +180,64 @@ export function getPeak(opts: GetPeakOptions): PeakInfo {
     // An unwritable cache costs a re-measurement next time, nothing else.
   }
   return { gflops, isa, dtype, unit, threads, cpu, measuredAt, cached: false };
+}
+
+// ---- memory bandwidth ---------------------------------------------------------------------
+
+export interface BandwidthInfo {
+  /** Best GB/s (1e9 bytes/s) of the STREAM triad, bytes counted as STREAM does (3 x 8 per element). */
+  gbps: number;
+  threads: number;
+  cpu: string;
+  bytesPerArray: number;
+  measuredAt: string;
+  cached: boolean;
+}
+
+/**
+ * Bytes per triad array: 4x the last-level cache (STREAM's rule, so the arrays stream from DRAM),
+ * at least 64 MiB, at most 512 MiB (3 arrays: 1.5 GiB at most; a cloud VM reports its host's
+ * whole L3, of which it has a share).
+ */
+export function bandwidthArrayBytes(llcBytes: number = native.lastLevelCacheBytes()): number {
+  return Math.min(512 * 2 ** 20, Math.max(64 * 2 ** 20, 4 * llcBytes));
+}
+
+export interface GetBandwidthOptions {
+  /** Thread count (0 = all cores). */
+  threads: number;
+  remeasure?: boolean;
+  cacheDir?: string;
+  /** Seconds of timed passes (at least one warm-up and three timed passes run regardless). */
+  seconds?: number;
+  /** Default: bandwidthArrayBytes(). */
+  bytesPerArray?: number;
+}
+
+/** Memory bandwidth of this machine at `threads` threads: cached with the FLOP peaks, else measured. */
+export function getBandwidth(opts: GetBandwidthOptions): BandwidthInfo {
+  const threads = opts.threads > 0 ? opts.threads : os.availableParallelism();
+  const dir = opts.cacheDir ?? defaultCacheDir();
+  const file = join(dir, 'peak.json');
+  const cpu = cpuModel();
+  const key = `${cpu} | bandwidth triad | ${threads}T`;
+  const hit = readCache(file).entries[key];
+  if (!opts.remeasure && opts.bytesPerArray === undefined && hit && Number.isFinite(hit.gbps) && hit.gbps! > 0) {
+    return { gbps: hit.gbps!, threads, cpu, bytesPerArray: hit.bytesPerArray ?? 0, measuredAt: hit.measuredAt, cached: true };
+  }
+  const seconds = opts.seconds ?? DEFAULT_PEAK_SECONDS;
+  const bytesPerArray = opts.bytesPerArray ?? bandwidthArrayBytes();
+  const gbps = native.memoryBandwidth(threads, seconds, bytesPerArray);
+  if (!Number.isFinite(gbps) || gbps <= 0) throw new Error(`peak: the bandwidth triad returned ${gbps} GB/s with ${threads} threads`);
+  const measuredAt = new Date().toISOString();
+  if (opts.bytesPerArray === undefined) {
+    const fresh = readCache(file);
+    fresh.entries[key] = { gbps, bytesPerArray, measuredAt, seconds, loadavg: os.loadavg()[0]! };
+    try {
+      writeCache(dir, file, fresh);
+    } catch {
+      // only a cache
+    }
+  }
+  return { gbps, threads, cpu, bytesPerArray, measuredAt, cached: false };
 }
