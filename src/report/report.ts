@@ -44,7 +44,9 @@ function configTable(run: RunData): string {
 
 function totalsTable(run: RunData): string {
   const s = runTotals(run);
-  const energy = s.joules === null ? `no energy data` : `${fmtJoules(s.joules)} (${s.energyLabel})`;
+  const energy = s.joules === null
+    ? `no energy data${s.energyError ? ` (${s.energyError})` : ''}`
+    : `${fmtJoules(s.joules)}${s.co2eGrams !== null ? `, ${s.co2eGrams.toPrecision(3)} g CO2e` : ''} (${s.energyLabel}${s.energyFrom === 'metrics' ? '; summed from the logged steps' : ''})`;
   const rows: [string, string][] = [
     ['steps', show(s.steps)],
     ['tokens', s.tokens === null ? 'n/a' : fmtCount(s.tokens)],
@@ -52,7 +54,7 @@ function totalsTable(run: RunData): string {
     ['mean tokens/s', fixed(s.tokensPerSecond, 0)],
     ['MFU', fmtPct(s.mfu)],
     ['energy', energy],
-    ['J/token', s.joulesPerToken === null ? 'n/a' : `${s.joulesPerToken.toExponential(3)} (${s.energyLabel})`],
+    ['J/token', s.joulesPerToken === null ? 'n/a' : `${s.joulesPerToken.toPrecision(3)} (${s.energyLabel})`],
     ['final train loss', fixed(s.finalTrainLoss, 4)],
     ['final val loss', fixed(s.finalValLoss, 4)],
   ];
@@ -99,7 +101,7 @@ function runCharts(run: RunData): string[] {
   return charts;
 }
 
-/** Bench charts: tokens/s and MFU of the whole-step rows per config × dtype, one bar per kernel path; per-kernel rows as GFLOP/s. */
+/** Bench charts: tokens/s, MFU and J/token (when measured or estimated) of the whole-step rows per config × dtype, one bar per kernel path; per-kernel rows as GFLOP/s. */
 function benchCharts(bench: BenchData): string[] {
   const rows = bench.rows;
   const steps = rows.filter((r) => r.kind === 'step' && r.ok === true);
@@ -116,6 +118,12 @@ function benchCharts(bench: BenchData): string[] {
     .map((r) => ({ group: group(r), bar: show(r.kernels), value: r.mfu as number, label: fmtPct(r.mfu as number) }));
   if (mfuRows.length) charts.push(figure('bench-mfu', 'Bench: MFU, standard vs litespark', groupedBars(mfuRows, 'MFU (%)', true)));
   if (tokRows.length && !mfuRows.length) charts.push(figure('bench-mfu', 'Bench: MFU', null, 'MFU n/a in these rows (no measured peak)'));
+  const jRows: BarRow[] = steps.filter((r) => typeof r.joules_per_token === 'number')
+    .map((r) => ({ group: group(r), bar: show(r.kernels), value: r.joules_per_token as number, label: (r.joules_per_token as number).toPrecision(3) }));
+  if (jRows.length) {
+    const src = [...new Set(steps.filter((r) => typeof r.joules_per_token === 'number').map((r) => show(r.energy_source)))];
+    charts.push(figure('bench-energy', 'Bench: J/token, standard vs litespark', groupedBars(jRows, 'J/token'), `energy: ${src.join('; ')}`));
+  }
   if (kernels.length) {
     const kr: BarRow[] = kernels.map((r) => ({ group: `${show(r.config)} ${show(r.dtype)}`, bar: show(r.kernels), value: r.gflops as number, label: `${show(r.op)} (${show(r.kernels)})` }));
     charts.push(figure('bench-kernels', 'Bench: kernels, GFLOP/s', rowBars(kr, 'GFLOP/s')));

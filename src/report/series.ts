@@ -67,6 +67,12 @@ export interface RunTotals {
   joules: number | null;
   joulesPerToken: number | null;
   energyLabel: string;
+  /** Where the energy total comes from: the trainer's summary (every step, across resumes) or the logged lines. */
+  energyFrom: 'summary' | 'metrics' | null;
+  kwh: number | null;
+  co2eGrams: number | null;
+  /** The summary's reason for having no energy (a meter that failed, a checkpoint without energy). */
+  energyError: string | null;
   finalTrainLoss: number | null;
   finalValLoss: number | null;
   segments: number;
@@ -98,15 +104,23 @@ export function runTotals(run: RunData): RunTotals {
   const energy = cumulativeEnergy(run);
   const sources = energySources(run);
   const totalTokens = last ? (last.tokens ?? (tps === null ? null : last.step * tps)) : n(run.summary?.tokens);
+  // summary.energy (the trainer's meter over every step of every process) beats summing logged lines
+  const se = run.summary?.energy as Record<string, unknown> | null | undefined;
+  const fromSummary = typeof se === 'object' && se !== null && n(se.joules) !== null;
+  const integrated = energy.covered > 0;
   return {
     steps: last?.step ?? n(run.summary?.steps),
     tokens: totalTokens,
     seconds: timed ? seconds : null,
     tokensPerSecond: timed && seconds > 0 ? tokens / seconds : null,
     mfu: mfuSeconds > 0 ? mfuTime / mfuSeconds : null,
-    joules: energy.covered > 0 ? energy.joules : null,
-    joulesPerToken: energy.covered > 0 ? energy.joules / energy.covered : null,
-    energyLabel: sources.length ? sources.join(' + ') : 'none',
+    joules: fromSummary ? n(se!.joules) : integrated ? energy.joules : null,
+    joulesPerToken: fromSummary ? n(se!.joulesPerToken) : integrated ? energy.joules / energy.covered : null,
+    energyLabel: fromSummary && typeof se!.source === 'string' ? se!.source : sources.length ? sources.join(' + ') : 'none',
+    energyFrom: fromSummary ? 'summary' : integrated ? 'metrics' : null,
+    kwh: fromSummary ? n(se!.kwh) : null,
+    co2eGrams: fromSummary ? n(se!.co2eGrams) : null,
+    energyError: typeof run.summary?.energyError === 'string' ? run.summary.energyError : null,
     finalTrainLoss: last?.loss ?? n(run.summary?.finalTrainLoss),
     finalValLoss: run.evals.at(-1)?.val_loss ?? n(run.summary?.finalValLoss),
     segments: run.segments.length,

@@ -20,7 +20,7 @@ const EVIL = '</td><script>alert("pwned")</script>';
 const TOKENS_PER_STEP = 256; // micro-batch 2 × seq 128
 
 const RUN_CHARTS = ['loss-step', 'loss-tokens', 'tokens-per-s', 'mfu', 'power', 'energy', 'memory', 'data-wait', 'lr', 'grad-norm'];
-const BENCH_CHARTS = ['bench-tokens', 'bench-mfu'];
+const BENCH_CHARTS = ['bench-tokens', 'bench-mfu', 'bench-energy'];
 
 function stepLine(step: number, from: number, loss: number, energy: boolean) {
   return {
@@ -65,7 +65,8 @@ function benchRow(config: string, kernels: string, dtype: string, tps: number, m
 }
 
 const ROWS = [
-  benchRow('S', 'standard', 'fp32', 1000, 0.1), benchRow('S', 'litespark', 'fp32', 2000, 0.2),
+  { ...benchRow('S', 'standard', 'fp32', 1000, 0.1), joules_per_token: 0.02, energy_source: 'estimated: 2 cores x 10 W' },
+  { ...benchRow('S', 'litespark', 'fp32', 2000, 0.2), joules_per_token: 0.01, energy_source: 'estimated: 2 cores x 10 W' },
   benchRow('XS', 'standard', 'bf16', 3000, 0.05), benchRow('XS', 'litespark', 'bf16', 6000, 0.1),
   benchRow('<script>x</script>', 'litespark', 'fp32', 10, null),
   { ...benchRow('L', 'litespark', 'fp32', 0, null), ok: false, error: 'out of memory', tokens_per_s: null },
@@ -122,7 +123,12 @@ test('totals over segments and energy by hand', () => {
   assert.equal(e.joules, 0.5 * 40 * TOKENS_PER_STEP); // J/token × every step's tokens, overlap counted once
   assert.equal(t.joulesPerToken, 0.5);
   assert.equal(t.energyLabel, 'measured');
+  assert.equal(t.energyFrom, 'metrics');
   assert.equal(runTotals(loadRun(plainDir)).joules, null);
+  // the trainer's summary.energy (every step, across resumes) is preferred to the logged lines
+  run.summary = { ...run.summary, energy: { kind: 'measured', source: 'measured: RAPL package-0', joules: 7000, joulesPerToken: 0.68, kwh: 7000 / 3.6e6, co2eGrams: 0.8 } };
+  const ts = runTotals(run);
+  assert.deepEqual([ts.joules, ts.joulesPerToken, ts.energyLabel, ts.energyFrom, ts.co2eGrams], [7000, 0.68, 'measured: RAPL package-0', 'summary', 0.8]);
   // thinning keeps spikes and the last point
   const ps = Array.from({ length: 10000 }, (_, i) => ({ x: i, y: i === 4321 ? 99 : 1 }));
   const th = thin(ps, 1000);
@@ -138,6 +144,7 @@ test('run report: one chart per series, bench charts, energy labelled, text esca
   assert.deepEqual(f.empty, []);
   assert.match(html, /<figcaption>Power \(measured\)<\/figcaption>/);
   assert.match(html, /resumed at 20/);
+  assert.match(html, /energy: estimated: 2 cores x 10 W/);
   assert.match(html, /litespark speed-up over standard: S fp32: 2\.00x, XS bf16: 2\.00x/);
   assert.ok(!html.includes(EVIL) && !html.includes('<b>bold'), 'raw config text in the page');
   assert.ok(html.includes('&lt;/td&gt;&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt;'), 'escaped config value missing');
@@ -203,8 +210,8 @@ test('headless chromium: the report loads with no console error and every chart 
     assert.equal(c.kind, 'svg', c.id);
     assert.ok(c.width > 200 && c.height > 100, `${c.id}: laid out ${c.width}×${c.height}`);
     assert.ok(c.marks >= 5, `${c.id}: ${c.marks} drawn marks`);
-    // a line per series (loss: train and val, and val's dots), a bar per bench row
-    const min = c.id.startsWith('loss') ? 5 : c.id.startsWith('bench') ? 4 : 1;
+    // a line per series (loss: train and val, and val's dots), a bar per bench row (J/token: the S pair)
+    const min = c.id.startsWith('loss') ? 5 : c.id === 'bench-energy' ? 2 : c.id.startsWith('bench') ? 4 : 1;
     assert.ok(c.data >= min, `${c.id}: ${c.data} data marks (want >= ${min})`);
   }
 });
