@@ -84,16 +84,18 @@ function runCharts(run: RunData): string[] {
   charts.push(line('mfu', 'MFU', 'MFU (%)', points(run.steps, (l) => l.mfu), 'MFU n/a: no measured peak for this run (litespark peak)', { percent: true, yZero: true }));
   const sources = energySources(run);
   const label = sources.length ? sources.join(' + ') : '';
+  // titles carry the kind ('measured', 'estimated'); the note under the chart names the meter
+  const kinds = [...new Set(sources.map((x) => x.split(':')[0]!.trim()))].join(' + ');
   const noEnergy = 'no energy data (energy_source: none)';
   const w = power(run);
-  charts.push(figure('power', `Power${label ? ` (${label})` : ''}`, w.length
+  charts.push(figure('power', `Power${kinds ? ` (${kinds})` : ''}`, w.length
     ? lineChart({ xLabel: 'step', yLabel: 'W', series: [{ name: 'power', points: w }], rules, yZero: true })
-    : null, w.length ? `W = J/token × tokens/s; energy ${label}` : noEnergy));
+    : null, w.length ? `W = J/token × tokens/s; ${label}` : noEnergy));
   const e = cumulativeEnergy(run);
   const wh = e.joules >= 3600;
-  charts.push(figure('energy', `Cumulative energy${label ? ` (${label})` : ''}`, e.points.length
+  charts.push(figure('energy', `Cumulative energy${kinds ? ` (${kinds})` : ''}`, e.points.length
     ? lineChart({ xLabel: 'step', yLabel: wh ? 'Wh' : 'J', series: [{ name: 'energy', points: e.points.map((p) => ({ x: p.x, y: wh ? p.y / 3600 : p.y })) }], rules, yZero: true })
-    : null, e.points.length ? `Σ J/token × tokens per logged interval: ${fmtJoules(e.joules)}` : noEnergy));
+    : null, e.points.length ? `Σ J/token × tokens per logged interval: ${fmtJoules(e.joules)}; ${label}` : noEnergy));
   charts.push(line('memory', 'Memory (peak RSS)', 'MiB', points(run.steps, (l) => (l.rss_bytes === null ? null : l.rss_bytes / 2 ** 20)), 'no memory logged', { yZero: true }));
   charts.push(line('data-wait', 'Data wait per step', 'ms', points(run.steps, (l) => l.data_wait_ms), 'no data wait logged', { yZero: true }));
   charts.push(line('lr', 'Learning rate', 'lr', points(run.steps, (l) => l.lr), 'no lr logged', { yZero: true }));
