@@ -88,7 +88,7 @@ export interface BarRow {
   label: string;
 }
 
-/** Grouped bars: one facet per group, one bar per kernel path inside it, its value written on top. */
+/** Grouped bars: one facet per group, one bar per kernel path inside it, its value written on top; `percent`: values are fractions. */
 export function groupedBars(rows: BarRow[], yLabel: string, percent = false): string {
   const bars = [...new Set(rows.map((r) => r.bar))];
   const groups = [...new Set(rows.map((r) => r.group))];
@@ -101,8 +101,8 @@ export function groupedBars(rows: BarRow[], yLabel: string, percent = false): st
     y: { label: yLabel, grid: true, percent },
     color: { domain: bars, range: bars.map((b, i) => COLORS[b] ?? ['#1c7ed6', '#2f9e44', '#9c36b5'][i % 3]!), legend: true },
     marks: [
-      Plot.barY(rows, { fx: 'group', x: 'bar', y: (r: BarRow) => (percent ? r.value * 100 : r.value), fill: 'bar', title: (r: BarRow) => `${r.group} ${r.bar}: ${r.label}` }),
-      Plot.text(rows, { fx: 'group', x: 'bar', y: (r: BarRow) => (percent ? r.value * 100 : r.value), text: 'label', dy: -6, fontSize: 9 }),
+      Plot.barY(rows, { fx: 'group', x: 'bar', y: 'value', fill: 'bar', title: (r: BarRow) => `${r.group} ${r.bar}: ${r.label}` }),
+      Plot.text(rows, { fx: 'group', x: 'bar', y: 'value', text: 'label', dy: -6, fontSize: 9 }),
       Plot.ruleY([0]),
     ],
   });

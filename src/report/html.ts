@@ -22,7 +22,7 @@ const CSS = `
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#222;background:#fafafa}
 h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px}
 .sub{color:#666;margin:0 0 16px}
-.cards{display:flex;flex-wrap:wrap;gap:16px}
+.cards{display:flex;flex-wrap:wrap;gap:16px;margin-bottom:16px}
 .cards>div{background:#fff;border:1px solid #ddd;border-radius:6px;padding:8px 12px}
 table{border-collapse:collapse}th{text-align:left;font-weight:600;padding:2px 12px 2px 0;color:#555}td{padding:2px 0}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(580px,1fr));gap:16px}

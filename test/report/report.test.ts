@@ -149,6 +149,11 @@ test('run report: one chart per series, bench charts, energy labelled, text esca
   assert.ok(!html.includes(EVIL) && !html.includes('<b>bold'), 'raw config text in the page');
   assert.ok(html.includes('&lt;/td&gt;&lt;script&gt;alert(&quot;pwned&quot;)&lt;/script&gt;'), 'escaped config value missing');
   assert.ok(html.includes('&lt;script&gt;x&lt;/script&gt;'), 'bench config name not escaped in the chart');
+  // MFU axes in percent, the fractions scaled once: bench MFU up to 20% -> ticks up to 20
+  const mfuFig = /id="bench-mfu">([\s\S]*?)<\/figure>/.exec(html)![1]!;
+  const ticks = /aria-label="y-axis tick label"[^>]*>([\s\S]*?)<\/g>/.exec(mfuFig)![1]!;
+  const top = Math.max(...[...ticks.matchAll(/>([\d.,]+)</g)].map((m) => Number(m[1]!.replace(/,/g, ''))));
+  assert.ok(top >= 15 && top <= 25, `bench MFU axis tops at ${top}`);
   assertNoUrl(html);
   assert.ok(r.bytes < 300_000, `report is ${r.bytes} bytes`);
 });
