@@ -119,12 +119,10 @@ export const PRESETS = {
   // Llama 3 70B: the largest dense size people pre-train or continue-train; for `plan`.
   'llama-70b': llama({ hidden: 8192, layers: 80, heads: 64, kv: 8, ffn: 28672, vocab: 128256, maxPos: 8192,
     theta: 500000, tied: false, eps: 1e-5, seq: 8192, lr: 1.5e-4 }),
-  // The 3B Llama of the published Litespark runs (GQA 8:1, 32k vocab, 4k context); `plan`
-  // reproduces their 439,645 tokens/s on 8 H200 at 89.35% MFU (test/plan/plan.test.ts).
+  // The 3B of the published Litespark runs (GQA 8:1, 32k vocab, 4k context; rope/eps not published): for `plan`.
   'litespark-3b': llama({ hidden: 2048, layers: 28, heads: 16, kv: 2, ffn: 11008, vocab: 32000, maxPos: 4096,
     theta: 10000, tied: false, eps: 1e-5, seq: 4096, lr: 3e-4 }),
-  // The 30B Llama of the published Litespark runs (LLaMA-30B widths, 64 heads, 4k context); `plan`
-  // reproduces their 471,486 tokens/s on 256 H200 at 39.54% MFU.
+  // The 30B of the published Litespark runs (LLaMA-30B widths, 64 heads of 104, 4k context): for `plan`.
   'litespark-30b': llama({ hidden: 6656, layers: 60, heads: 64, kv: 64, ffn: 17920, vocab: 32000, maxPos: 4096,
     theta: 10000, tied: false, eps: 1e-5, seq: 4096, lr: 1.5e-4 }),
 } satisfies Record<string, ConfigInput>;

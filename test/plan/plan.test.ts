@@ -53,6 +53,16 @@ const PUBLISHED = [
   { preset: 'litespark-30b', nodes: 32, mfu: 0.3954, published: 471_486, documented: 468_839 },
 ];
 
+test('the presets of the published runs have the published shapes', () => {
+  const shape = (preset: string) => {
+    const m = resolveConfig({ preset }).model;
+    const t = resolveConfig({ preset }).train;
+    return [m.num_hidden_layers, m.hidden_size, m.num_attention_heads, m.num_key_value_heads, m.intermediate_size, m.vocab_size, t.seq_len];
+  };
+  assert.deepEqual(shape('litespark-3b'), [28, 2048, 16, 2, 11008, 32000, 4096]);
+  assert.deepEqual(shape('litespark-30b'), [60, 6656, 64, 64, 17920, 32000, 4096]);
+});
+
 for (const r of PUBLISHED) {
   test(`${r.preset} on ${r.nodes * 8} H200 at ${(r.mfu * 100).toFixed(2)}% MFU: ${r.published.toLocaleString('en-US')} tokens/s within 1%`, () => {
     const devices = r.nodes * 8;
