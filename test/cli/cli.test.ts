@@ -28,6 +28,7 @@ const BAD: Array<[string, string[], RegExp]> = [
   ['an unknown config key', ['train', '--set', 'model.hiden_size=3'], /hiden_size/],
   ['an unknown command-line flag', ['train', '--stepz', '3'], /unknown option '--stepz'/],
   ['a non-integer step count', ['train', '--steps', '2.5'], /--steps must be an integer/],
+  ['a negative --watts', ['train', '--watts', '-5'], /--watts must be a number >= 0/],
   ['a missing config file', ['train', '--config', join(tmp, 'nope.json')], /nope\.json/],
   ['a missing data path', ['train', '--preset', 'nano', '--data', join(tmp, 'no-such-corpus')], /no-such-corpus/],
 ];
@@ -62,7 +63,12 @@ test('train --preset nano writes config.json, metrics.jsonl and summary.json, an
   const steps = lines.filter((l) => typeof l.loss === 'number');
   assert.ok(steps.length >= 4);
   for (const k of ['step', 'loss', 'lr', 'grad_norm', 'tokens_per_s', 'mfu', 'joules_per_token', 'energy_source']) assert.ok(k in steps[0], k);
+  assert.match(steps[0].energy_source, /^(measured|estimated): /);
   const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+  // energy, labelled, at the start and the end of the run
+  assert.match(r.out, /^ {2}energy {4}(measured|estimated): /m);
+  assert.match(r.out, /^ {2}energy {4}(measured|estimated) [\d.]+ [kM]?J, [\d.e+-]+ J\/token, .* g CO2e at 480 g\/kWh$/m);
+  assert.ok(summary.energy.joules > 0 && summary.energy.co2eGrams > 0);
   assert.ok(summary.finalValLoss < summary.initialValLoss - 0.5, `val loss ${summary.initialValLoss} -> ${summary.finalValLoss}`);
 });
 
