@@ -33,6 +33,8 @@ export interface BenchOptions {
   /** Extra copy of the rows as a JSON array. */
   json?: string;
   seed?: number;
+  /** Power draw for the J/token estimate (W x wall time) when no counter is readable. */
+  watts?: number;
 }
 
 /** What every figure of the run was measured on (the head of results.md). */
@@ -176,12 +178,12 @@ export function fillRecomputeRatios(rows: BenchRow[]): void {
 }
 
 /** The machine header: CPU, threads, ISA path, measured peak (cached per machine), date, commit. */
-export function describeBenchMachine(threads: number, dtypes: readonly BenchDtype[] = ['fp32']): BenchMachine {
+export function describeBenchMachine(threads: number, dtypes: readonly BenchDtype[] = ['fp32'], watts?: number): BenchMachine {
   const m = machineInfo();
   const peak = getPeak({ threads });
   const bf16 = dtypes.includes('bf16') ? getPeak({ threads, dtype: 'bf16' }) : null;
   const git = gitCommit();
-  const energy = openEnergyMeter();
+  const energy = openEnergyMeter(watts ? { watts } : {});
   return {
     cpu: m.cpuModel, cores: m.cores, threads, isa: native.isa(), available_isas: m.availableIsas,
     amx: m.features.amx_tile, avx512_bf16: m.features.avx512_bf16,
@@ -230,7 +232,7 @@ export function jobLabel(job: BenchJob): string {
 
 export async function runBench(opts: BenchOptions, hooks: BenchHooks = {}): Promise<BenchResult> {
   const threads = opts.threads > 0 ? opts.threads : os.availableParallelism();
-  const machine = describeBenchMachine(threads, opts.dtypes);
+  const machine = describeBenchMachine(threads, opts.dtypes, opts.watts);
   const outDir = opts.out ?? join('runs', `bench-${timestamp(new Date())}`);
   mkdirSync(outDir, { recursive: true });
 

@@ -20,6 +20,8 @@ export interface BenchCommandOptions {
   json?: string;
   out?: string;
   kernelsOnly?: boolean;
+  /** Power draw for the J/token estimate when no counter is readable. */
+  watts?: number;
 }
 
 const say = (line = '') => process.stdout.write(line + '\n');
@@ -59,7 +61,8 @@ export async function benchCommand(opts: BenchCommandOptions): Promise<number> {
 
   try {
     const result = await runBench(
-      { configs, kernels, dtypes, recomputes, steps, warmup, threads: opts.threads ?? 0, kernelsOnly: opts.kernelsOnly === true, out: opts.out, json: opts.json },
+      { configs, kernels, dtypes, recomputes, steps, warmup, threads: opts.threads ?? 0, kernelsOnly: opts.kernelsOnly === true, out: opts.out, json: opts.json,
+        ...(opts.watts ? { watts: opts.watts } : {}) },
       {
         onJobStart: (i, n, label) => {
           if (i === 0) {

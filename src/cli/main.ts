@@ -193,6 +193,7 @@ export function buildProgram(): Command {
     .option('--json <file>', 'also write the rows (a JSON array) to this file')
     .option('--out <dir>', 'results directory (rows.json, results.md); default runs/bench-<timestamp>')
     .option('--kernels-only', 'time the kernels alone (GEMM shapes, attention, MLP, loss) instead of whole steps')
+    .option('--watts <w>', 'power draw in watts for the J/token estimate (W x wall time) when no RAPL/NVML counter is readable', nonNegative('--watts'))
     .action(async (opts) => {
       process.exitCode = await benchCommand(opts);
     });
