@@ -15,7 +15,7 @@
 // ZeRO-1 divides the optimizer state (and, in 'mixed', the fp32 master) over the data-parallel
 // ranks, rounded up to whole elements per rank.
 import type { LlamaConfig } from '../model/params.js';
-import { memoryModel, paramStoreElements, stepElements, type MemoryKernels, type MemoryRecompute } from '../metrics/memory.js';
+import { memoryModel, paramStoreElements, stepElements, type MemoryKernels, type MemoryRecompute, type MemoryReport } from '../metrics/memory.js';
 
 export type PlanLayout = 'trainer' | 'mixed';
 
@@ -33,17 +33,11 @@ export interface PlanMemoryOptions {
   ranks: number;
 }
 
-/** Bytes per device by kind. */
-export interface PlanMemory {
-  /** Working weights: fp32 (trainer layout) or bf16 (mixed). */
-  parameters: number;
-  gradients: number;
-  /** AdamW moments (+ fp32 master weights in 'mixed'), after ZeRO-1 sharding. */
-  optimizer: number;
-  activations: number;
-  workspace: number;
-  total: number;
-}
+/**
+ * Bytes per device by kind: the trainer's report (parameters = working weights, fp32 or bf16;
+ * optimizer = AdamW moments, + fp32 master weights when mixed, after ZeRO-1 sharding).
+ */
+export type PlanMemory = MemoryReport;
 
 /** Bytes of one gradient element and of one working-weight element in a layout. */
 export function elementBytes(layout: PlanLayout): { weight: number; grad: number } {
