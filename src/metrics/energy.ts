@@ -28,7 +28,7 @@ export interface EnergyMeter {
   /** 'rapl', 'nvml', 'watts' or 'cpu-time'. */
   name: string;
   kind: EnergyKind;
-  /** What the figure is, e.g. 'RAPL package-0 + dram' or 'estimate: 8.00 W per core (...) x process CPU time'. */
+  /** What the figure is, e.g. 'RAPL package-0 + dram' or '8.00 W per core (...) x process CPU time'. */
   source: string;
   /** Joules since the meter was opened; never decreases. Throws if the counter cannot be read any more. */
   read(): number;
@@ -54,7 +54,7 @@ export interface OpenedMeter {
   unavailable: MeterAttempt[];
 }
 
-/** `measured: RAPL package-0 + dram` / `estimated: estimate: ...`: the energy_source of a log line or a bench row. */
+/** `measured: RAPL package-0 + dram` / `estimated: 8.00 W per core ...`: the energy_source of a log line or a bench row. */
 export function energySource(m: Pick<EnergyMeter, 'kind' | 'source'>): string {
   return `${m.kind}: ${m.source}`;
 }
@@ -245,7 +245,7 @@ export function cpuTimeMeter(wattsPerCoreFigure: number, basis: string, cpuSecon
   return {
     name: 'cpu-time',
     kind: 'estimated',
-    source: `estimate: ${wattsPerCoreFigure.toFixed(2)} W per core (${basis}) x process CPU time`,
+    source: `${wattsPerCoreFigure.toFixed(2)} W per core (${basis}) x process CPU time`,
     read: () => wattsPerCoreFigure * Math.max(0, cpuSeconds() - start),
   };
 }
@@ -257,7 +257,7 @@ export function wattsMeter(watts: number, nowSeconds: () => number = () => perfo
   return {
     name: 'watts',
     kind: 'estimated',
-    source: `estimate: ${watts} W (given by the user) x wall time`,
+    source: `${watts} W (given by the user) x wall time`,
     read: () => watts * Math.max(0, nowSeconds() - start),
   };
 }

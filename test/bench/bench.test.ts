@@ -117,7 +117,7 @@ test('bench --watts: with no energy counter, every row estimates W x the measure
   assert.equal(r.code, 0, `stderr: ${r.err}\nstdout: ${r.out}`);
   const [row] = JSON.parse(readFileSync(json, 'utf8')) as Array<Record<string, number | string>>;
   if (!String(row!.energy_source).startsWith('estimated')) return; // RAPL or NVML present: the counter wins
-  assert.equal(row!.energy_source, 'estimated: estimate: 100 W (given by the user) x wall time');
+  assert.equal(row!.energy_source, 'estimated: 100 W (given by the user) x wall time');
   const joules = (row!.joules_per_token as number) * (row!.tokens_per_step as number) * 2;
   const stepSeconds = ((row!.step_ms_min as number) + (row!.step_ms_max as number)) / 1000;
   assert.ok(joules >= 100 * stepSeconds * 0.999 && joules <= 100 * stepSeconds * 1.5, `${joules} J for ${stepSeconds} s of steps`);

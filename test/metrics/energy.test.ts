@@ -131,10 +131,10 @@ describe('estimates', () => {
     let cpu = 10;
     const m = cpuTimeMeter(w.watts, w.basis, () => cpu);
     assert.equal(m.kind, 'estimated');
-    assert.equal(m.source, 'estimate: 6.75 W per core (TDP 270 W / 40 cores, Intel ARK, Xeon Platinum 8380) x process CPU time');
+    assert.equal(m.source, '6.75 W per core (TDP 270 W / 40 cores, Intel ARK, Xeon Platinum 8380) x process CPU time');
     cpu += 4; // 2 threads busy for 2 s
     assert.equal(m.read(), 6.75 * 4);
-    assert.match(energySource(m), /^estimated: estimate: /);
+    assert.match(energySource(m), /^estimated: 6.75 W per core /);
   });
 
   test('an unknown CPU gets the default per-core figure, stated as an assumption', () => {
@@ -149,7 +149,7 @@ describe('estimates', () => {
     const m = wattsMeter(250, () => t);
     t += 3;
     assert.equal(m.read(), 750);
-    assert.equal(m.source, 'estimate: 250 W (given by the user) x wall time');
+    assert.equal(m.source, '250 W (given by the user) x wall time');
     assert.throws(() => wattsMeter(0), RangeError);
   });
 
@@ -196,7 +196,7 @@ describe('selection', () => {
     assert.deepEqual(c.spec, { type: 'cpu-time', wattsPerCore: 3.75, basis: 'TDP 360 W / 96 cores, AMD product page, EPYC 9654' });
     assert.equal(
       describeMeter(c),
-      'estimated: estimate: 3.75 W per core (TDP 360 W / 96 cores, AMD product page, EPYC 9654) x process CPU time; ' +
+      'estimated: 3.75 W per core (TDP 360 W / 96 cores, AMD product page, EPYC 9654) x process CPU time; ' +
         `RAPL unavailable (no powercap interface (${absent}: ENOENT)); NVML unavailable (libnvidia-ml.so.1 not found)`,
     );
   });
