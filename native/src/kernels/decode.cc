@@ -40,13 +40,11 @@ constexpr int lanes() {
 
 template <class T>
 inline Vt<T> load(const T* p) {
-  Vt<T> v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
+  return simd_load<Vt<T>>(p);
 }
 template <class T>
 inline void store(T* p, Vt<T> v) {
-  std::memcpy(p, &v, sizeof(v));
+  simd_store(p, v);
 }
 template <class T>
 inline T hsum(Vt<T> v) {

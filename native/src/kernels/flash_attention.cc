@@ -92,13 +92,11 @@ inline int64_t round_up(int64_t x, int64_t m) { return ceil_div(x, m) * m; }
 
 template <class T>
 inline Vt<T> load(const T* p) {
-  Vt<T> v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
+  return simd_load<Vt<T>>(p);
 }
 template <class T>
 inline void store(T* p, Vt<T> v) {
-  std::memcpy(p, &v, sizeof(v));
+  simd_store(p, v);
 }
 
 // ---- the tile product -------------------------------------------------------------------
