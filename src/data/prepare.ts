@@ -28,7 +28,6 @@ import { expandInputs, readDocuments, splitLines, type InputFile, type TextDocs 
 import { shardName, type UnitProgress, type UnitResult, type UnitSpec, type ValPolicy } from './prepare_unit.js';
 import { tokenizeUnit } from './prepare_unit.js';
 import {
-  readIndex,
   readShardHeader,
   tokenDtypeFor,
   writeIndex,
@@ -210,7 +209,6 @@ export async function prepare(opts: PrepareOptions): Promise<PrepareResult> {
   const same = existsSync(indexPath) && sameJson(indexPath, index);
   if (!same) writeIndex(out, index);
   removeStale(out, unitDir, ordered);
-  readIndex(out); // what we wrote must read back
   return {
     dir: out,
     index,

@@ -151,7 +151,7 @@ export interface TrainStart {
 }
 
 /** sha256 of a checkpoint's tokenizer.json as a tokenizer, or null when it has none. */
-function openPreparedTokenizerHash(path: string): string | null {
+function tokenizerHashAt(path: string): string | null {
   return existsSync(path) ? loadTokenizer(path).hash() : null;
 }
 
@@ -257,7 +257,7 @@ export async function train(config: Config, hooks: TrainHooks = {}, start: Train
       throw new CheckpointError(`${from}: config.json's model differs from this run's: ${differ.map((k) => `${k} ${saved[k]} (run: ${mc[k]})`).join(', ')}`);
     }
     const tokPath = join(from, 'tokenizer.json');
-    const theirs = openPreparedTokenizerHash(tokPath);
+    const theirs = tokenizerHashAt(tokPath);
     if (theirs !== null && theirs !== tokenizer.hash()) {
       throw new CheckpointError(
         `${tokPath}: not the tokenizer of the data (${data.dir}); prepare the data with \`litespark prepare --tokenizer ${tokPath}\``,
