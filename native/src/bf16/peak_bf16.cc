@@ -63,8 +63,11 @@ int64_t dp_loop(double deadline, int64_t max_chunks, float* result) {
   int64_t iters = 0;
   float r = 0;
   for (int64_t chunk = 0; chunk < max_chunks; ++chunk) {
+    // Distinct starting values: chains that start equal compute equal values, and GCC merges
+    // them into one dependent chain (seen: 16 zeroed chains compiled to a single VDPBF16PS per
+    // iteration, a latency-bound loop that counted 16x the flops it did).
     __m512 acc[kChains];
-    for (int c = 0; c < kChains; ++c) acc[c] = _mm512_setzero_ps();
+    for (int c = 0; c < kChains; ++c) acc[c] = _mm512_set1_ps(0.01f * static_cast<float>(c + 1));
     for (int64_t i = 0; i < kDpChunk; ++i) {
 #pragma GCC unroll 16
       for (int c = 0; c < kChains; ++c) acc[c] = _mm512_dpbf16_ps(acc[c], a, b);
