@@ -186,6 +186,7 @@ Napi::Value CpuFeatures(const Napi::CallbackInfo& info) {
   o.Set("avx512_bf16", f.avx512_bf16);
   o.Set("amx_tile", f.amx_tile);
   o.Set("amx_bf16", f.amx_bf16);
+  o.Set("amd", f.amd);
   return o;
 }
 

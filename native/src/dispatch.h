@@ -10,6 +10,7 @@ namespace ls {
 
 struct CpuFeatures {
   bool avx2, fma, avx512f, avx512bw, avx512vl, avx512dq, avx512_bf16, amx_tile, amx_bf16;
+  bool amd;  // vendor AuthenticAMD (chooses the default bf16 unit)
 };
 
 CpuFeatures cpu_features();
@@ -23,8 +24,8 @@ namespace ls {
 
 // Mixed precision: the unit that runs bf16 GEMMs: "amx" (tiles; needs the CPU's AMX-BF16 and
 // Linux's permission, asked once with arch_prctl), "fp32" (bf16-rounded operands on the current
-// ISA's fp32 GEMM: correct everywhere), "avx512bf16" (vdpbf16ps; listed last: not the default,
-// see dispatch.cc). The first available one is the default; LITESPARK_BF16_UNIT or
+// ISA's fp32 GEMM: correct everywhere), "avx512bf16" (vdpbf16ps; the default on AMD
+// CPUs without AMX, listed last elsewhere: see dispatch.cc). The first available one is the default; LITESPARK_BF16_UNIT or
 // set_bf16_unit() picks another.
 std::vector<std::string> available_bf16_units();
 const std::string& current_bf16_unit();

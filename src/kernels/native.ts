@@ -21,6 +21,8 @@ export interface CpuFeatures {
   avx512_bf16: boolean;
   amx_tile: boolean;
   amx_bf16: boolean;
+  /** Vendor AuthenticAMD: picks the default bf16 unit where there is no AMX. */
+  amd: boolean;
 }
 
 export interface NativeMemoryStats {
@@ -44,7 +46,7 @@ export interface NativeAddon {
   cpuFeatures(): CpuFeatures;
   /** GFLOP/s of a tight FMA loop on the current ISA with `threads` threads. */
   peakFma(threads: number, seconds: number): number;
-  /** bf16 GEMM units on this machine, the default first: 'amx' (where present), 'fp32' (always), 'avx512bf16' (opt-in). */
+  /** bf16 GEMM units on this machine, the default first: 'amx' (where present), 'avx512bf16' (AMD CPUs with AVX-512 BF16; elsewhere listed last, opt-in), 'fp32' (always). */
   bf16Units(): Bf16Unit[];
   /** The unit gemmBf16 (and bf16 training) runs on now. */
   bf16Unit(): Bf16Unit;

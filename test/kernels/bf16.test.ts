@@ -540,14 +540,22 @@ test('gemmBf16 rounds its operands to nearest even: exact products, and the tole
   assert.throws(() => checkGemm(skip, p, n, 1, 0, U32, 'a product left out'), /bound/, 'a skipped product passed');
 });
 
-test('bf16 units: AMX first where usable, then fp32 (always), AVX-512 BF16 last (opt-in); unknown ones refused', () => {
+test('bf16 units: AMX first where usable, then AVX-512 BF16 on AMD, fp32 (always), AVX-512 BF16 last elsewhere; unknown ones refused', () => {
   const units = native.bf16Units();
-  assert.deepEqual(units.filter((u) => u !== 'avx512bf16'), units.includes('amx') ? ['amx', 'fp32'] : ['fp32']);
-  if (units.includes('avx512bf16')) assert.equal(units[units.length - 1], 'avx512bf16');
+  const f = native.cpuFeatures();
+  const dp = f.avx512_bf16 && f.avx512f && f.avx512bw && f.avx512vl;
+  const expected = [
+    ...(units.includes('amx') ? ['amx'] : []),
+    ...(dp && f.amd ? ['avx512bf16'] : []),
+    'fp32',
+    ...(dp && !f.amd ? ['avx512bf16'] : []),
+  ];
+  assert.deepEqual(units, expected);
+  // Without LITESPARK_BF16_UNIT the first is the one in use.
+  if (!process.env.LITESPARK_BF16_UNIT) assert.equal(native.bf16Unit(), units[0]);
   assert.ok(units.includes(native.bf16Unit()));
   assert.equal(native.amxUnavailableReason() === '', units.includes('amx'), `amx ${units.includes('amx')}, reason '${native.amxUnavailableReason()}'`);
-  const f = native.cpuFeatures();
-  assert.equal(units.includes('avx512bf16'), f.avx512_bf16 && f.avx512f && f.avx512bw && f.avx512vl);
+  assert.equal(units.includes('avx512bf16'), dp);
   if (!f.amx_tile) assert.ok(!units.includes('amx'));
   const was = native.bf16Unit();
   assert.throws(() => native.setBf16Unit('tpu'), /'tpu'.*not available/);
