@@ -656,6 +656,38 @@ struct RopeQkvSplit {
 };
 
 template <class T>
+struct GemmQkvRope {
+  // gemmQkvRope(q, k, v, x, Wqkv, cos, sin, B, T, C, H, KVH, D, bf16?): the QKV projection with
+  // RoPE and the split in its epilogue (fp32 GEMM: the fp32 path and the fp32 unit of bf16).
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t B = int_arg(info, 7, "B"), Tn = int_arg(info, 8, "T"), C = int_arg(info, 9, "C"), H = int_arg(info, 10, "H", 1),
+            KVH = int_arg(info, 11, "KVH", 1), D = int_arg(info, 12, "D", 2);
+    check_even(info, D);
+    check_gqa(info, H, KVH);
+    const bool bf16 = info.Length() > 13 && !info[13].IsUndefined() && bool_arg(info, 13, "bf16");
+    int64_t nq = B * Tn * H * D, nkv = B * Tn * KVH * D;
+    table<T>().gemm_qkv_rope(buf<T>(info, 0, "q", nq), buf<T>(info, 1, "k", nkv), buf<T>(info, 2, "v", nkv),
+                             buf<T>(info, 3, "x", B * Tn * C), buf<T>(info, 4, "Wqkv", (H + 2 * KVH) * D * C),
+                             buf<T>(info, 5, "cos", Tn * D / 2), buf<T>(info, 6, "sin", Tn * D / 2), B, Tn, C, H, KVH, D,
+                             bf16);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
+struct GemmSwiglu {
+  // gemmSwiglu(act, x, Wgu, N, C, F, bf16?): the gate/up projection with SwiGLU in its epilogue
+  // (fp32 GEMM; bf16 on a matrix unit is gateUpSwiglu).
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t N = int_arg(info, 3, "N"), C = int_arg(info, 4, "C"), F = int_arg(info, 5, "F");
+    const bool bf16 = info.Length() > 6 && !info[6].IsUndefined() && bool_arg(info, 6, "bf16");
+    table<T>().gemm_swiglu(buf<T>(info, 0, "act", N * F), buf<T>(info, 1, "x", N * C), buf<T>(info, 2, "Wgu", 2 * F * C),
+                           N, C, F, bf16);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
 struct RopeQkvMerge {
   // ropeQkvMerge(dqkv, dq, dk, dv, cos, sin, B, T, H, KVH, D)
   static Napi::Value call(const Napi::CallbackInfo& info) {
@@ -890,6 +922,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   LS_EXPORT_KERNEL("linearCrossEntropy", LinearCrossEntropy, 2, "lse");
   LS_EXPORT_KERNEL("addRmsnormForward", AddRmsnormForward, 0, "resid");
   LS_EXPORT_KERNEL("ropeQkvSplit", RopeQkvSplit, 0, "q");
+  LS_EXPORT_KERNEL("gemmQkvRope", GemmQkvRope, 0, "q");
+  LS_EXPORT_KERNEL("gemmSwiglu", GemmSwiglu, 0, "act");
   LS_EXPORT_KERNEL("ropeQkvMerge", RopeQkvMerge, 0, "dqkv");
   LS_EXPORT_KERNEL("swigluPackedForward", SwigluPackedForward, 0, "out");
   LS_EXPORT_KERNEL("swigluPackedBackward", SwigluPackedBackward, 0, "dgu");

@@ -2,10 +2,12 @@
 // shapes of a config (N = B·T tokens, C width, F ffn, V vocab, H/KVH heads of width D):
 //   gemm       every linear layer's fwd (x·W^T), dX (dy·W) and dW (dy^T·x) GEMM, as GFLOP/s and
 //              the fraction of the measured peak
+//   qkv        the q/k/v projections with RoPE: standard (three GEMMs + RoPE passes) vs one GEMM
+//              with RoPE and the split into heads in its epilogue
 //   attention  forward and backward: standard (materialized (B,H,T,T) probabilities) vs flash
 //   mlp        forward and backward, the model's own functions: standard (gate GEMM + up GEMM +
-//              swiglu + down GEMM) vs fused (one GEMM over the packed (2F, C) gate/up weights +
-//              swigluPacked + down; gate/up recomputed in backward)
+//              swiglu + down GEMM) vs fused (one GEMM over the packed (2F, C) gate/up weights with
+//              SwiGLU in its epilogue + down; gate/up recomputed in backward)
 //   loss       forward + backward: standard (head GEMM + cross-entropy + dX/dW GEMMs) vs
 //              linearCrossEntropy in training mode
 // Each op: `warmup` unmeasured runs, then the median (min, max) of `steps` runs. A kernel that
@@ -15,6 +17,7 @@ import { resolveConfig } from '../config/load.js';
 import { native } from '../kernels/native.js';
 import { cpuModel } from '../metrics/machine.js';
 import { getPeak } from '../metrics/peak.js';
+import { fusedQkvForward, qkvForward } from '../model/attention.js';
 import { matmulFor, type Matmul, type Precision } from '../model/linear.js';
 import { FusedMlpScratch, MlpActs, MlpGrads, fusedMlpBackward, fusedMlpForward, mlpBackward, mlpForward } from '../model/mlp.js';
 import type { KernelsJob } from './job.js';
@@ -133,6 +136,33 @@ function attentionOps(B: number, T: number, H: number, KVH: number, D: number, p
   return ops;
 }
 
+// The q/k/v projections with RoPE, the model's own functions (src/model/attention.ts): standard
+// (three GEMMs, then RoPE on q and k in place) vs fused (one GEMM over the packed q/k/v weights,
+// RoPE and the split in its epilogue; on a bf16 matrix unit the GEMM, then the split pass).
+function qkvOps(B: number, T: number, C: number, H: number, KVH: number, D: number, paths: KernelPath[], seed: number, mm: Matmul): Op[] {
+  const N = B * T, W = (H + 2 * KVH) * D;
+  const h = buffer(N * C, seed + 41, 0.5);
+  const q = buffer(N * H * D, 0), k = buffer(N * KVH * D, 0), v = buffer(N * KVH * D, 0);
+  const cos = buffer((T * D) / 2, 0), sin = buffer((T * D) / 2, 0);
+  native.ropeTable(cos, sin, T, D, 10000);
+  const s = { B, T, C, H, KVH, D, mm };
+  const shape = `N=${N} C=${C} H=${H} KVH=${KVH} D=${D}`;
+  const flops = 2 * N * C * W;
+  const ops: Op[] = [];
+  for (const path of paths) {
+    if (path === 'standard') {
+      const w = { q: buffer(H * D * C, seed + 42, 0.02), k: buffer(KVH * D * C, seed + 43, 0.02), v: buffer(KVH * D * C, seed + 44, 0.02), o: new Float32Array(0) };
+      ops.push({ group: 'qkv', op: 'qkv+rope fwd', shape, kernels: path, flops, savedBytes: null,
+        run: () => qkvForward(q, k, v, h, w, { cos, sin }, s) });
+    } else {
+      const wqkv = buffer(W * C, seed + 45, 0.02), qkv = buffer(N * W, 0);
+      ops.push({ group: 'qkv', op: 'qkv+rope fwd', shape, kernels: path, flops, savedBytes: null,
+        run: () => fusedQkvForward(q, k, v, qkv, h, wqkv, { cos, sin }, s) });
+    }
+  }
+  return ops;
+}
+
 // The model's own MLP functions (src/model/mlp.ts), so the rows time exactly what the trainer
 // runs: standard saves gate, up and the activation; fused saves the activation only and
 // recomputes gate/up in backward.
@@ -162,7 +192,7 @@ function mlpOps(N: number, C: number, F: number, paths: KernelPath[], seed: numb
       const dw = { gu: buffer(2 * F * C, 0), down: buffer(C * F, 0) };
       const act = buffer(N * F, 0);
       const scratch = new FusedMlpScratch('f32', s);
-      const fwd = () => fusedMlpForward(y, act, scratch, h, w, s);
+      const fwd = () => fusedMlpForward(y, act, h, w, s);
       ops.push(
         { group: 'mlp', op: 'mlp fwd', shape, kernels: path, flops: fwdFlops, savedBytes: act.byteLength, run: fwd },
         { group: 'mlp', op: 'mlp bwd', shape, kernels: path, flops: 2 * fwdFlops, savedBytes: act.byteLength, prepare: fwd,
@@ -218,12 +248,13 @@ export function runKernelRows(job: KernelsJob, onProgress: (done: number, total:
   // Build the op list lazily per group, so a group's buffers exist only while it runs.
   const groups: Array<() => Op[]> = [
     () => gemmOps(N, layers, job.seed, mm),
+    () => qkvOps(B, T, C, H, KVH, D, paths, job.seed, mm),
     () => attentionOps(B, T, H, KVH, D, paths, job.seed, precision === 'bf16'),
     () => mlpOps(N, C, F, paths, job.seed, mm),
     () => lossOps(N, C, V, paths, job.seed, mm),
   ];
   const layers = linearLayers(C, H, KVH, D, F, V);
-  const total = layers.length * 3 + paths.length * 5; // + attention fwd/bwd, mlp fwd/bwd, loss per path
+  const total = layers.length * 3 + paths.length * 6; // + qkv, attention fwd/bwd, mlp fwd/bwd, loss per path
   const rows: KernelRow[] = [];
   let done = 0;
   for (const make of groups) {

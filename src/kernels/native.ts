@@ -124,6 +124,20 @@ export interface NativeAddon {
     N: number, C: number, eps: number): void;
   ropeQkvSplit(q: FloatArray, k: FloatArray, v: FloatArray, qkv: FloatArray, cos: FloatArray, sin: FloatArray,
     B: number, T: number, H: number, KVH: number, D: number): void;
+  /**
+   * The fused QKV projection with RoPE and the split in the fp32 GEMM's epilogue: x (B*T, C) times
+   * Wqkv ((H + 2 KVH) D, C) = [q_proj; k_proj; v_proj] transposed -> q (B,T,H,D) and k (B,T,KVH,D)
+   * rotated as ropeQkvSplit rotates, v copied; the packed rows never stored. bf16: operands
+   * rounded to bf16 (as gemmBf16 on the fp32 unit).
+   */
+  gemmQkvRope(q: FloatArray, k: FloatArray, v: FloatArray, x: FloatArray, Wqkv: FloatArray, cos: FloatArray,
+    sin: FloatArray, B: number, T: number, C: number, H: number, KVH: number, D: number, bf16?: boolean): void;
+  /**
+   * The fused MLP's gate/up projection with SwiGLU in the fp32 GEMM's epilogue: act (N, F) =
+   * silu(x Wg^T) * (x Wu^T), Wgu (2F, C) = [gate_proj; up_proj]; gate and up never stored. bf16:
+   * operands rounded as gemmBf16 on the fp32 unit (a matrix unit runs gateUpSwiglu).
+   */
+  gemmSwiglu(act: FloatArray, x: FloatArray, Wgu: FloatArray, N: number, C: number, F: number, bf16?: boolean): void;
   ropeQkvMerge(dqkv: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray, cos: FloatArray, sin: FloatArray,
     B: number, T: number, H: number, KVH: number, D: number): void;
   swigluPackedForward(out: FloatArray, gu: FloatArray, N: number, F: number): void;

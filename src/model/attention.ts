@@ -3,7 +3,7 @@
 // (T, T) probabilities materialized and saved for backward.
 import { native, type FloatArray } from '../kernels/native.js';
 import { Tensor, type DType } from '../kernels/tensor.js';
-import { linearBackward, linearForward, type Matmul } from './linear.js';
+import { linearBackward, linearForward, onMatrixUnit, type Matmul } from './linear.js';
 
 export interface AttentionShape {
   B: number;
@@ -62,14 +62,20 @@ export interface Rope {
   sin: FloatArray;
 }
 
+// q: (N, H*D), k, v: (N, KVH*D) = rope(q_proj(h)), rope(k_proj(h)), v_proj(h): three GEMMs, then RoPE in place.
+export function qkvForward(q: FloatArray, k: FloatArray, v: FloatArray, h: FloatArray, w: AttentionWeights, rope: Rope, s: AttentionShape): void {
+  const N = s.B * s.T;
+  linearForward(q, h, w.q, N, s.C, s.H * s.D, s.mm);
+  linearForward(k, h, w.k, N, s.C, s.KVH * s.D, s.mm);
+  linearForward(v, h, w.v, N, s.C, s.KVH * s.D, s.mm);
+  native.ropeApply(q, rope.cos, rope.sin, s.B, s.T, s.H, s.D, false);
+  native.ropeApply(k, rope.cos, rope.sin, s.B, s.T, s.KVH, s.D, false);
+}
+
 // out: (N, C) = o_proj(attention(rope(q_proj(h)), rope(k_proj(h)), v_proj(h)))
 export function attentionForward(out: FloatArray, a: AttentionActs, h: FloatArray, w: AttentionWeights, rope: Rope, s: AttentionShape): void {
   const N = s.B * s.T;
-  linearForward(a.q.data, h, w.q, N, s.C, s.H * s.D, s.mm);
-  linearForward(a.k.data, h, w.k, N, s.C, s.KVH * s.D, s.mm);
-  linearForward(a.v.data, h, w.v, N, s.C, s.KVH * s.D, s.mm);
-  native.ropeApply(a.q.data, rope.cos, rope.sin, s.B, s.T, s.H, s.D, false);
-  native.ropeApply(a.k.data, rope.cos, rope.sin, s.B, s.T, s.KVH, s.D, false);
+  qkvForward(a.q.data, a.k.data, a.v.data, h, w, rope, s);
   native.attentionStandardForward(a.att.data, a.probs.data, a.q.data, a.k.data, a.v.data, s.B, s.T, s.H, s.KVH, s.D);
   linearForward(out, a.att.data, w.o, N, s.H * s.D, s.C, s.mm);
 }
@@ -97,9 +103,10 @@ export function attentionBackward(
 }
 
 // ---- the fused (litespark) path ----------------------------------------------------------
-// One GEMM for q, k and v over their packed (H + 2 KVH) D x C weights, RoPE applied while the
-// result is split into heads, flash attention (only the per-row log-sum-exp saved: memory
-// linear in T), the output projection.
+// One GEMM for q, k and v over their packed (H + 2 KVH) D x C weights with RoPE and the split
+// into heads in its epilogue (fp32 GEMM: native.gemmQkvRope; on a bf16 matrix unit the GEMM
+// writes the packed rows and ropeQkvSplit rotates and splits them), flash attention (only the
+// per-row log-sum-exp saved: memory linear in T), the output projection.
 
 /** What one layer's fused attention saves for backward. */
 export class FusedAttentionActs {
@@ -134,6 +141,27 @@ export interface FusedAttentionWeights {
   o: FloatArray; // (C, H*D)
 }
 
+// q: (N, H*D), k, v: (N, KVH*D) from one GEMM over the packed q/k/v weights, RoPE'd and split
+// in its epilogue (on a bf16 matrix unit: the packed rows into qkv (N, (H + 2 KVH) D), then the
+// split pass).
+export function fusedQkvForward(
+  q: FloatArray,
+  k: FloatArray,
+  v: FloatArray,
+  qkv: FloatArray,
+  h: FloatArray,
+  wqkv: FloatArray,
+  rope: Rope,
+  s: AttentionShape,
+): void {
+  if (onMatrixUnit(s.mm, h)) {
+    linearForward(qkv, h, wqkv, s.B * s.T, s.C, (s.H + 2 * s.KVH) * s.D, s.mm);
+    native.ropeQkvSplit(q, k, v, qkv, rope.cos, rope.sin, s.B, s.T, s.H, s.KVH, s.D);
+  } else {
+    native.gemmQkvRope(q, k, v, h, wqkv, rope.cos, rope.sin, s.B, s.T, s.C, s.H, s.KVH, s.D, s.mm === native.gemmBf16);
+  }
+}
+
 // out: (N, C)
 export function fusedAttentionForward(
   out: FloatArray,
@@ -145,9 +173,7 @@ export function fusedAttentionForward(
   s: AttentionShape,
 ): void {
   const N = s.B * s.T;
-  const W = (s.H + 2 * s.KVH) * s.D;
-  linearForward(g.qkv.data, h, w.qkv, N, s.C, W, s.mm);
-  native.ropeQkvSplit(a.q.data, a.k.data, a.v.data, g.qkv.data, rope.cos, rope.sin, s.B, s.T, s.H, s.KVH, s.D);
+  fusedQkvForward(a.q.data, a.k.data, a.v.data, g.qkv.data, h, w.qkv, rope, s);
   native.attentionFlashForward(a.att.data, a.lse.data, a.q.data, a.k.data, a.v.data, s.B, s.T, s.H, s.KVH, s.D, s.mm === native.gemmBf16);
   linearForward(out, a.att.data, w.o, N, s.H * s.D, s.C, s.mm);
 }

@@ -12,6 +12,11 @@ export function matmulFor(p: Precision): Matmul {
   return p === 'bf16' ? native.gemmBf16 : native.gemm;
 }
 
+/** True when the matrix products run in bf16 on a matrix unit (AMX / AVX-512 BF16) rather than an fp32 GEMM. */
+export function onMatrixUnit(mm: Matmul | undefined, x: FloatArray): x is Float32Array {
+  return mm === native.gemmBf16 && x instanceof Float32Array && native.bf16Unit() !== 'fp32';
+}
+
 // y: (N, out) = x: (N, in) · W^T
 export function linearForward(y: FloatArray, x: FloatArray, W: FloatArray, N: number, nin: number, nout: number, mm: Matmul = native.gemm): void {
   mm(false, true, N, nout, nin, 1, x, nin, W, nin, 0, y, nout);

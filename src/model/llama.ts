@@ -394,7 +394,7 @@ export class LlamaModel {
       const o = s.dh.data; // scratch for each branch's output, before it is added
       fusedAttentionForward(o, a.attn, parts.attnGrads, a.h1.data, w.fusedAttn, rope, s.attnShape);
       native.addRmsnormForward(a.mid.data, a.h2.data, a.rstd2.data, s.resid[l]!.data, o, w.postNorm, N, C, eps);
-      fusedMlpForward(o, a.mlp.data, parts.mlpScratch, a.h2.data, w.fusedMlp, s.mlpShape);
+      fusedMlpForward(o, a.mlp.data, a.h2.data, w.fusedMlp, s.mlpShape);
       const next = l + 1 < L ? parts.layers[l + 1]! : null;
       native.addRmsnormForward(s.resid[l + 1]!.data, next ? next.h1.data : s.hF.data, next ? next.rstd1.data : s.rstdF.data, a.mid.data, o, next ? this.layerW[l + 1]!.inNorm : finalNorm, N, C, eps);
     }
@@ -455,7 +455,7 @@ export class LlamaModel {
       if (s.recompute !== 'none') {
         // The activation again, by forward's own function, so it is bit for bit forward's on
         // every GEMM unit (its output, the MLP branch, is not needed: dh is scratch here).
-        fusedMlpForward(s.dh.data, a.mlp.data, sc, a.h2.data, w.fusedMlp, s.mlpShape);
+        fusedMlpForward(s.dh.data, a.mlp.data, a.h2.data, w.fusedMlp, s.mlpShape);
       }
       fusedMlpBackward(s.dh.data, g.fusedMlp, s.dres.data, a.mlp.data, sc, a.h2.data, w.fusedMlp, s.mlpShape);
       native.rmsnormBackward(s.dres.data, g.postNorm, s.dh.data, a.mid.data, w.postNorm, a.rstd2.data, N, C);

@@ -2,7 +2,7 @@
 // separate GEMMs and a separate elementwise activation pass; gate, up and the activation saved.
 import { native, type FloatArray } from '../kernels/native.js';
 import { Tensor, type DType } from '../kernels/tensor.js';
-import { linearBackward, linearForward, type Matmul } from './linear.js';
+import { linearBackward, linearForward, onMatrixUnit, type Matmul } from './linear.js';
 
 export interface MlpShape {
   N: number;
@@ -59,11 +59,11 @@ export function mlpBackward(dh: FloatArray, dw: MlpWeights, dout: FloatArray, a:
 }
 
 // ---- the fused (litespark) path ----------------------------------------------------------
-// Gate and up as one GEMM over their packed 2F x C weights, SwiGLU applied right after on the
-// still-hot result, only the activation saved: gate and up are recomputed in backward. Under
-// bf16 on a matrix unit (AMX / AVX-512 BF16) forward's SwiGLU runs in that GEMM's epilogue: gate
-// and up live only in tiles (1.25x over GEMM + pass, S shape). Backward recomputes gate/up with
-// the GEMM and runs the SwiGLU backward pass: an epilogue writing dgu measured slower there.
+// Gate and up as one GEMM over their packed 2F x C weights with SwiGLU in its epilogue: gate and
+// up live only in the register tile (fp32 GEMM: native.gemmSwiglu; bf16 on a matrix unit, AMX /
+// AVX-512 BF16: native.gateUpSwiglu, 1.25x over GEMM + pass on AMX, S shape). Only the
+// activation is saved: backward recomputes gate/up with the plain GEMM and runs the SwiGLU
+// backward pass (an epilogue writing dgu measured slower on AMX).
 
 export interface FusedMlpWeights {
   gu: FloatArray; // (2F, C): gate_proj then up_proj
@@ -81,19 +81,10 @@ export class FusedMlpScratch {
   }
 }
 
-/** True when the gate/up GEMM runs with SwiGLU in its epilogue (bf16 on a matrix unit). */
-function swigluInEpilogue(s: MlpShape, h: FloatArray): h is Float32Array {
-  return s.mm === native.gemmBf16 && h instanceof Float32Array && native.bf16Unit() !== 'fp32';
-}
-
 // out: (N, C); act: (N, F) saved for backward.
-export function fusedMlpForward(out: FloatArray, act: FloatArray, sc: FusedMlpScratch, h: FloatArray, w: FusedMlpWeights, s: MlpShape): void {
-  if (swigluInEpilogue(s, h)) {
-    native.gateUpSwiglu(act as Float32Array, h, w.gu as Float32Array, s.N, s.C, s.F);
-  } else {
-    linearForward(sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F, s.mm);
-    native.swigluPackedForward(act, sc.gu.data, s.N, s.F);
-  }
+export function fusedMlpForward(out: FloatArray, act: FloatArray, h: FloatArray, w: FusedMlpWeights, s: MlpShape): void {
+  if (onMatrixUnit(s.mm, h)) native.gateUpSwiglu(act as Float32Array, h, w.gu as Float32Array, s.N, s.C, s.F);
+  else native.gemmSwiglu(act, h, w.gu, s.N, s.C, s.F, s.mm === native.gemmBf16);
   linearForward(out, act, w.down, s.N, s.F, s.C, s.mm);
 }
 

@@ -389,6 +389,72 @@ void macro_kernel(int64_t mc, int64_t nc, int64_t kc, int64_t q0, int64_t q1, co
   }
 }
 
+// ---- epilogue GEMMs (epilogue.h): x (M, K) . W^T with W's rows permuted into the B panels ----
+
+// Panels [q0, q1) of the block whose first panel is global panel p0: B(k, j) = W[src_row(j), pc + k].
+// A half panel of consecutive rows packs with the transposing copy, anything else row by row.
+template <class T>
+void pack_b_epi(T* dst, const Epilogue<T>& e, const T* W, int64_t ldw, int64_t pc, int64_t kc, int64_t p0,
+                int64_t q0, int64_t q1) {
+  constexpr int NR = Blocking<T>::NR, HALF = NR / 2;
+  for (int64_t q = q0; q < q1; ++q) {
+    T* d = dst + q * kc * NR;
+    for (int h = 0; h < 2; ++h) {
+      int64_t rows[HALF];
+      bool run = true;
+      for (int j = 0; j < HALF; ++j) {
+        rows[j] = e.src_row(p0 + q, h * HALF + j);
+        run = run && rows[j] >= 0 && rows[j] == rows[0] + j;
+      }
+#if defined(__AVX512F__)
+      if constexpr (std::is_same<T, float>::value && HALF % 4 == 0) {
+        if (run) {
+          pack_transpose_f32(d + h * HALF, NR, W + rows[0] * ldw + pc, ldw, HALF, kc);
+          continue;
+        }
+      }
+#endif
+      for (int j = 0; j < HALF; ++j) {
+        T* dj = d + h * HALF + j;
+        if (rows[j] < 0) {
+          for (int64_t k = 0; k < kc; ++k) dj[k * NR] = T(0);
+        } else {
+          const T* s = W + rows[j] * ldw + pc;
+          for (int64_t k = 0; k < kc; ++k) dj[k * NR] = s[k];
+        }
+      }
+    }
+  }
+}
+
+// The tiles of rows [row0, row0 + mc) x panels [q0, q1) (global panel p0 + q), each computed
+// whole into a local buffer (K is one block) and handed to the epilogue.
+template <class T>
+void macro_kernel_epi(int64_t mc, int64_t kc, int64_t q0, int64_t q1, const T* Ap, const T* Bp,
+                      const Epilogue<T>& e, int64_t row0, int64_t p0) {
+  constexpr int MR = Blocking<T>::MR, NR = Blocking<T>::NR;
+  alignas(64) T tile[MR * NR];
+  for (int64_t i = 0; i < mc; i += MR) {
+    const int mr = static_cast<int>(std::min<int64_t>(MR, mc - i));
+    const T* a = Ap + i * kc;
+    for (int64_t q = q0; q < q1; ++q) {
+      const T* b = Bp + q * kc * NR;
+#if defined(__AVX512F__)
+      if constexpr (std::is_same<T, float>::value)
+        micro_kernel_f32<true>(kc, a, b, tile, NR, 1.0f, 0.0f, MR, NR);
+      else
+        micro_kernel<T>(kc, a, b, tile, NR, T(1), T(0));
+#else
+      micro_kernel<T>(kc, a, b, tile, NR, T(1), T(0));
+#endif
+      if (e.kind == Epilogue<T>::Kind::swiglu)
+        swiglu_tile(e, tile, NR, row0 + i, mr, p0 + q);
+      else
+        rope_qkv_tile(e, tile, NR, row0 + i, mr, p0 + q);
+    }
+  }
+}
+
 struct Grid {
   int tm, tn;  // threads over rows of C x threads over NR panels
 };
@@ -432,6 +498,8 @@ struct Problem {
   T* Bbuf[2];                      // shared packed-B blocks (KC, NC), double-buffered
   T* Abuf_master;                  // the calling thread's packed-A block (MC, KC)
   bool round_bf16;                 // gemm_bf16: round every packed operand to bf16
+  const Epilogue<T>* epi;          // gemm_swiglu / gemm_qkv_rope: B = the weights, permuted
+                                   // while packed, tiles to the epilogue (C unused)
 };
 
 // The packed panels hold op(A) and op(B) exactly as the micro-kernel reads them, so rounding
@@ -473,7 +541,10 @@ void run_thread(const Problem<T>& p, int tid, int nthreads) {
       T* Bp = p.Bbuf[iter & 1];
       int64_t q0, q1;
       split(npanels, nthreads, tid, q0, q1);
-      pack_b(Bp, p.B, p.ldb, p.transB, pc, kc, jc, nc, q0, q1);
+      if (p.epi)
+        pack_b_epi(Bp, *p.epi, p.B, p.ldb, pc, kc, jc / NR, q0, q1);
+      else
+        pack_b(Bp, p.B, p.ldb, p.transB, pc, kc, jc, nc, q0, q1);
       if (p.round_bf16) round_packed(Bp + q0 * kc * NR, (q1 - q0) * kc * NR);
       // One barrier per block: with two B buffers, a thread packing block i+1 knows every
       // thread has finished computing block i-1 (it passed barrier i).
@@ -489,7 +560,10 @@ void run_thread(const Problem<T>& p, int tid, int nthreads) {
         const int64_t mc = std::min(mc_even, r1 - ic);
         pack_a(Ap, p.A, p.lda, p.transA, ic, mc, pc, kc);
         if (p.round_bf16) round_packed(Ap, ceil_div(mc, MR) * MR * kc);
-        macro_kernel(mc, nc, kc, q0, q1, Ap, Bp, p.C + ic * p.ldc + jc, p.ldc, p.alpha, beta);
+        if (p.epi)
+          macro_kernel_epi(mc, kc, q0, q1, Ap, Bp, *p.epi, ic, jc / NR);
+        else
+          macro_kernel(mc, nc, kc, q0, q1, Ap, Bp, p.C + ic * p.ldc + jc, p.ldc, p.alpha, beta);
       }
     }
   }
@@ -507,18 +581,28 @@ void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc) {
   }
 }
 
+// epi: an epilogue GEMM (A = x, B = the weights (N rows of K), transB; C unused). Its K runs in
+// one block, and the A and B blocks keep the plain GEMM's element budgets (MC x KC, KC x NC).
 template <class T>
 void gemm_impl(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
-               int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc, bool round) {
+               int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc, bool round,
+               const Epilogue<T>* epi = nullptr) {
   using Bl = Blocking<T>;
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == T(0)) return scale_c(M, N, beta, C, ldc);  // BLAS: A, B not read
 
-  Problem<T> p{transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0, 0, 0, {}, nullptr, round};
-  // Balanced blocks: K = 800 runs as 3 x 267, not 384 + 384 + 32.
-  p.kc_max = ceil_div(K, ceil_div(K, Bl::KC));
-  p.nc_max = ceil_div(ceil_div(N, ceil_div(N, Bl::NC)), Bl::NR) * Bl::NR;
-  p.mc_max = Bl::MC;
+  Problem<T> p{transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 0, 0, 0, {}, nullptr, round, epi};
+  if (epi) {
+    p.kc_max = K;
+    const int64_t nc_cap = std::max<int64_t>(1, Bl::KC * Bl::NC / K / Bl::NR) * Bl::NR;
+    p.nc_max = ceil_div(ceil_div(N, ceil_div(N, nc_cap)), Bl::NR) * Bl::NR;
+    p.mc_max = std::max<int64_t>(1, Bl::KC * Bl::MC / K / Bl::MR) * Bl::MR;
+  } else {
+    // Balanced blocks: K = 800 runs as 3 x 267, not 384 + 384 + 32.
+    p.kc_max = ceil_div(K, ceil_div(K, Bl::KC));
+    p.nc_max = ceil_div(ceil_div(N, ceil_div(N, Bl::NC)), Bl::NR) * Bl::NR;
+    p.mc_max = Bl::MC;
+  }
 
   // Below ~1M multiply-adds per thread, forking costs more than it saves.
   int nthreads = omp_in_parallel() ? 1 : omp_get_max_threads();
@@ -551,8 +635,53 @@ void gemm_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
   gemm_impl(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, true);
 }
 
+// act (N, F) = silu(x Wg^T) * (x Wu^T), Wgu (2F, C) = [gate_proj; up_proj]: SwiGLU in the
+// epilogue, gate and up never stored. bf16: operands rounded as gemm_bf16's.
+template <class T>
+void gemm_swiglu(T* act, const T* x, const T* Wgu, int64_t N, int64_t C, int64_t F, bool bf16) {
+  if (N <= 0 || F <= 0) return;
+  Epilogue<T> e{Epilogue<T>::Kind::swiglu, Blocking<T>::NR / 2};
+  e.act = act;
+  e.F = F;
+  if (C <= 0) {  // x Wg^T = 0: silu(0) * 0
+    for (int64_t i = 0; i < N * F; ++i) act[i] = T(0);
+    return;
+  }
+  gemm_impl(false, true, N, e.panels() * Blocking<T>::NR, C, T(1), x, C, Wgu, C, T(0), static_cast<T*>(nullptr), 0,
+            bf16, &e);
+}
+
+// x (B*T, C) . Wqkv^T, Wqkv ((H + 2 KVH) D, C) = [q_proj; k_proj; v_proj] -> q (B,T,H,D) and k
+// (B,T,KVH,D) with RoPE (rope_qkv_split's rotation), v (B,T,KVH,D): the split and the rotation in
+// the epilogue, the packed q/k/v rows never stored.
+template <class T>
+void gemm_qkv_rope(T* q, T* k, T* v, const T* x, const T* Wqkv, const T* cos, const T* sin, int64_t B, int64_t Tn,
+                   int64_t C, int64_t H, int64_t KVH, int64_t D, bool bf16) {
+  const int64_t N = B * Tn;
+  if (N <= 0) return;
+  if (C <= 0) {
+    for (int64_t i = 0; i < N * H * D; ++i) q[i] = T(0);
+    for (int64_t i = 0; i < N * KVH * D; ++i) k[i] = v[i] = T(0);
+    return;
+  }
+  Epilogue<T> e{Epilogue<T>::Kind::rope_qkv, Blocking<T>::NR / 2};
+  e.q = q;
+  e.k = k;
+  e.v = v;
+  e.cos = cos;
+  e.sin = sin;
+  e.Tn = Tn;
+  e.H = H;
+  e.KVH = KVH;
+  e.D = D;
+  gemm_impl(false, true, N, e.panels() * Blocking<T>::NR, C, T(1), x, C, Wqkv, C, T(0), static_cast<T*>(nullptr), 0,
+            bf16, &e);
+}
+
 }  // namespace LS_ISA
 }  // namespace ls
 
 LS_INSTANTIATE(gemm)
+LS_INSTANTIATE(gemm_swiglu)
+LS_INSTANTIATE(gemm_qkv_rope)
 LS_INSTANTIATE(gemm_bf16)

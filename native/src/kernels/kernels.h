@@ -97,6 +97,14 @@ struct KernelTable {
                          int64_t Tn, int64_t H, int64_t KVH, int64_t D);
   void (*rope_qkv_merge)(T* dqkv, const T* dq, const T* dk, const T* dv, const T* cos,
                          const T* sin, int64_t B, int64_t Tn, int64_t H, int64_t KVH, int64_t D);
+  // The same two products with their passes in the GEMM's epilogue (kernels/epilogue.h): the
+  // gate/up GEMM writing act (N,F) = silu(x Wg^T) * (x Wu^T) from x (N,C) and Wgu (2F,C), and
+  // the QKV GEMM writing q, k (rotated) and v from x (B*T,C) and Wqkv ((H + 2 KVH) D, C), so
+  // gu and qkv are never stored. bf16: operands rounded to bf16 as gemm_bf16 (the fp32 unit of
+  // mixed precision).
+  void (*gemm_swiglu)(T* act, const T* x, const T* Wgu, int64_t N, int64_t C, int64_t F, bool bf16);
+  void (*gemm_qkv_rope)(T* q, T* k, T* v, const T* x, const T* Wqkv, const T* cos, const T* sin, int64_t B,
+                        int64_t Tn, int64_t C, int64_t H, int64_t KVH, int64_t D, bool bf16);
   // SwiGLU over the output of the concatenated gate/up projection: gu (N, 2F) holds the gate
   // in columns [0,F) and up in [F,2F) of each row. out (N,F) = silu(gate) * up.
   void (*swiglu_packed_forward)(T* out, const T* gu, int64_t N, int64_t F);

@@ -1,6 +1,7 @@
 // Declarations of the kernel templates inside the ISA namespace this file is compiled for.
 // Included only by kernel sources (compiled once per ISA with -DLS_ISA=<name>).
 #pragma once
+#include "kernels/epilogue.h"
 #include "kernels/kernels.h"
 
 #ifndef LS_ISA
@@ -16,6 +17,17 @@ void gemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, co
 template <class T>
 void gemm_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
                int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+template <class T>
+void gemm_swiglu(T* act, const T* x, const T* Wgu, int64_t N, int64_t C, int64_t F, bool bf16);
+template <class T>
+void gemm_qkv_rope(T* q, T* k, T* v, const T* x, const T* Wqkv, const T* cos, const T* sin, int64_t B, int64_t Tn,
+                   int64_t C, int64_t H, int64_t KVH, int64_t D, bool bf16);
+// The epilogues of gemm_swiglu / gemm_qkv_rope on one finished tile (ldt: its row stride) of
+// rows row0 .. row0 + mr - 1 and panel p (epilogue.h).
+template <class T>
+void swiglu_tile(const Epilogue<T>& e, const T* tile, int64_t ldt, int64_t row0, int mr, int64_t p);
+template <class T>
+void rope_qkv_tile(const Epilogue<T>& e, const T* tile, int64_t ldt, int64_t row0, int mr, int64_t p);
 template <class T>
 void cast_to_bf16(uint16_t* y, const T* x, int64_t n);
 template <class T>

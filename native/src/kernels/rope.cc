@@ -1,8 +1,10 @@
 // Rotary position embeddings, Hugging Face Llama convention ("rotate_half"): element i of the
 // first half of a head is paired with element i + D/2.
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/common.h"
+#include "kernels/epilogue.h"
 #include "kernels/ops.h"
 
 namespace ls {
@@ -93,6 +95,58 @@ void rope_qkv_merge(T* dqkv, const T* dq, const T* dk, const T* dv, const T* cos
     for (int64_t i = 0; i < KVH * D; ++i) vr[i] = vi[i];
   }
 }
+
+// The QKV GEMM's epilogue (epilogue.h): rotation panels write rotate_head's values for their
+// pairs into q or k; v panels copy their columns into v.
+template <class T>
+void rope_qkv_tile(const Epilogue<T>& e, const T* tile, int64_t ldt, int64_t row0, int mr, int64_t p) {
+  const int64_t hd = e.D / 2, half = e.half, rot = e.rot_panels();
+  if (p >= rot) {
+    const int64_t c0 = (p - rot) * 2 * half, nv = std::min<int64_t>(2 * half, e.KVH * e.D - c0);
+    for (int r = 0; r < mr; ++r) {
+      const T* x = tile + r * ldt;
+      T* o = e.v + (row0 + r) * e.KVH * e.D + c0;
+#pragma omp simd
+      for (int64_t j = 0; j < nv; ++j) o[j] = x[j];
+    }
+    return;
+  }
+  const int64_t pair0 = p * half, npairs = std::min<int64_t>(half, e.pairs() - pair0);
+  // Where pair `pair` of row n goes: its head's first element in q or k, and its index i.
+  auto head_of = [&](int64_t n, int64_t pair, int64_t& i) -> T* {
+    const int64_t head = pair / hd;
+    i = pair % hd;
+    return head < e.H ? e.q + (n * e.H + head) * e.D : e.k + (n * e.KVH + head - e.H) * e.D;
+  };
+  const bool one_head = npairs == half && pair0 % hd + half <= hd;
+  for (int r = 0; r < mr; ++r) {
+    const int64_t n = row0 + r, t = n % e.Tn;
+    const T* c = e.cos + t * hd;
+    const T* s = e.sin + t * hd;
+    const T* x = tile + r * ldt;  // x[j]: element i of pair j's head, x[half + j]: element i + D/2
+    if (one_head) {  // the pairs are consecutive elements of one head
+      int64_t i0;
+      T* o = head_of(n, pair0, i0);
+#pragma omp simd
+      for (int64_t j = 0; j < half; ++j) {
+        const T a = x[j], b = x[half + j], si = s[i0 + j];
+        o[i0 + j] = a * c[i0 + j] - b * si;
+        o[i0 + j + hd] = b * c[i0 + j] + a * si;
+      }
+      continue;
+    }
+    for (int64_t j = 0; j < npairs; ++j) {
+      int64_t i;
+      T* o = head_of(n, pair0 + j, i);
+      const T a = x[j], b = x[half + j], si = s[i];
+      o[i] = a * c[i] - b * si;
+      o[i + hd] = b * c[i] + a * si;
+    }
+  }
+}
+
+template void rope_qkv_tile<float>(const Epilogue<float>&, const float*, int64_t, int64_t, int, int64_t);
+template void rope_qkv_tile<double>(const Epilogue<double>&, const double*, int64_t, int64_t, int, int64_t);
 
 }  // namespace LS_ISA
 }  // namespace ls

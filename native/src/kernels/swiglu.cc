@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "kernels/common.h"
+#include "kernels/epilogue.h"
 #include "kernels/ops.h"
 #include "kernels/vexp.h"
 
@@ -168,6 +169,27 @@ void swiglu_packed_backward(T* dgu, const T* dout, const T* gu, int64_t N, int64
     }
   }
 }
+
+// The gate/up GEMM's epilogue (epilogue.h): tile rows of [gate (half) | up (half)] for features
+// [p half, p half + half) -> rows row0.. of act.
+template <class T>
+void swiglu_tile(const Epilogue<T>& e, const T* tile, int64_t ldt, int64_t row0, int mr, int64_t p) {
+  const int64_t f0 = p * e.half, nf = std::min<int64_t>(e.half, e.F - f0);
+  for (int r = 0; r < mr; ++r) {
+    const T* g = tile + r * ldt;
+    const T* u = g + e.half;
+    T* o = e.act + (row0 + r) * e.F + f0;
+    if constexpr (std::is_same<T, float>::value) {
+      swiglu_row(o, g, u, nf);
+      continue;
+    }
+#pragma omp simd
+    for (int64_t i = 0; i < nf; ++i) o[i] = g[i] / (T(1) + std::exp(-g[i])) * u[i];
+  }
+}
+
+template void swiglu_tile<float>(const Epilogue<float>&, const float*, int64_t, int64_t, int, int64_t);
+template void swiglu_tile<double>(const Epilogue<double>&, const double*, int64_t, int64_t, int, int64_t);
 
 }  // namespace LS_ISA
 }  // namespace ls

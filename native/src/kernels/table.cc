@@ -27,6 +27,8 @@ static KernelTable<T> make_table() {
   t.attention_flash_backward = attention_flash_backward<T>;
   t.linear_cross_entropy = linear_cross_entropy<T>;
   t.add_rmsnorm_forward = add_rmsnorm_forward<T>;
+  t.gemm_swiglu = gemm_swiglu<T>;
+  t.gemm_qkv_rope = gemm_qkv_rope<T>;
   t.rope_qkv_split = rope_qkv_split<T>;
   t.rope_qkv_merge = rope_qkv_merge<T>;
   t.swiglu_packed_forward = swiglu_packed_forward<T>;

@@ -1,0 +1,148 @@
+// The fp32 GEMM's epilogues (native/src/kernels/epilogue.h): gemmSwiglu (gate/up projection with
+// SwiGLU) and gemmQkvRope (QKV projection with RoPE and the split into heads) against the plain
+// float64 reference (GEMM, then the pass), on every ISA path, f32 and f64, 1 and 2 threads, on
+// shapes whose rows, features, heads and pairs do not fill the register tiles.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { native } from '../../src/kernels/native.js';
+import { assertClose, randArray, tol } from '../helpers.js';
+import { gemmRef, roundBf16Ref, ropeApplyRef, ropeTableRef, swigluForwardRef } from '../reference/ops.js';
+import { forEachIsa, withThreads } from './harness.js';
+
+const DTYPES = [[Float32Array, 'f32'], [Float64Array, 'f64']] as const;
+
+/** act (N, F) = silu(x Wg^T) * (x Wu^T) in float64; bf16: operands rounded first. */
+function swigluRef(x: Float64Array, Wgu: Float64Array, N: number, C: number, F: number, bf16 = false): Float64Array {
+  const r = (a: Float64Array) => (bf16 ? a.map(roundBf16Ref) : a);
+  const gu = new Float64Array(N * 2 * F);
+  gemmRef(false, true, N, 2 * F, C, 1, r(x), C, r(Wgu), C, 0, gu, 2 * F);
+  const gate = new Float64Array(N * F), up = new Float64Array(N * F);
+  for (let n = 0; n < N; n++) {
+    gate.set(gu.subarray(n * 2 * F, n * 2 * F + F), n * F);
+    up.set(gu.subarray(n * 2 * F + F, (n + 1) * 2 * F), n * F);
+  }
+  const act = new Float64Array(N * F);
+  swigluForwardRef(act, gate, up, N * F);
+  return act;
+}
+
+interface QkvShape {
+  B: number;
+  T: number;
+  C: number;
+  H: number;
+  KVH: number;
+  D: number;
+}
+
+/** q, k rotated and v, from x (B*T, C) and Wqkv ((H + 2 KVH) D, C), in float64. */
+function qkvRopeRef(x: Float64Array, Wqkv: Float64Array, cos: Float64Array, sin: Float64Array, s: QkvShape, bf16 = false) {
+  const { B, T, C, H, KVH, D } = s;
+  const N = B * T, W = (H + 2 * KVH) * D;
+  const r = (a: Float64Array) => (bf16 ? a.map(roundBf16Ref) : a);
+  const qkv = new Float64Array(N * W);
+  gemmRef(false, true, N, W, C, 1, r(x), C, r(Wqkv), C, 0, qkv, W);
+  const q = new Float64Array(N * H * D), k = new Float64Array(N * KVH * D), v = new Float64Array(N * KVH * D);
+  for (let n = 0; n < N; n++) {
+    q.set(qkv.subarray(n * W, n * W + H * D), n * H * D);
+    k.set(qkv.subarray(n * W + H * D, n * W + (H + KVH) * D), n * KVH * D);
+    v.set(qkv.subarray(n * W + (H + KVH) * D, (n + 1) * W), n * KVH * D);
+  }
+  ropeApplyRef(q, cos, sin, B, T, H, D, false);
+  ropeApplyRef(k, cos, sin, B, T, KVH, D, false);
+  return { q, k, v };
+}
+
+test('gemmSwiglu equals GEMM + SwiGLU on every ISA, f32 and f64, 1 and 2 threads, awkward shapes', () => {
+  // F not a multiple of any tile's half width; N not a multiple of the row tile; C odd and long.
+  const shapes = [[1, 1, 1], [7, 5, 13], [13, 33, 17], [29, 64, 40], [37, 200, 100], [50, 512, 96]] as const;
+  forEachIsa((isa) => {
+    for (const threads of [1, 2])
+      withThreads(threads, () => {
+        for (const [N, C, F] of shapes) {
+          const x = randArray(Float64Array, N * C, 11 + N, 1), Wgu = randArray(Float64Array, 2 * F * C, 12 + F, 2 / Math.sqrt(C));
+          const ref = swigluRef(x, Wgu, N, C, F);
+          for (const [ctor, dt] of DTYPES) {
+            const act = new ctor(N * F).fill(Number.NaN);
+            native.gemmSwiglu(act, new ctor(x), new ctor(Wgu), N, C, F);
+            assertClose(act, ref, tol(dt, C, 16), `${isa} ${threads}T ${dt} act ${N}x${C}x${F}`);
+          }
+        }
+      });
+  });
+});
+
+test('gemmSwiglu with bf16 operands equals the float64 product of the rounded operands, on every ISA', () => {
+  forEachIsa((isa) => {
+    for (const [N, C, F] of [[5, 7, 3], [31, 130, 45]] as const) {
+      const x = randArray(Float64Array, N * C, 21, 1), Wgu = randArray(Float64Array, 2 * F * C, 22, 0.3);
+      const ref = swigluRef(x, Wgu, N, C, F, true);
+      const act = new Float32Array(N * F);
+      native.gemmSwiglu(act, new Float32Array(x), new Float32Array(Wgu), N, C, F, true);
+      assertClose(act, ref, tol('f32', C, 16), `${isa} bf16 act ${N}x${C}x${F}`);
+      // Not the unrounded product: the rounding is really applied.
+      assert.throws(() => assertClose(act, swigluRef(x, Wgu, N, C, F), tol('f32', C, 16)), /expected/, `${isa}: bf16 act within fp32 tolerance of the unrounded product`);
+    }
+  });
+});
+
+test('gemmQkvRope equals GEMM + slicing + RoPE on every ISA, f32 and f64, 1 and 2 threads: head dims 2..128, GQA 1/2/4, batch > 1', () => {
+  const shapes: QkvShape[] = [
+    { B: 1, T: 1, C: 1, H: 1, KVH: 1, D: 2 },
+    { B: 2, T: 9, C: 7, H: 4, KVH: 2, D: 6 }, // pairs straddle heads inside a tile
+    { B: 3, T: 5, C: 33, H: 3, KVH: 3, D: 10 },
+    { B: 1, T: 17, C: 40, H: 4, KVH: 1, D: 32 },
+    { B: 2, T: 13, C: 64, H: 8, KVH: 4, D: 64 },
+    { B: 1, T: 11, C: 96, H: 2, KVH: 1, D: 128 },
+  ];
+  forEachIsa((isa) => {
+    for (const threads of [1, 2])
+      withThreads(threads, () => {
+        for (const s of shapes) {
+          const { B, T, C, H, KVH, D } = s;
+          const N = B * T, W = (H + 2 * KVH) * D;
+          const cos = new Float64Array((T * D) / 2), sin = new Float64Array((T * D) / 2);
+          ropeTableRef(cos, sin, T, D, 10000);
+          const x = randArray(Float64Array, N * C, 31 + C, 1), Wqkv = randArray(Float64Array, W * C, 32 + D, 1 / Math.sqrt(C));
+          const ref = qkvRopeRef(x, Wqkv, cos, sin, s);
+          for (const [ctor, dt] of DTYPES) {
+            const q = new ctor(N * H * D).fill(Number.NaN), k = new ctor(N * KVH * D).fill(Number.NaN), v = new ctor(N * KVH * D).fill(Number.NaN);
+            native.gemmQkvRope(q, k, v, new ctor(x), new ctor(Wqkv), new ctor(cos), new ctor(sin), B, T, C, H, KVH, D);
+            const what = `${isa} ${threads}T ${dt} B${B} T${T} C${C} H${H}/${KVH} D${D}`;
+            assertClose(q, ref.q, tol(dt, C, 16), `${what} q`);
+            assertClose(k, ref.k, tol(dt, C, 16), `${what} k`);
+            assertClose(v, ref.v, tol(dt, C, 16), `${what} v`);
+          }
+        }
+      });
+  });
+});
+
+test('gemmQkvRope with bf16 operands equals the float64 product of the rounded operands, then RoPE', () => {
+  const s: QkvShape = { B: 2, T: 7, C: 70, H: 4, KVH: 2, D: 32 };
+  const { B, T, C, H, KVH, D } = s;
+  const N = B * T, W = (H + 2 * KVH) * D;
+  const cos = new Float64Array((T * D) / 2), sin = new Float64Array((T * D) / 2);
+  ropeTableRef(cos, sin, T, D, 10000);
+  const x = randArray(Float64Array, N * C, 41, 1), Wqkv = randArray(Float64Array, W * C, 42, 0.2);
+  const ref = qkvRopeRef(x, Wqkv, cos, sin, s, true);
+  forEachIsa((isa) => {
+    const q = new Float32Array(N * H * D), k = new Float32Array(N * KVH * D), v = new Float32Array(N * KVH * D);
+    native.gemmQkvRope(q, k, v, new Float32Array(x), new Float32Array(Wqkv), new Float32Array(cos), new Float32Array(sin), B, T, C, H, KVH, D, true);
+    assertClose(q, ref.q, tol('f32', C, 16), `${isa} bf16 q`);
+    assertClose(k, ref.k, tol('f32', C, 16), `${isa} bf16 k`);
+    assertClose(v, ref.v, tol('f32', C, 16), `${isa} bf16 v`);
+  });
+});
+
+test('the epilogue GEMMs with C = 0 write zeros; bad arguments are refused by name', () => {
+  const act = new Float32Array(6).fill(Number.NaN);
+  native.gemmSwiglu(act, new Float32Array(0), new Float32Array(0), 2, 0, 3);
+  assert.deepEqual([...act], [0, 0, 0, 0, 0, 0]);
+  const q = new Float32Array(4).fill(Number.NaN), k = new Float32Array(4).fill(Number.NaN), v = new Float32Array(4).fill(Number.NaN);
+  native.gemmQkvRope(q, k, v, new Float32Array(0), new Float32Array(0), new Float32Array(2), new Float32Array(2), 1, 2, 0, 1, 1, 2);
+  assert.deepEqual([...q, ...k, ...v], new Array(12).fill(0));
+  assert.throws(() => native.gemmSwiglu(new Float32Array(5), new Float32Array(6), new Float32Array(18), 2, 3, 3), /act/);
+  assert.throws(() => native.gemmQkvRope(q, k, v, new Float32Array(2), new Float32Array(8), new Float32Array(2), new Float32Array(2), 1, 2, 1, 1, 1, 3), /even/);
+  assert.throws(() => native.gemmQkvRope(q, k, v, new Float32Array(2), new Float32Array(8), new Float32Array(2), new Float32Array(2), 1, 2, 1, 3, 2, 2), /KVH|heads/);
+});
