@@ -280,7 +280,7 @@ async function main(): Promise<void> {
     `${mc.num_key_value_heads} kv, ffn ${mc.intermediate_size}, vocab ${mc.vocab_size}, seq ${tc.seq_len}, batch ${tc.micro_batch_size}; ` +
     `${args.dtypes.join(', ')}, AdamW, ${args.warmup} warm-up + ${args.steps} measured steps`);
   if (args.dtypes.includes('bf16')) {
-    say('bf16: litespark runs every projection, the head and (on AMX) flash attention with bf16 operands and fp32 accumulation ' +
+    say('bf16: litespark runs every projection, the head and (on a bf16 matrix unit: AMX, AVX-512 BF16) flash attention with bf16 operands and fp32 accumulation ' +
       '(norms, softmax statistics, loss, AdamW in fp32); PyTorch runs forward + loss under torch.autocast(cpu, bfloat16); ' +
       'both keep fp32 master weights');
   }
