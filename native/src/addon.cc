@@ -688,6 +688,19 @@ struct GemmSwiglu {
 };
 
 template <class T>
+struct GemmSwigluBackward {
+  // gemmSwigluBackward(dgu, dact, x, Wgu, N, C, F, bf16?): gate/up recomputed by the fp32 GEMM,
+  // dgu = [dgate | dup] written by its epilogue.
+  static Napi::Value call(const Napi::CallbackInfo& info) {
+    int64_t N = int_arg(info, 4, "N"), C = int_arg(info, 5, "C"), F = int_arg(info, 6, "F");
+    const bool bf16 = info.Length() > 7 && !info[7].IsUndefined() && bool_arg(info, 7, "bf16");
+    table<T>().gemm_swiglu_backward(buf<T>(info, 0, "dgu", 2 * N * F), buf<T>(info, 1, "dact", N * F),
+                                    buf<T>(info, 2, "x", N * C), buf<T>(info, 3, "Wgu", 2 * F * C), N, C, F, bf16);
+    return info.Env().Undefined();
+  }
+};
+
+template <class T>
 struct RopeQkvMerge {
   // ropeQkvMerge(dqkv, dq, dk, dv, cos, sin, B, T, H, KVH, D)
   static Napi::Value call(const Napi::CallbackInfo& info) {
@@ -924,6 +937,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   LS_EXPORT_KERNEL("ropeQkvSplit", RopeQkvSplit, 0, "q");
   LS_EXPORT_KERNEL("gemmQkvRope", GemmQkvRope, 0, "q");
   LS_EXPORT_KERNEL("gemmSwiglu", GemmSwiglu, 0, "act");
+  LS_EXPORT_KERNEL("gemmSwigluBackward", GemmSwigluBackward, 0, "dgu");
   LS_EXPORT_KERNEL("ropeQkvMerge", RopeQkvMerge, 0, "dqkv");
   LS_EXPORT_KERNEL("swigluPackedForward", SwigluPackedForward, 0, "out");
   LS_EXPORT_KERNEL("swigluPackedBackward", SwigluPackedBackward, 0, "dgu");

@@ -138,6 +138,12 @@ export interface NativeAddon {
    * operands rounded as gemmBf16 on the fp32 unit (a matrix unit runs gateUpSwiglu).
    */
   gemmSwiglu(act: FloatArray, x: FloatArray, Wgu: FloatArray, N: number, C: number, F: number, bf16?: boolean): void;
+  /**
+   * Its backward: gate and up recomputed by the same GEMM, and from dact (N, F) its epilogue
+   * writes dgu (N, 2F) = [dgate | dup] (swigluPackedBackward's layout); gate and up never stored.
+   */
+  gemmSwigluBackward(dgu: FloatArray, dact: FloatArray, x: FloatArray, Wgu: FloatArray, N: number, C: number, F: number,
+    bf16?: boolean): void;
   ropeQkvMerge(dqkv: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray, cos: FloatArray, sin: FloatArray,
     B: number, T: number, H: number, KVH: number, D: number): void;
   swigluPackedForward(out: FloatArray, gu: FloatArray, N: number, F: number): void;

@@ -62,8 +62,9 @@ export function mlpBackward(dh: FloatArray, dw: MlpWeights, dout: FloatArray, a:
 // Gate and up as one GEMM over their packed 2F x C weights with SwiGLU in its epilogue: gate and
 // up live only in the register tile (fp32 GEMM: native.gemmSwiglu; bf16 on a matrix unit, AMX /
 // AVX-512 BF16: native.gateUpSwiglu, 1.25x over GEMM + pass on AMX, S shape). Only the
-// activation is saved: backward recomputes gate/up with the plain GEMM and runs the SwiGLU
-// backward pass (an epilogue writing dgu measured slower on AMX).
+// activation is saved: backward recomputes gate/up, on the fp32 GEMM with the SwiGLU backward in
+// its epilogue writing dgu (native.gemmSwigluBackward), on a matrix unit with the plain GEMM and
+// the SwiGLU backward pass (an epilogue writing dgu measured slower on AMX).
 
 export interface FusedMlpWeights {
   gu: FloatArray; // (2F, C): gate_proj then up_proj
@@ -72,7 +73,7 @@ export interface FusedMlpWeights {
 
 /** Scratch shared by all layers: the gate/up projection output, then its gradient. */
 export class FusedMlpScratch {
-  readonly gu: Tensor; // (N, 2F)
+  readonly gu: Tensor; // (N, 2F): dgu (and on a matrix unit first the recomputed gate/up)
   readonly dact: Tensor; // (N, F)
 
   constructor(dtype: DType, s: MlpShape) {
@@ -91,7 +92,11 @@ export function fusedMlpForward(out: FloatArray, act: FloatArray, h: FloatArray,
 // dh: (N, C) overwritten; weight gradients accumulate.
 export function fusedMlpBackward(dh: FloatArray, dw: FusedMlpWeights, dout: FloatArray, act: FloatArray, sc: FusedMlpScratch, h: FloatArray, w: FusedMlpWeights, s: MlpShape): void {
   linearBackward(sc.dact.data, dw.down, dout, act, w.down, s.N, s.F, s.C, false, s.mm);
-  linearForward(sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F, s.mm); // recompute gate and up
-  native.swigluPackedBackward(sc.gu.data, sc.dact.data, sc.gu.data, s.N, s.F); // in place: gu -> dgu
+  if (onMatrixUnit(s.mm, h)) {
+    linearForward(sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F, s.mm); // recompute gate and up
+    native.swigluPackedBackward(sc.gu.data, sc.dact.data, sc.gu.data, s.N, s.F); // in place: gu -> dgu
+  } else {
+    native.gemmSwigluBackward(sc.gu.data, sc.dact.data, h, w.gu, s.N, s.C, s.F, s.mm === native.gemmBf16);
+  }
   linearBackward(dh, dw.gu, sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F, false, s.mm);
 }

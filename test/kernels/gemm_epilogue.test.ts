@@ -1,18 +1,18 @@
 // The fp32 GEMM's epilogues (native/src/kernels/epilogue.h): gemmSwiglu (gate/up projection with
-// SwiGLU) and gemmQkvRope (QKV projection with RoPE and the split into heads) against the plain
+// SwiGLU), gemmSwigluBackward (the same recomputed, writing the SwiGLU backward) and gemmQkvRope (QKV projection with RoPE and the split into heads) against the plain
 // float64 reference (GEMM, then the pass), on every ISA path, f32 and f64, 1 and 2 threads, on
 // shapes whose rows, features, heads and pairs do not fill the register tiles.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { native } from '../../src/kernels/native.js';
 import { assertClose, randArray, tol } from '../helpers.js';
-import { gemmRef, roundBf16Ref, ropeApplyRef, ropeTableRef, swigluForwardRef } from '../reference/ops.js';
+import { gemmRef, roundBf16Ref, ropeApplyRef, ropeTableRef, swigluBackwardRef, swigluForwardRef } from '../reference/ops.js';
 import { forEachIsa, withThreads } from './harness.js';
 
 const DTYPES = [[Float32Array, 'f32'], [Float64Array, 'f64']] as const;
 
-/** act (N, F) = silu(x Wg^T) * (x Wu^T) in float64; bf16: operands rounded first. */
-function swigluRef(x: Float64Array, Wgu: Float64Array, N: number, C: number, F: number, bf16 = false): Float64Array {
+/** gate, up (N, F) of x Wgu^T in float64; bf16: operands rounded first. */
+function gateUpRef(x: Float64Array, Wgu: Float64Array, N: number, C: number, F: number, bf16: boolean) {
   const r = (a: Float64Array) => (bf16 ? a.map(roundBf16Ref) : a);
   const gu = new Float64Array(N * 2 * F);
   gemmRef(false, true, N, 2 * F, C, 1, r(x), C, r(Wgu), C, 0, gu, 2 * F);
@@ -21,9 +21,28 @@ function swigluRef(x: Float64Array, Wgu: Float64Array, N: number, C: number, F: 
     gate.set(gu.subarray(n * 2 * F, n * 2 * F + F), n * F);
     up.set(gu.subarray(n * 2 * F + F, (n + 1) * 2 * F), n * F);
   }
+  return { gate, up };
+}
+
+/** act (N, F) = silu(x Wg^T) * (x Wu^T) in float64; bf16: operands rounded first. */
+function swigluRef(x: Float64Array, Wgu: Float64Array, N: number, C: number, F: number, bf16 = false): Float64Array {
+  const { gate, up } = gateUpRef(x, Wgu, N, C, F, bf16);
   const act = new Float64Array(N * F);
   swigluForwardRef(act, gate, up, N * F);
   return act;
+}
+
+/** dgu (N, 2F) = [dgate | dup] of silu(gate) * up for dact (N, F), in float64. */
+function swigluBackwardGemmRef(dact: Float64Array, x: Float64Array, Wgu: Float64Array, N: number, C: number, F: number, bf16 = false): Float64Array {
+  const { gate, up } = gateUpRef(x, Wgu, N, C, F, bf16);
+  const dg = new Float64Array(N * F), du = new Float64Array(N * F);
+  swigluBackwardRef(dg, du, dact, gate, up, N * F);
+  const dgu = new Float64Array(N * 2 * F);
+  for (let n = 0; n < N; n++) {
+    dgu.set(dg.subarray(n * F, (n + 1) * F), n * 2 * F);
+    dgu.set(du.subarray(n * F, (n + 1) * F), n * 2 * F + F);
+  }
+  return dgu;
 }
 
 interface QkvShape {
@@ -86,6 +105,30 @@ test('gemmSwiglu with bf16 operands equals the float64 product of the rounded op
   });
 });
 
+test('gemmSwigluBackward equals GEMM + SwiGLU backward (dgu = [dgate | dup]) on every ISA, f32 and f64, 1 and 2 threads', () => {
+  forEachIsa((isa) => {
+    for (const threads of [1, 2])
+      withThreads(threads, () => {
+        for (const [N, C, F] of [[1, 1, 1], [7, 5, 13], [29, 64, 40], [50, 512, 96]] as const) {
+          const x = randArray(Float64Array, N * C, 51 + N, 1), Wgu = randArray(Float64Array, 2 * F * C, 52 + F, 2 / Math.sqrt(C));
+          const dact = randArray(Float64Array, N * F, 53, 1);
+          const ref = swigluBackwardGemmRef(dact, x, Wgu, N, C, F);
+          for (const [ctor, dt] of DTYPES) {
+            const dgu = new ctor(N * 2 * F).fill(Number.NaN);
+            native.gemmSwigluBackward(dgu, new ctor(dact), new ctor(x), new ctor(Wgu), N, C, F);
+            assertClose(dgu, ref, tol(dt, C, 16), `${isa} ${threads}T ${dt} dgu ${N}x${C}x${F}`);
+          }
+        }
+      });
+    const [N, C, F] = [9, 70, 21];
+    const x = randArray(Float64Array, N * C, 61, 1), Wgu = randArray(Float64Array, 2 * F * C, 62, 0.3), dact = randArray(Float64Array, N * F, 63);
+    const dgu = new Float32Array(N * 2 * F);
+    native.gemmSwigluBackward(dgu, new Float32Array(dact), new Float32Array(x), new Float32Array(Wgu), N, C, F, true);
+    assertClose(dgu, swigluBackwardGemmRef(dact, x, Wgu, N, C, F, true), tol('f32', C, 16), `${isa} bf16 dgu`);
+    assert.throws(() => assertClose(dgu, swigluBackwardGemmRef(dact, x, Wgu, N, C, F), tol('f32', C, 16)), /expected/, `${isa}: bf16 dgu within fp32 tolerance of the unrounded one`);
+  });
+});
+
 test('gemmQkvRope equals GEMM + slicing + RoPE on every ISA, f32 and f64, 1 and 2 threads: head dims 2..128, GQA 1/2/4, batch > 1', () => {
   const shapes: QkvShape[] = [
     { B: 1, T: 1, C: 1, H: 1, KVH: 1, D: 2 },
@@ -139,6 +182,9 @@ test('the epilogue GEMMs with C = 0 write zeros; bad arguments are refused by na
   const act = new Float32Array(6).fill(Number.NaN);
   native.gemmSwiglu(act, new Float32Array(0), new Float32Array(0), 2, 0, 3);
   assert.deepEqual([...act], [0, 0, 0, 0, 0, 0]);
+  const dgu = new Float32Array(12).fill(Number.NaN);
+  native.gemmSwigluBackward(dgu, new Float32Array(6).fill(1), new Float32Array(0), new Float32Array(0), 2, 0, 3);
+  assert.deepEqual([...dgu], new Array(12).fill(0));
   const q = new Float32Array(4).fill(Number.NaN), k = new Float32Array(4).fill(Number.NaN), v = new Float32Array(4).fill(Number.NaN);
   native.gemmQkvRope(q, k, v, new Float32Array(0), new Float32Array(0), new Float32Array(2), new Float32Array(2), 1, 2, 0, 1, 1, 2);
   assert.deepEqual([...q, ...k, ...v], new Array(12).fill(0));

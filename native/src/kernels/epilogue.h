@@ -6,6 +6,8 @@
 //             interleave the two weights: the first NR/2 columns of panel p are the gate rows
 //             of features [p NR/2, (p+1) NR/2), the last NR/2 the up rows of the same features,
 //             so one tile holds both inputs of its activations.
+//   swiglu_backward  the same product recomputed in backward, and with dact (N,F) the tile
+//             writes dgu (N,2F) = [dgate | dup] of silu(gate) * up (the panels as swiglu's).
 //   rope_qkv  x (B*T,C) . [q; k; v]^T -> q (B,T,H,D), k, v (B,T,KVH,D), RoPE (rotate_half) on
 //             q and k. Panels [0, rot) hold NR/2 rotation pairs each: the first NR/2 columns are
 //             element i of a head, the last NR/2 element i + D/2 of the same head, pairs counted
@@ -22,12 +24,14 @@ namespace ls {
 
 template <class T>
 struct Epilogue {
-  enum class Kind { swiglu, rope_qkv };
+  enum class Kind { swiglu, swiglu_backward, rope_qkv };
   Kind kind;
   int half;  // NR / 2 of the GEMM's register tile on this ISA and dtype
 
-  // swiglu
-  T* act = nullptr;  // (N, F)
+  // swiglu, swiglu_backward
+  T* act = nullptr;         // (N, F): swiglu's output
+  const T* dact = nullptr;  // (N, F): swiglu_backward's input
+  T* dgu = nullptr;         // (N, 2F): swiglu_backward's output
   int64_t F = 0;
 
   // rope_qkv
@@ -42,14 +46,14 @@ struct Epilogue {
   int64_t rot_panels() const { return ceil_div(pairs(), half); }
   // Panels of NR = 2 half columns: the GEMM's N is panels() * NR.
   int64_t panels() const {
-    return kind == Kind::swiglu ? ceil_div(F, half) : rot_panels() + ceil_div(KVH * D, 2 * half);
+    return kind == Kind::rope_qkv ? rot_panels() + ceil_div(KVH * D, 2 * half) : ceil_div(F, half);
   }
 
   // Row of the weight matrix ((2F, C) or ((H + 2 KVH) D, C)) that column j in [0, NR) of
   // panel p reads; -1 for a padding column (packed as zeros).
   int64_t src_row(int64_t p, int j) const {
     const int h = j / half, jj = j % half;
-    if (kind == Kind::swiglu) {
+    if (kind != Kind::rope_qkv) {
       const int64_t f = p * half + jj;
       return f < F ? h * F + f : -1;
     }

@@ -447,10 +447,11 @@ void macro_kernel_epi(int64_t mc, int64_t kc, int64_t q0, int64_t q1, const T* A
 #else
       micro_kernel<T>(kc, a, b, tile, NR, T(1), T(0));
 #endif
-      if (e.kind == Epilogue<T>::Kind::swiglu)
-        swiglu_tile(e, tile, NR, row0 + i, mr, p0 + q);
-      else
-        rope_qkv_tile(e, tile, NR, row0 + i, mr, p0 + q);
+      switch (e.kind) {
+        case Epilogue<T>::Kind::swiglu: swiglu_tile(e, tile, NR, row0 + i, mr, p0 + q); break;
+        case Epilogue<T>::Kind::swiglu_backward: swiglu_backward_tile(e, tile, NR, row0 + i, mr, p0 + q); break;
+        case Epilogue<T>::Kind::rope_qkv: rope_qkv_tile(e, tile, NR, row0 + i, mr, p0 + q); break;
+      }
     }
   }
 }
@@ -651,6 +652,24 @@ void gemm_swiglu(T* act, const T* x, const T* Wgu, int64_t N, int64_t C, int64_t
             bf16, &e);
 }
 
+// Backward of gemm_swiglu's activation: gate and up recomputed as gemm_swiglu computes them, and
+// from dact (N, F) the epilogue writes dgu (N, 2F) = [dgate | dup] (swiglu_packed_backward's
+// layout); gate and up never stored.
+template <class T>
+void gemm_swiglu_backward(T* dgu, const T* dact, const T* x, const T* Wgu, int64_t N, int64_t C, int64_t F, bool bf16) {
+  if (N <= 0 || F <= 0) return;
+  Epilogue<T> e{Epilogue<T>::Kind::swiglu_backward, Blocking<T>::NR / 2};
+  e.dact = dact;
+  e.dgu = dgu;
+  e.F = F;
+  if (C <= 0) {  // gate = up = 0: dgate = dact * up * silu'(0) = 0, dup = dact * silu(0) = 0
+    for (int64_t i = 0; i < N * 2 * F; ++i) dgu[i] = T(0);
+    return;
+  }
+  gemm_impl(false, true, N, e.panels() * Blocking<T>::NR, C, T(1), x, C, Wgu, C, T(0), static_cast<T*>(nullptr), 0,
+            bf16, &e);
+}
+
 // x (B*T, C) . Wqkv^T, Wqkv ((H + 2 KVH) D, C) = [q_proj; k_proj; v_proj] -> q (B,T,H,D) and k
 // (B,T,KVH,D) with RoPE (rope_qkv_split's rotation), v (B,T,KVH,D): the split and the rotation in
 // the epilogue, the packed q/k/v rows never stored.
@@ -683,5 +702,6 @@ void gemm_qkv_rope(T* q, T* k, T* v, const T* x, const T* Wqkv, const T* cos, co
 
 LS_INSTANTIATE(gemm)
 LS_INSTANTIATE(gemm_swiglu)
+LS_INSTANTIATE(gemm_swiglu_backward)
 LS_INSTANTIATE(gemm_qkv_rope)
 LS_INSTANTIATE(gemm_bf16)

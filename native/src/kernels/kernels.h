@@ -103,6 +103,10 @@ struct KernelTable {
   // gu and qkv are never stored. bf16: operands rounded to bf16 as gemm_bf16 (the fp32 unit of
   // mixed precision).
   void (*gemm_swiglu)(T* act, const T* x, const T* Wgu, int64_t N, int64_t C, int64_t F, bool bf16);
+  // Its backward: gate/up recomputed on the tile, dgu (N,2F) = [dgate | dup] written from dact
+  // (N,F), as swiglu_packed_backward writes it (gate and up never stored).
+  void (*gemm_swiglu_backward)(T* dgu, const T* dact, const T* x, const T* Wgu, int64_t N, int64_t C, int64_t F,
+                               bool bf16);
   void (*gemm_qkv_rope)(T* q, T* k, T* v, const T* x, const T* Wqkv, const T* cos, const T* sin, int64_t B,
                         int64_t Tn, int64_t C, int64_t H, int64_t KVH, int64_t D, bool bf16);
   // SwiGLU over the output of the concatenated gate/up projection: gu (N, 2F) holds the gate

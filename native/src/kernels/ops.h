@@ -20,12 +20,16 @@ void gemm_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
 template <class T>
 void gemm_swiglu(T* act, const T* x, const T* Wgu, int64_t N, int64_t C, int64_t F, bool bf16);
 template <class T>
+void gemm_swiglu_backward(T* dgu, const T* dact, const T* x, const T* Wgu, int64_t N, int64_t C, int64_t F, bool bf16);
+template <class T>
 void gemm_qkv_rope(T* q, T* k, T* v, const T* x, const T* Wqkv, const T* cos, const T* sin, int64_t B, int64_t Tn,
                    int64_t C, int64_t H, int64_t KVH, int64_t D, bool bf16);
 // The epilogues of gemm_swiglu / gemm_qkv_rope on one finished tile (ldt: its row stride) of
 // rows row0 .. row0 + mr - 1 and panel p (epilogue.h).
 template <class T>
 void swiglu_tile(const Epilogue<T>& e, const T* tile, int64_t ldt, int64_t row0, int mr, int64_t p);
+template <class T>
+void swiglu_backward_tile(const Epilogue<T>& e, const T* tile, int64_t ldt, int64_t row0, int mr, int64_t p);
 template <class T>
 void rope_qkv_tile(const Epilogue<T>& e, const T* tile, int64_t ldt, int64_t row0, int mr, int64_t p);
 template <class T>

@@ -188,6 +188,33 @@ void swiglu_tile(const Epilogue<T>& e, const T* tile, int64_t ldt, int64_t row0,
   }
 }
 
+// The recomputed gate/up GEMM's epilogue in backward: with dact rows, dgu = [dgate | dup] rows.
+template <class T>
+void swiglu_backward_tile(const Epilogue<T>& e, const T* tile, int64_t ldt, int64_t row0, int mr, int64_t p) {
+  const int64_t f0 = p * e.half, nf = std::min<int64_t>(e.half, e.F - f0);
+  for (int r = 0; r < mr; ++r) {
+    const int64_t n = row0 + r;
+    const T* g = tile + r * ldt;
+    const T* u = g + e.half;
+    const T* d = e.dact + n * e.F + f0;
+    T* dg = e.dgu + n * 2 * e.F + f0;
+    T* du = dg + e.F;
+    if constexpr (std::is_same<T, float>::value) {
+      swiglu_row_backward(dg, du, d, g, u, nf);
+      continue;
+    }
+#pragma omp simd
+    for (int64_t i = 0; i < nf; ++i) {
+      const T gi = g[i], ui = u[i], di = d[i];
+      const T s = T(1) / (T(1) + std::exp(-gi));
+      du[i] = di * gi * s;
+      dg[i] = di * ui * (s + gi * s * (T(1) - s));
+    }
+  }
+}
+
+template void swiglu_backward_tile<float>(const Epilogue<float>&, const float*, int64_t, int64_t, int, int64_t);
+template void swiglu_backward_tile<double>(const Epilogue<double>&, const double*, int64_t, int64_t, int, int64_t);
 template void swiglu_tile<float>(const Epilogue<float>&, const float*, int64_t, int64_t, int, int64_t);
 template void swiglu_tile<double>(const Epilogue<double>&, const double*, int64_t, int64_t, int, int64_t);
 

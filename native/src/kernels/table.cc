@@ -28,6 +28,7 @@ static KernelTable<T> make_table() {
   t.linear_cross_entropy = linear_cross_entropy<T>;
   t.add_rmsnorm_forward = add_rmsnorm_forward<T>;
   t.gemm_swiglu = gemm_swiglu<T>;
+  t.gemm_swiglu_backward = gemm_swiglu_backward<T>;
   t.gemm_qkv_rope = gemm_qkv_rope<T>;
   t.rope_qkv_split = rope_qkv_split<T>;
   t.rope_qkv_merge = rope_qkv_merge<T>;
