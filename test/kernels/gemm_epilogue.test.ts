@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { native } from '../../src/kernels/native.js';
 import { assertClose, randArray, tol } from '../helpers.js';
-import { gemmRef, roundBf16Ref, ropeApplyRef, ropeTableRef, swigluBackwardRef, swigluForwardRef } from '../reference/ops.js';
+import type { AttentionShape } from '../../src/model/attention.js';
+import { gemmRef, roundBf16Ref, ropeQkvSplitRef, ropeTableRef, swigluBackwardRef, swigluForwardRef } from '../reference/ops.js';
 import { forEachIsa, withThreads } from './harness.js';
 
 const DTYPES = [[Float32Array, 'f32'], [Float64Array, 'f64']] as const;
@@ -45,31 +46,14 @@ function swigluBackwardGemmRef(dact: Float64Array, x: Float64Array, Wgu: Float64
   return dgu;
 }
 
-interface QkvShape {
-  B: number;
-  T: number;
-  C: number;
-  H: number;
-  KVH: number;
-  D: number;
-}
-
 /** q, k rotated and v, from x (B*T, C) and Wqkv ((H + 2 KVH) D, C), in float64. */
-function qkvRopeRef(x: Float64Array, Wqkv: Float64Array, cos: Float64Array, sin: Float64Array, s: QkvShape, bf16 = false) {
+function qkvRopeRef(x: Float64Array, Wqkv: Float64Array, cos: Float64Array, sin: Float64Array, s: AttentionShape, bf16 = false) {
   const { B, T, C, H, KVH, D } = s;
   const N = B * T, W = (H + 2 * KVH) * D;
   const r = (a: Float64Array) => (bf16 ? a.map(roundBf16Ref) : a);
   const qkv = new Float64Array(N * W);
   gemmRef(false, true, N, W, C, 1, r(x), C, r(Wqkv), C, 0, qkv, W);
-  const q = new Float64Array(N * H * D), k = new Float64Array(N * KVH * D), v = new Float64Array(N * KVH * D);
-  for (let n = 0; n < N; n++) {
-    q.set(qkv.subarray(n * W, n * W + H * D), n * H * D);
-    k.set(qkv.subarray(n * W + H * D, n * W + (H + KVH) * D), n * KVH * D);
-    v.set(qkv.subarray(n * W + (H + KVH) * D, (n + 1) * W), n * KVH * D);
-  }
-  ropeApplyRef(q, cos, sin, B, T, H, D, false);
-  ropeApplyRef(k, cos, sin, B, T, KVH, D, false);
-  return { q, k, v };
+  return ropeQkvSplitRef(qkv, cos, sin, B, T, H, KVH, D);
 }
 
 test('gemmSwiglu equals GEMM + SwiGLU on every ISA, f32 and f64, 1 and 2 threads, awkward shapes', () => {
@@ -130,7 +114,7 @@ test('gemmSwigluBackward equals GEMM + SwiGLU backward (dgu = [dgate | dup]) on 
 });
 
 test('gemmQkvRope equals GEMM + slicing + RoPE on every ISA, f32 and f64, 1 and 2 threads: head dims 2..128, GQA 1/2/4, batch > 1', () => {
-  const shapes: QkvShape[] = [
+  const shapes: AttentionShape[] = [
     { B: 1, T: 1, C: 1, H: 1, KVH: 1, D: 2 },
     { B: 2, T: 9, C: 7, H: 4, KVH: 2, D: 6 }, // pairs straddle heads inside a tile
     { B: 3, T: 5, C: 33, H: 3, KVH: 3, D: 10 },
@@ -162,7 +146,7 @@ test('gemmQkvRope equals GEMM + slicing + RoPE on every ISA, f32 and f64, 1 and 
 });
 
 test('gemmQkvRope with bf16 operands equals the float64 product of the rounded operands, then RoPE', () => {
-  const s: QkvShape = { B: 2, T: 7, C: 70, H: 4, KVH: 2, D: 32 };
+  const s: AttentionShape = { B: 2, T: 7, C: 70, H: 4, KVH: 2, D: 32 };
   const { B, T, C, H, KVH, D } = s;
   const N = B * T, W = (H + 2 * KVH) * D;
   const cos = new Float64Array((T * D) / 2), sin = new Float64Array((T * D) / 2);

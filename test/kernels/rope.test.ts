@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { native } from '../../src/kernels/native.js';
 import { assertClose, randArray, tol } from '../helpers.js';
-import { ropeApplyRef, ropeTableRef } from '../reference/ops.js';
+import { ropeApplyRef, ropeQkvSplitRef, ropeTableRef } from '../reference/ops.js';
 import { fdCheck, forEachIsa, weightedSum } from './harness.js';
 
 test('rope table and rotation match the reference on every ISA (f32 and f64)', () => {
@@ -59,14 +59,7 @@ test('rope QKV split/merge (fused path) equal slicing + rope, and merge is the b
       const cos = new Float64Array((T * D) / 2), sin = new Float64Array((T * D) / 2);
       ropeTableRef(cos, sin, T, D, 10000);
       const qkv = randArray(Float64Array, N * W, 41);
-      const q = new Float64Array(N * H * D), k = new Float64Array(N * KVH * D), v = new Float64Array(N * KVH * D);
-      for (let n = 0; n < N; n++) {
-        q.set(qkv.subarray(n * W, n * W + H * D), n * H * D);
-        k.set(qkv.subarray(n * W + H * D, n * W + (H + KVH) * D), n * KVH * D);
-        v.set(qkv.subarray(n * W + (H + KVH) * D, (n + 1) * W), n * KVH * D);
-      }
-      ropeApplyRef(q, cos, sin, B, T, H, D, false);
-      ropeApplyRef(k, cos, sin, B, T, KVH, D, false);
+      const { q, k, v } = ropeQkvSplitRef(qkv, cos, sin, B, T, H, KVH, D);
       for (const [ctor, dt] of [[Float32Array, 'f32'], [Float64Array, 'f64']] as const) {
         const gq = new ctor(q.length), gk = new ctor(k.length), gv = new ctor(v.length);
         native.ropeQkvSplit(gq, gk, gv, new ctor(qkv), new ctor(cos), new ctor(sin), B, T, H, KVH, D);

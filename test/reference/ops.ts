@@ -63,6 +63,22 @@ export function ropeApplyRef(x: Arr, cos: ArrayLike<number>, sin: ArrayLike<numb
       }
 }
 
+/** rope_qkv_split in float64: rows of (H + 2 KVH) D -> q (N, H D), k, v (N, KVH D), q and k rotated. */
+export function ropeQkvSplitRef(qkv: ArrayLike<number>, cos: ArrayLike<number>, sin: ArrayLike<number>, B: number, T: number, H: number, KVH: number, D: number) {
+  const N = B * T, W = (H + 2 * KVH) * D;
+  const q = new Float64Array(N * H * D), k = new Float64Array(N * KVH * D), v = new Float64Array(N * KVH * D);
+  for (let n = 0; n < N; n++)
+    for (let c = 0; c < W; c++) {
+      const x = qkv[n * W + c]!;
+      if (c < H * D) q[n * H * D + c] = x;
+      else if (c < (H + KVH) * D) k[n * KVH * D + c - H * D] = x;
+      else v[n * KVH * D + c - (H + KVH) * D] = x;
+    }
+  ropeApplyRef(q, cos, sin, B, T, H, D, false);
+  ropeApplyRef(k, cos, sin, B, T, KVH, D, false);
+  return { q, k, v };
+}
+
 /** Causal GQA attention, straight from the definition. probs: (B, H, T, T). */
 export function attentionForwardRef(out: Arr, probs: Arr, q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, B: number, T: number, H: number, KVH: number, D: number): void {
   const scale = 1 / Math.sqrt(D);

@@ -84,6 +84,33 @@ void swiglu_row_backward(float* dg, float* du, const float* d, const float* g, c
   });
 }
 
+// One run of n elements in either dtype: float through the vectorized rows above, double (the
+// reference path) with std::exp.
+template <class T>
+void swiglu_run(T* out, const T* g, const T* u, int64_t n) {
+  if constexpr (std::is_same<T, float>::value) {
+    swiglu_row(out, g, u, n);
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) out[i] = g[i] / (T(1) + std::exp(-g[i])) * u[i];
+  }
+}
+
+template <class T>
+void swiglu_run_backward(T* dg, T* du, const T* d, const T* g, const T* u, int64_t n) {
+  if constexpr (std::is_same<T, float>::value) {
+    swiglu_row_backward(dg, du, d, g, u, n);
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+      const T gi = g[i], ui = u[i], di = d[i];
+      const T s = T(1) / (T(1) + std::exp(-gi));
+      du[i] = di * gi * s;
+      dg[i] = di * ui * (s + gi * s * (T(1) - s));
+    }
+  }
+}
+
 constexpr int64_t kChunk = 1 << 14;  // elements per task of the flat (unpacked) kernels
 
 }  // namespace
@@ -133,17 +160,7 @@ void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up
 template <class T>
 void swiglu_packed_forward(T* out, const T* gu, int64_t N, int64_t F) {
 #pragma omp parallel for schedule(static) if (N * F > kParallelMin)
-  for (int64_t n = 0; n < N; ++n) {
-    const T* g = gu + n * 2 * F;
-    const T* u = g + F;
-    T* o = out + n * F;
-    if constexpr (std::is_same<T, float>::value) {
-      swiglu_row(o, g, u, F);
-      continue;
-    }
-#pragma omp simd
-    for (int64_t i = 0; i < F; ++i) o[i] = g[i] / (T(1) + std::exp(-g[i])) * u[i];
-  }
+  for (int64_t n = 0; n < N; ++n) swiglu_run(out + n * F, gu + n * 2 * F, gu + n * 2 * F + F, F);
 }
 
 // dgu (N, 2F) overwritten, may alias gu: each element is read before it is written.
@@ -152,21 +169,8 @@ void swiglu_packed_backward(T* dgu, const T* dout, const T* gu, int64_t N, int64
 #pragma omp parallel for schedule(static) if (N * F > kParallelMin)
   for (int64_t n = 0; n < N; ++n) {
     const T* g = gu + n * 2 * F;
-    const T* u = g + F;
-    const T* d = dout + n * F;
     T* dg = dgu + n * 2 * F;
-    T* du = dg + F;
-    if constexpr (std::is_same<T, float>::value) {
-      swiglu_row_backward(dg, du, d, g, u, F);
-      continue;
-    }
-#pragma omp simd
-    for (int64_t i = 0; i < F; ++i) {
-      const T gi = g[i], ui = u[i], di = d[i];
-      const T s = T(1) / (T(1) + std::exp(-gi));
-      du[i] = di * gi * s;
-      dg[i] = di * ui * (s + gi * s * (T(1) - s));
-    }
+    swiglu_run_backward(dg, dg + F, dout + n * F, g, g + F, F);
   }
 }
 
@@ -175,17 +179,7 @@ void swiglu_packed_backward(T* dgu, const T* dout, const T* gu, int64_t N, int64
 template <class T>
 void swiglu_tile(const Epilogue<T>& e, const T* tile, int64_t ldt, int64_t row0, int mr, int64_t p) {
   const int64_t f0 = p * e.half, nf = std::min<int64_t>(e.half, e.F - f0);
-  for (int r = 0; r < mr; ++r) {
-    const T* g = tile + r * ldt;
-    const T* u = g + e.half;
-    T* o = e.act + (row0 + r) * e.F + f0;
-    if constexpr (std::is_same<T, float>::value) {
-      swiglu_row(o, g, u, nf);
-      continue;
-    }
-#pragma omp simd
-    for (int64_t i = 0; i < nf; ++i) o[i] = g[i] / (T(1) + std::exp(-g[i])) * u[i];
-  }
+  for (int r = 0; r < mr; ++r) swiglu_run(e.act + (row0 + r) * e.F + f0, tile + r * ldt, tile + r * ldt + e.half, nf);
 }
 
 // The recomputed gate/up GEMM's epilogue in backward: with dact rows, dgu = [dgate | dup] rows.
@@ -195,21 +189,8 @@ void swiglu_backward_tile(const Epilogue<T>& e, const T* tile, int64_t ldt, int6
   for (int r = 0; r < mr; ++r) {
     const int64_t n = row0 + r;
     const T* g = tile + r * ldt;
-    const T* u = g + e.half;
-    const T* d = e.dact + n * e.F + f0;
     T* dg = e.dgu + n * 2 * e.F + f0;
-    T* du = dg + e.F;
-    if constexpr (std::is_same<T, float>::value) {
-      swiglu_row_backward(dg, du, d, g, u, nf);
-      continue;
-    }
-#pragma omp simd
-    for (int64_t i = 0; i < nf; ++i) {
-      const T gi = g[i], ui = u[i], di = d[i];
-      const T s = T(1) / (T(1) + std::exp(-gi));
-      du[i] = di * gi * s;
-      dg[i] = di * ui * (s + gi * s * (T(1) - s));
-    }
+    swiglu_run_backward(dg, dg + e.F, e.dact + n * e.F + f0, g, g + e.half, nf);
   }
 }
 
