@@ -58,7 +58,8 @@ function qkvRopeRef(x: Float64Array, Wqkv: Float64Array, cos: Float64Array, sin:
 
 test('gemmSwiglu equals GEMM + SwiGLU on every ISA, f32 and f64, 1 and 2 threads, awkward shapes', () => {
   // F not a multiple of any tile's half width; N not a multiple of the row tile; C odd and long.
-  const shapes = [[1, 1, 1], [7, 5, 13], [13, 33, 17], [29, 64, 40], [37, 200, 100], [50, 512, 96]] as const;
+  // C > 1024: K in several blocks, the earlier ones' sums kept for the last block's epilogue.
+  const shapes = [[1, 1, 1], [7, 5, 13], [13, 33, 17], [29, 64, 40], [37, 200, 100], [50, 512, 96], [13, 1500, 20], [25, 2100, 7], [64, 1100, 40]] as const;
   forEachIsa((isa) => {
     for (const threads of [1, 2])
       withThreads(threads, () => {
@@ -93,7 +94,7 @@ test('gemmSwigluBackward equals GEMM + SwiGLU backward (dgu = [dgate | dup]) on 
   forEachIsa((isa) => {
     for (const threads of [1, 2])
       withThreads(threads, () => {
-        for (const [N, C, F] of [[1, 1, 1], [7, 5, 13], [29, 64, 40], [50, 512, 96]] as const) {
+        for (const [N, C, F] of [[1, 1, 1], [7, 5, 13], [29, 64, 40], [50, 512, 96], [14, 1100, 9]] as const) {
           const x = randArray(Float64Array, N * C, 51 + N, 1), Wgu = randArray(Float64Array, 2 * F * C, 52 + F, 2 / Math.sqrt(C));
           const dact = randArray(Float64Array, N * F, 53, 1);
           const ref = swigluBackwardGemmRef(dact, x, Wgu, N, C, F);
@@ -121,6 +122,8 @@ test('gemmQkvRope equals GEMM + slicing + RoPE on every ISA, f32 and f64, 1 and 
     { B: 1, T: 17, C: 40, H: 4, KVH: 1, D: 32 },
     { B: 2, T: 13, C: 64, H: 8, KVH: 4, D: 64 },
     { B: 1, T: 11, C: 96, H: 2, KVH: 1, D: 128 },
+    { B: 2, T: 7, C: 1300, H: 4, KVH: 2, D: 10 }, // K in several blocks
+    { B: 2, T: 40, C: 1100, H: 2, KVH: 1, D: 16 }, // and threaded
   ];
   forEachIsa((isa) => {
     for (const threads of [1, 2])
