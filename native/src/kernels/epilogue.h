@@ -14,7 +14,8 @@
 //             over the q heads, then the k heads; panels [rot, ...) hold the v columns in order.
 //
 // The weights stay in their Hugging Face layout: the permutation lives in the packing
-// (src_row below). K runs in one block, so a tile is the whole sum before its epilogue.
+// (src_row below). An epilogue sees a tile's whole sum: K runs in one block up to K = 1024, past
+// it the earlier K blocks' sums wait in a buffer for the last one (gemm.cc, gemm_impl).
 #pragma once
 #include <cstdint>
 

@@ -430,8 +430,8 @@ void pack_b_epi(T* dst, const Epilogue<T>& e, const T* W, int64_t ldw, int64_t p
 // The tiles of rows [row0, row0 + mc) x panels [q0, q1) (global panel p0 + q), handed to the
 // epilogue when whole. partial == nullptr: K is one block, each tile is computed into a local
 // buffer. Otherwise this is the last K block: each tile is added to the earlier blocks' sums in
-// partial (rows of this block from its first, leading dimension ldp, column 0 = panel q0 - q0..)
-// and the epilogue reads it there.
+// partial (its row 0 is row0, its column 0 the column block's first panel, leading dimension
+// ldp) and the epilogue reads it there.
 template <class T>
 void macro_kernel_epi(int64_t mc, int64_t kc, int64_t q0, int64_t q1, const T* Ap, const T* Bp,
                       const Epilogue<T>& e, int64_t row0, int64_t p0, T* partial, int64_t ldp) {
