@@ -1,7 +1,8 @@
 // The fp32 GEMM's epilogues (native/src/kernels/epilogue.h): gemmSwiglu (gate/up projection with
-// SwiGLU), gemmSwigluBackward (the same recomputed, writing the SwiGLU backward) and gemmQkvRope (QKV projection with RoPE and the split into heads) against the plain
-// float64 reference (GEMM, then the pass), on every ISA path, f32 and f64, 1 and 2 threads, on
-// shapes whose rows, features, heads and pairs do not fill the register tiles.
+// SwiGLU), gemmSwigluBackward (the same recomputed, writing the SwiGLU backward) and gemmQkvRope
+// (QKV projection with RoPE and the split into heads) against the plain float64 reference (GEMM,
+// then the pass), on every ISA path, f32 and f64, 1 and 2 threads, on shapes whose rows,
+// features, heads and pairs do not fill the register tiles.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { native } from '../../src/kernels/native.js';
