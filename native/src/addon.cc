@@ -73,6 +73,15 @@ T* buf(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t need)
   return reinterpret_cast<T*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
 }
 
+uint16_t* u16buf(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t need);
+void* f32_or_bf16(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t need, bool* is_bf16);
+
+// True when argument i is a Uint16Array: a buffer of bf16 bit patterns.
+bool is_bf16_arg(const Napi::CallbackInfo& info, size_t i) {
+  return i < info.Length() && info[i].IsTypedArray() &&
+         info[i].As<Napi::TypedArray>().TypedArrayType() == napi_uint16_array;
+}
+
 // An Int32Array of at least `need` elements whose values lie in [lo, hi).
 const int32_t* ids(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t need, int64_t lo,
                    int64_t hi) {
@@ -232,20 +241,23 @@ Napi::Value PeakBf16(const Napi::CallbackInfo& info) {
 }
 
 // gateUpSwiglu(act, h, Wgu, N, C, F): the fused MLP's gate/up GEMM with SwiGLU in the epilogue
-// (bf16/units.h) on the current bf16 unit, which must be a matrix unit.
+// (bf16/units.h) on the current bf16 unit, which must be a matrix unit. Each of act, h and Wgu is
+// a Float32Array or a Uint16Array of bf16 bits.
 Napi::Value GateUpSwiglu(const Napi::CallbackInfo& info) {
   int unit = 0;
   if (!ls::bf16_matrix_unit(&unit))
     throw Napi::Error::New(info.Env(), "gateUpSwiglu: needs a bf16 matrix unit (amx or avx512bf16); the current one is '" +
                                            ls::current_bf16_unit() + "'");
   const int64_t N = int_arg(info, 3, "N"), C = int_arg(info, 4, "C", 1), F = int_arg(info, 5, "F", 1);
-  float* act = buf<float>(info, 0, "act", N * F);
-  ls::bf16::Operand h;
-  h.data = buf<float>(info, 1, "h", N * C);
+  bool act_bf16 = false;
+  void* act = f32_or_bf16(info, 0, "act", N * F, &act_bf16);
+  ls::bf16::Operand h, W;
+  h.data = f32_or_bf16(info, 1, "h", N * C, &h.bf16);
   h.ld = C;
-  const float* W = buf<float>(info, 2, "Wgu", 2 * F * C);
+  W.data = f32_or_bf16(info, 2, "Wgu", 2 * F * C, &W.bf16);
+  W.ld = C;
   try {
-    ls::bf16::gate_up_swiglu(static_cast<ls::bf16::Unit>(unit), N, C, F, h, W, act);
+    ls::bf16::gate_up_swiglu(static_cast<ls::bf16::Unit>(unit), N, C, F, h, W, act, act_bf16);
   } catch (const std::exception& e) {
     throw Napi::Error::New(info.Env(), std::string("gateUpSwiglu: ") + e.what());
   }
@@ -355,6 +367,38 @@ void* f32_or_bf16(const Napi::CallbackInfo& info, size_t i, const char* name, in
   }
   *is_bf16 = false;
   return buf<float>(info, i, name, need);
+}
+
+// gemmBf16(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc): Float32Array or
+// Float64Array buffers as gemm_call; on a matrix unit A, B and C may also be Uint16Arrays of
+// bf16 bits (a bf16 C is rounded once and needs beta 0): the operands bf16 training keeps in bf16
+// (the weights' working copy, norm outputs, the SwiGLU activation, dgu, dqkv) are read as they
+// are. The product is the same as with the fp32 values of those bits.
+Napi::Value GemmBf16Any(const Napi::CallbackInfo& info) {
+  if (!is_bf16_arg(info, 6) && !is_bf16_arg(info, 8) && !is_bf16_arg(info, 11))
+    return by_dtype<GemmBf16>(info, 6, "A", "gemmBf16");
+  int unit = 0;
+  if (!ls::bf16_matrix_unit(&unit))
+    throw Napi::Error::New(info.Env(), "gemmBf16: bf16 (Uint16Array) operands need a bf16 matrix unit (amx or avx512bf16); "
+                                       "the current one is '" + ls::current_bf16_unit() + "'");
+  const bool ta = bool_arg(info, 0, "transA"), tb = bool_arg(info, 1, "transB");
+  const int64_t M = int_arg(info, 2, "M"), N = int_arg(info, 3, "N"), K = int_arg(info, 4, "K");
+  const float alpha = static_cast<float>(num_arg(info, 5, "alpha"));
+  const int64_t lda = int_arg(info, 7, "lda", 1), ldb = int_arg(info, 9, "ldb", 1), ldc = int_arg(info, 12, "ldc", 1);
+  const float beta = static_cast<float>(num_arg(info, 10, "beta"));
+  ls::bf16::Operand A, B;
+  A.data = f32_or_bf16(info, 6, "A", ta ? span(info, "A", K, M, lda) : span(info, "A", M, K, lda), &A.bf16);
+  A.ld = lda, A.trans = ta;
+  B.data = f32_or_bf16(info, 8, "B", tb ? span(info, "B", N, K, ldb) : span(info, "B", K, N, ldb), &B.bf16);
+  B.ld = ldb, B.trans = tb;
+  bool c_bf16 = false;
+  void* C = f32_or_bf16(info, 11, "C", span(info, "C", M, N, ldc), &c_bf16);
+  try {
+    ls::bf16::gemm(static_cast<ls::bf16::Unit>(unit), M, N, K, alpha, A, B, beta, C, ldc, c_bf16);
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), std::string("gemmBf16: ") + e.what());
+  }
+  return info.Env().Undefined();
 }
 
 // bf16GemmEx(unit, transA, transB, M, N, K, alpha, A, lda, B, ldb, prepackB, beta, C, ldc): the
@@ -469,8 +513,12 @@ struct RmsnormForward {
   static Napi::Value call(const Napi::CallbackInfo& info) {
     int64_t N = int_arg(info, 4, "N"), C = int_arg(info, 5, "C", 1);
     T eps = static_cast<T>(num_arg(info, 6, "eps"));
-    table<T>().rmsnorm_forward(buf<T>(info, 0, "out", N * C), buf<T>(info, 1, "rstd", N), buf<T>(info, 2, "x", N * C),
-                               buf<T>(info, 3, "w", C), N, C, eps);
+    if (is_bf16_arg(info, 0))  // out kept in bf16 (a GEMM operand of bf16 training)
+      table<T>().rmsnorm_forward_bf16(u16buf(info, 0, "out", N * C), buf<T>(info, 1, "rstd", N), buf<T>(info, 2, "x", N * C),
+                                      buf<T>(info, 3, "w", C), N, C, eps);
+    else
+      table<T>().rmsnorm_forward(buf<T>(info, 0, "out", N * C), buf<T>(info, 1, "rstd", N), buf<T>(info, 2, "x", N * C),
+                                 buf<T>(info, 3, "w", C), N, C, eps);
     return info.Env().Undefined();
   }
 };
@@ -614,13 +662,19 @@ struct LinearCrossEntropy {
     const bool bf16 = info.Length() > 10 && !info[10].IsUndefined() && bool_arg(info, 10, "bf16");
     int unit = 0;
     if constexpr (std::is_same<T, float>::value) {
-      if (bf16 && ls::bf16_matrix_unit(&unit)) {
-        double s = ls::bf16::linear_cross_entropy(static_cast<ls::bf16::Unit>(unit), dx, dW, buf<T>(info, 2, "lse", N),
-                                                  buf<T>(info, 3, "x", N * C), buf<T>(info, 4, "W", V * C), tg, N, C,
-                                                  V, dloss);
+      if (bf16 && ls::bf16_matrix_unit(&unit)) {  // x and W may be bf16 bits (Uint16Array) here
+        ls::bf16::Operand x, W;
+        x.data = f32_or_bf16(info, 3, "x", N * C, &x.bf16);
+        W.data = f32_or_bf16(info, 4, "W", V * C, &W.bf16);
+        x.ld = W.ld = C;
+        double s = ls::bf16::linear_cross_entropy(static_cast<ls::bf16::Unit>(unit), dx, dW, buf<T>(info, 2, "lse", N), x,
+                                                  W, tg, N, C, V, dloss);
         return Napi::Number::New(info.Env(), s);
       }
     }
+    if (is_bf16_arg(info, 3) || is_bf16_arg(info, 4))
+      fail(info.Env(), "x, W: bf16 (Uint16Array) operands need bf16 = true and a bf16 matrix unit (amx or avx512bf16); "
+                       "the current unit is '" + ls::current_bf16_unit() + "'");
     double s = table<T>().linear_cross_entropy(dx, dW, buf<T>(info, 2, "lse", N), buf<T>(info, 3, "x", N * C),
                                                buf<T>(info, 4, "W", V * C), tg, N, C, V, dloss,
                                                bf16 ? bf16_gemm_for<T>() : nullptr);
@@ -634,8 +688,13 @@ struct AddRmsnormForward {
   static Napi::Value call(const Napi::CallbackInfo& info) {
     int64_t N = int_arg(info, 6, "N"), C = int_arg(info, 7, "C", 1);
     T eps = static_cast<T>(num_arg(info, 8, "eps"));
-    table<T>().add_rmsnorm_forward(buf<T>(info, 0, "resid", N * C), buf<T>(info, 1, "out", N * C), buf<T>(info, 2, "rstd", N),
-                                   buf<T>(info, 3, "x", N * C), buf<T>(info, 4, "y", N * C), buf<T>(info, 5, "w", C), N, C, eps);
+    if (is_bf16_arg(info, 1))  // out kept in bf16
+      table<T>().add_rmsnorm_forward_bf16(buf<T>(info, 0, "resid", N * C), u16buf(info, 1, "out", N * C),
+                                          buf<T>(info, 2, "rstd", N), buf<T>(info, 3, "x", N * C), buf<T>(info, 4, "y", N * C),
+                                          buf<T>(info, 5, "w", C), N, C, eps);
+    else
+      table<T>().add_rmsnorm_forward(buf<T>(info, 0, "resid", N * C), buf<T>(info, 1, "out", N * C), buf<T>(info, 2, "rstd", N),
+                                     buf<T>(info, 3, "x", N * C), buf<T>(info, 4, "y", N * C), buf<T>(info, 5, "w", C), N, C, eps);
     return info.Env().Undefined();
   }
 };
@@ -708,9 +767,14 @@ struct RopeQkvMerge {
             KVH = int_arg(info, 9, "KVH", 1), D = int_arg(info, 10, "D", 2);
     check_even(info, D);
     int64_t nq = B * Tn * H * D, nkv = B * Tn * KVH * D;
-    table<T>().rope_qkv_merge(buf<T>(info, 0, "dqkv", nq + 2 * nkv), buf<T>(info, 1, "dq", nq), buf<T>(info, 2, "dk", nkv),
-                              buf<T>(info, 3, "dv", nkv), buf<T>(info, 4, "cos", Tn * D / 2),
-                              buf<T>(info, 5, "sin", Tn * D / 2), B, Tn, H, KVH, D);
+    if (is_bf16_arg(info, 0))  // dqkv in bf16: the backward GEMMs' operand
+      table<T>().rope_qkv_merge_bf16(u16buf(info, 0, "dqkv", nq + 2 * nkv), buf<T>(info, 1, "dq", nq),
+                                     buf<T>(info, 2, "dk", nkv), buf<T>(info, 3, "dv", nkv),
+                                     buf<T>(info, 4, "cos", Tn * D / 2), buf<T>(info, 5, "sin", Tn * D / 2), B, Tn, H, KVH, D);
+    else
+      table<T>().rope_qkv_merge(buf<T>(info, 0, "dqkv", nq + 2 * nkv), buf<T>(info, 1, "dq", nq), buf<T>(info, 2, "dk", nkv),
+                                buf<T>(info, 3, "dv", nkv), buf<T>(info, 4, "cos", Tn * D / 2),
+                                buf<T>(info, 5, "sin", Tn * D / 2), B, Tn, H, KVH, D);
     return info.Env().Undefined();
   }
 };
@@ -730,8 +794,12 @@ struct SwigluPackedBackward {
   // swigluPackedBackward(dgu, dout, gu, N, F)
   static Napi::Value call(const Napi::CallbackInfo& info) {
     int64_t N = int_arg(info, 3, "N"), F = int_arg(info, 4, "F");
-    table<T>().swiglu_packed_backward(buf<T>(info, 0, "dgu", 2 * N * F), buf<T>(info, 1, "dout", N * F),
-                                      buf<T>(info, 2, "gu", 2 * N * F), N, F);
+    if (is_bf16_arg(info, 0))  // dgu in bf16: the backward GEMMs' operand (never aliasing gu)
+      table<T>().swiglu_packed_backward_bf16(u16buf(info, 0, "dgu", 2 * N * F), buf<T>(info, 1, "dout", N * F),
+                                             buf<T>(info, 2, "gu", 2 * N * F), N, F);
+    else
+      table<T>().swiglu_packed_backward(buf<T>(info, 0, "dgu", 2 * N * F), buf<T>(info, 1, "dout", N * F),
+                                        buf<T>(info, 2, "gu", 2 * N * F), N, F);
     return info.Env().Undefined();
   }
 };
@@ -783,15 +851,17 @@ struct CrossEntropyBackward {
 
 template <class T>
 struct AdamW {
-  // adamw(p, g, m, v, n, lr, beta1, beta2, eps, wd, step, gscale)
+  // adamw(p, g, m, v, n, lr, beta1, beta2, eps, wd, step, gscale, pBf16?): pBf16, a Uint16Array,
+  // also receives the updated p rounded to bf16 (the working copy of bf16 training).
   static Napi::Value call(const Napi::CallbackInfo& info) {
     int64_t n = int_arg(info, 4, "n");
     double lr = num_arg(info, 5, "lr"), b1 = num_arg(info, 6, "beta1"), b2 = num_arg(info, 7, "beta2"),
            eps = num_arg(info, 8, "eps"), wd = num_arg(info, 9, "wd");
     int64_t step = int_arg(info, 10, "step", 1);
     double gs = num_arg(info, 11, "gscale");
-    table<T>().adamw(buf<T>(info, 0, "p", n), buf<T>(info, 1, "g", n), buf<T>(info, 2, "m", n), buf<T>(info, 3, "v", n), n,
-                     lr, b1, b2, eps, wd, step, gs);
+    uint16_t* pb = info.Length() > 12 && !info[12].IsUndefined() ? u16buf(info, 12, "pBf16", n) : nullptr;
+    table<T>().adamw(buf<T>(info, 0, "p", n), buf<T>(info, 1, "g", n), buf<T>(info, 2, "m", n), buf<T>(info, 3, "v", n), pb,
+                     n, lr, b1, b2, eps, wd, step, gs);
     return info.Env().Undefined();
   }
 };
@@ -918,13 +988,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("bf16GemmEx", Napi::Function::New(env, Bf16GemmEx));
   exports.Set("gateUpSwiglu", Napi::Function::New(env, GateUpSwiglu));
   LS_EXPORT_KERNEL("gemm", Gemm, 6, "A");
-  LS_EXPORT_KERNEL("gemmBf16", GemmBf16, 6, "A");
+  exports.Set("gemmBf16", Napi::Function::New(env, GemmBf16Any));
   LS_EXPORT_KERNEL("castToBf16", CastToBf16, 1, "x");
   LS_EXPORT_KERNEL("castFromBf16", CastFromBf16, 0, "y");
   exports.Set("castFromF16", Napi::Function::New(env, CastFromF16));
   LS_EXPORT_KERNEL("embeddingForward", EmbeddingForward, 0, "out");
   LS_EXPORT_KERNEL("embeddingBackward", EmbeddingBackward, 0, "dtable");
-  LS_EXPORT_KERNEL("rmsnormForward", RmsnormForward, 0, "out");
+  LS_EXPORT_KERNEL("rmsnormForward", RmsnormForward, 1, "rstd");
   LS_EXPORT_KERNEL("rmsnormBackward", RmsnormBackward, 0, "dx");
   LS_EXPORT_KERNEL("ropeTable", RopeTable, 0, "cos");
   LS_EXPORT_KERNEL("ropeApply", RopeApply, 0, "x");
@@ -938,9 +1008,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   LS_EXPORT_KERNEL("gemmQkvRope", GemmQkvRope, 0, "q");
   LS_EXPORT_KERNEL("gemmSwiglu", GemmSwiglu, 0, "act");
   LS_EXPORT_KERNEL("gemmSwigluBackward", GemmSwigluBackward, 0, "dgu");
-  LS_EXPORT_KERNEL("ropeQkvMerge", RopeQkvMerge, 0, "dqkv");
+  LS_EXPORT_KERNEL("ropeQkvMerge", RopeQkvMerge, 1, "dq");
   LS_EXPORT_KERNEL("swigluPackedForward", SwigluPackedForward, 0, "out");
-  LS_EXPORT_KERNEL("swigluPackedBackward", SwigluPackedBackward, 0, "dgu");
+  LS_EXPORT_KERNEL("swigluPackedBackward", SwigluPackedBackward, 1, "dout");
   LS_EXPORT_KERNEL("swigluForward", SwigluForward, 0, "out");
   LS_EXPORT_KERNEL("swigluBackward", SwigluBackward, 0, "dgate");
   LS_EXPORT_KERNEL("crossEntropyForward", CrossEntropyForward, 0, "lse");

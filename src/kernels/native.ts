@@ -7,6 +7,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export type FloatArray = Float32Array | Float64Array;
+/** A matrix a bf16 matrix unit reads or writes: fp32 values, or bf16 bit patterns (Uint16Array). */
+export type UnitArray = Float32Array | Uint16Array;
 
 /** Units that run bf16 GEMMs: AMX tiles, AVX-512 BF16 dot products, or fp32 FMA on rounded operands. */
 export type Bf16Unit = 'amx' | 'avx512bf16' | 'fp32';
@@ -70,10 +72,13 @@ export interface NativeAddon {
     A: FloatArray, lda: number, B: FloatArray, ldb: number, beta: number, C: FloatArray, ldc: number): void;
   /**
    * gemm with bf16 operands (rounded to nearest even as packed) and fp32 accumulation, on the
-   * current bf16 unit; with Float64Array buffers, the float64 reference of the same product.
+   * current bf16 unit; with Float64Array buffers, the float64 reference of the same product. On a
+   * matrix unit ('amx', 'avx512bf16') A, B and C may also be bf16 bits (Uint16Array; a bf16 C is
+   * rounded once and needs beta 0): the product is the one of their fp32 values.
    */
   gemmBf16(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
-    A: FloatArray, lda: number, B: FloatArray, ldb: number, beta: number, C: FloatArray, ldc: number): void;
+    A: FloatArray | Uint16Array, lda: number, B: FloatArray | Uint16Array, ldb: number, beta: number,
+    C: FloatArray | Uint16Array, ldc: number): void;
   /**
    * The bf16 matrix units' general GEMM ('amx' | 'avx512bf16'): A, B and C each fp32
    * (Float32Array) or bf16 bits (Uint16Array); a bf16 C is rounded once (beta must be 0);
@@ -85,8 +90,9 @@ export interface NativeAddon {
   /**
    * The fused MLP's gate/up GEMM with SwiGLU in its epilogue, on the current bf16 unit (a matrix
    * unit: 'amx' or 'avx512bf16'). Wgu (2F, C) = [gate_proj; up_proj]; act (N, F) = silu(h Wg^T) * (h Wu^T).
+   * Each of act, h and Wgu fp32 or bf16 bits (a bf16 act is the fp32 one rounded once).
    */
-  gateUpSwiglu(act: Float32Array, h: Float32Array, Wgu: Float32Array, N: number, C: number, F: number): void;
+  gateUpSwiglu(act: UnitArray, h: UnitArray, Wgu: UnitArray, N: number, C: number, F: number): void;
   /** y = bf16 bits of x (round to nearest even; NaN stays NaN; subnormals kept). */
   castToBf16(y: Uint16Array, x: FloatArray, n: number): void;
   castFromBf16(y: FloatArray, x: Uint16Array, n: number): void;
@@ -97,7 +103,8 @@ export interface NativeAddon {
   castFromF16(y: Float32Array, x: Uint16Array, n: number): void;
   embeddingForward(out: FloatArray, ids: Int32Array, table: FloatArray, N: number, C: number, V: number): void;
   embeddingBackward(dtable: FloatArray, dout: FloatArray, ids: Int32Array, N: number, C: number, V: number): void;
-  rmsnormForward(out: FloatArray, rstd: FloatArray, x: FloatArray, w: FloatArray, N: number, C: number, eps: number): void;
+  /** out may be bf16 bits (Uint16Array): the norm rounded once, as a GEMM operand of bf16 training. */
+  rmsnormForward(out: FloatArray | Uint16Array, rstd: FloatArray, x: FloatArray, w: FloatArray, N: number, C: number, eps: number): void;
   rmsnormBackward(dx: FloatArray, dw: FloatArray, dout: FloatArray, x: FloatArray, w: FloatArray, rstd: FloatArray,
     N: number, C: number): void;
   ropeTable(cos: FloatArray, sin: FloatArray, T: number, D: number, theta: number): void;
@@ -117,10 +124,14 @@ export interface NativeAddon {
   attentionFlashBackward(dq: FloatArray, dk: FloatArray, dv: FloatArray, dout: FloatArray, q: FloatArray,
     k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray, B: number, T: number, H: number, KVH: number,
     D: number, bf16?: boolean): void;
-  /** Fused head + cross-entropy; with dx and dW (both or neither) the backward runs in the same pass. */
-  linearCrossEntropy(dx: FloatArray | null, dW: FloatArray | null, lse: FloatArray, x: FloatArray, W: FloatArray,
+  /**
+   * Fused head + cross-entropy; with dx and dW (both or neither) the backward runs in the same
+   * pass. With bf16 on a matrix unit, x and W may be bf16 bits (Uint16Array).
+   */
+  linearCrossEntropy(dx: FloatArray | null, dW: FloatArray | null, lse: FloatArray, x: FloatArray | Uint16Array, W: FloatArray | Uint16Array,
     targets: Int32Array, N: number, C: number, V: number, dloss: number, bf16?: boolean): number;
-  addRmsnormForward(resid: FloatArray, out: FloatArray, rstd: FloatArray, x: FloatArray, y: FloatArray, w: FloatArray,
+  /** out may be bf16 bits (Uint16Array), as in rmsnormForward. */
+  addRmsnormForward(resid: FloatArray, out: FloatArray | Uint16Array, rstd: FloatArray, x: FloatArray, y: FloatArray, w: FloatArray,
     N: number, C: number, eps: number): void;
   ropeQkvSplit(q: FloatArray, k: FloatArray, v: FloatArray, qkv: FloatArray, cos: FloatArray, sin: FloatArray,
     B: number, T: number, H: number, KVH: number, D: number): void;
@@ -144,17 +155,20 @@ export interface NativeAddon {
    */
   gemmSwigluBackward(dgu: FloatArray, dact: FloatArray, x: FloatArray, Wgu: FloatArray, N: number, C: number, F: number,
     bf16?: boolean): void;
-  ropeQkvMerge(dqkv: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray, cos: FloatArray, sin: FloatArray,
+  /** dqkv may be bf16 bits (Uint16Array): the backward GEMMs' operand in bf16 training. */
+  ropeQkvMerge(dqkv: FloatArray | Uint16Array, dq: FloatArray, dk: FloatArray, dv: FloatArray, cos: FloatArray, sin: FloatArray,
     B: number, T: number, H: number, KVH: number, D: number): void;
   swigluPackedForward(out: FloatArray, gu: FloatArray, N: number, F: number): void;
-  swigluPackedBackward(dgu: FloatArray, dout: FloatArray, gu: FloatArray, N: number, F: number): void;
+  /** dgu may be bf16 bits (Uint16Array; then not aliasing gu): the backward GEMMs' operand in bf16 training. */
+  swigluPackedBackward(dgu: FloatArray | Uint16Array, dout: FloatArray, gu: FloatArray, N: number, F: number): void;
   swigluForward(out: FloatArray, gate: FloatArray, up: FloatArray, n: number): void;
   swigluBackward(dgate: FloatArray, dup: FloatArray, dout: FloatArray, gate: FloatArray, up: FloatArray, n: number): void;
   crossEntropyForward(lse: FloatArray, logits: FloatArray, targets: Int32Array, N: number, V: number): number;
   crossEntropyBackward(dlogits: FloatArray, logits: FloatArray, lse: FloatArray, targets: Int32Array, N: number,
     V: number, dloss: number): void;
+  /** pBf16: also receives the updated p rounded to bf16 bits, in the same pass (bf16 training's working copy). */
   adamw(p: FloatArray, g: FloatArray, m: FloatArray, v: FloatArray, n: number, lr: number, beta1: number,
-    beta2: number, eps: number, wd: number, step: number, gscale: number): void;
+    beta2: number, eps: number, wd: number, step: number, gscale: number, pBf16?: Uint16Array): void;
   sumSquares(x: FloatArray, n: number): number;
   addInplace(y: FloatArray, x: FloatArray, n: number): void;
   scaleInplace(y: FloatArray, s: number, n: number): void;

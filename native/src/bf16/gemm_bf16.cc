@@ -230,8 +230,14 @@ inline void store_row(const Out& o, int i, int h, __m512 acc) {
   _mm512_mask_storeu_ps(p, m, r);
 }
 
+// Row `rows` of an fp32 or bf16 matrix with leading dimension ld.
+inline void* row_of(void* c, int64_t rows, int64_t ld, bool bf16) {
+  return bf16 ? static_cast<void*>(static_cast<uint16_t*>(c) + rows * ld) : static_cast<void*>(static_cast<float*>(c) + rows * ld);
+}
+
 // The SwiGLU epilogue on a finished 32 x 32 tile in `local` (row stride 32): gate in columns
-// 0-15, up in 16-31, for features f0..f0+15; act = silu(gate) * up = gate * sigmoid(gate) * up.
+// 0-15, up in 16-31, for features f0..f0+15; act = silu(gate) * up = gate * sigmoid(gate) * up,
+// stored as fp32 or rounded once to bf16 (nearest even) when the activation is kept in bf16.
 void swiglu_tile(const Out& o, const float* local) {
   const __mmask16 m = head_mask(o.F - o.f0);
   const __m512 one = _mm512_set1_ps(1.0f);
@@ -242,7 +248,11 @@ void swiglu_tile(const Out& o, const float* local) {
     const __m512 den = _mm512_add_ps(one, vexp512(_mm512_sub_ps(_mm512_setzero_ps(), g)));
     const __m512 r0 = _mm512_rcp14_ps(den);
     const __m512 sg = _mm512_mul_ps(r0, _mm512_fnmadd_ps(den, r0, _mm512_set1_ps(2.0f)));
-    _mm512_mask_storeu_ps(static_cast<float*>(o.c) + i * o.ldc + o.f0, m, _mm512_mul_ps(_mm512_mul_ps(g, sg), u));
+    const __m512 act = _mm512_mul_ps(_mm512_mul_ps(g, sg), u);
+    if (o.bf16)
+      _mm256_mask_storeu_epi16(static_cast<uint16_t*>(o.c) + i * o.ldc + o.f0, m, _mm512_cvtepi32_epi16(rne_lo(act)));
+    else
+      _mm512_mask_storeu_ps(static_cast<float*>(o.c) + i * o.ldc + o.f0, m, act);
   }
 }
 
@@ -350,13 +360,12 @@ void micro_dp(const uint16_t* a, const uint16_t* b, int64_t kcp, const Out& o, b
         for (int h = 0; h < 2; ++h) _mm512_store_ps(local + i * 32 + 16 * h, acc[i][h]);
       Out rowsout = o;
       rowsout.mr = rows;
-      rowsout.c = static_cast<float*>(o.c) + r0 * o.ldc;
+      rowsout.c = row_of(o.c, r0, o.ldc, o.bf16);
       swiglu_tile(rowsout, local);
       continue;
     }
     Out rowsout = out;
-    rowsout.c = o.bf16 ? static_cast<void*>(static_cast<uint16_t*>(o.c) + r0 * o.ldc)
-                       : static_cast<void*>(static_cast<float*>(o.c) + r0 * o.ldc);
+    rowsout.c = row_of(o.c, r0, o.ldc, o.bf16);
     for (int i = 0; i < rows; ++i)
       for (int h = 0; h < 2; ++h) store_row(rowsout, i, h, acc[i][h]);
   }
@@ -375,7 +384,7 @@ struct Problem {
   uint16_t* Bbuf[2];  // shared packed-B blocks, double-buffered (unused when B.packed)
   int64_t Kp;         // K rounded up to 32: the panel length of a pre-packed B
   bool amx;
-  Epi epi;            // swiglu: C is act (ldc F); B.packed holds the interleaved gate/up weights
+  Epi epi;            // swiglu: C is act (ldc F, fp32 or bf16); B.packed holds the interleaved gate/up weights
   int64_t F;
 };
 
@@ -459,7 +468,7 @@ void run_thread(const Problem& p, int tid, int nthreads) {
                   static_cast<int>(std::min<int64_t>(32, mc - i)), static_cast<int>(std::min<int64_t>(kNR, nc - q * kNR)),
                   p.epi, p.F, 0};
             if (p.epi != Epi::store) {  // rows of act; features of global panel jc/32 + q
-              o.c = static_cast<float*>(p.C) + (ic + i) * p.ldc;
+              o.c = row_of(p.C, ic + i, p.ldc, p.c_bf16);
               o.f0 = 16 * (jc / kNR + q);
             }
             micro(Ap + a_tile(i / 16, 0, kcp), b, kcp, o, first, local);
@@ -522,16 +531,17 @@ void gemm(Unit unit, int64_t M, int64_t N, int64_t K, float alpha, const Operand
   gemm_run(unit, M, N, K, alpha, A, B, beta, C, ldc, c_bf16, Epi::store, 0);
 }
 
-void gate_up_swiglu(Unit unit, int64_t N, int64_t C, int64_t F, const Operand& h, const float* Wgu, float* act) {
+void gate_up_swiglu(Unit unit, int64_t N, int64_t C, int64_t F, const Operand& h, const Operand& Wgu, void* act,
+                    bool act_bf16) {
   if (N <= 0 || F <= 0) return;
   const int64_t panels = ceil_div(F, 16), Kp = ceil_div(C, 32) * 32;
   uint16_t* wp = static_cast<uint16_t*>(thread_workspace(sizeof(uint16_t) * panels * kNR * Kp, 3));
-  const Operand w{Wgu, C, true, false};
+  const Operand w{Wgu.data, C, true, Wgu.bf16};
 #pragma omp parallel for schedule(static) if (panels * C > (1 << 14) && !omp_in_parallel())
   for (int64_t q = 0; q < panels; ++q) pack_b_panels(wp, Kp * kNR, w, 0, C, Kp, 0, 0, q, q + 1, F);
   Operand b;
   b.packed = wp;
-  gemm_run(unit, N, panels * kNR, C, 1.0f, h, b, 0.0f, act, F, false, Epi::swiglu, F);
+  gemm_run(unit, N, panels * kNR, C, 1.0f, h, b, 0.0f, act, F, act_bf16, Epi::swiglu, F);
 }
 
 int64_t packed_b_size(int64_t K, int64_t N) { return ceil_div(N, kNR) * kNR * (ceil_div(K, 32) * 32); }

@@ -2,7 +2,7 @@
 // fp32 kernel; this is its mixed-precision counterpart, units.h):
 //
 //   Wt = pack(W^T), Wn = pack(W)         the weight packed once per call (not once per chunk)
-//   for each chunk of R rows:            x_c: (R, C) fp32, W: (V, C)
+//   for each chunk of R rows:            x_c: (R, C), W: (V, C), each fp32 or bf16
 //     logits (R, V) bf16 = x_c W^T       GEMM with a bf16 C, as torch.autocast's bf16 matmul
 //     lse, loss per row in fp32; in training the logits become, in place,
 //     dlogits bf16 = (softmax - onehot(target)) * dloss   (zero rows where target < 0)
@@ -81,7 +81,7 @@ double softmax_row(uint16_t* row, int64_t V, int32_t t, float dloss, bool train,
 
 }  // namespace
 
-double linear_cross_entropy(Unit unit, float* dx, float* dW, float* lse, const float* x, const float* W,
+double linear_cross_entropy(Unit unit, float* dx, float* dW, float* lse, const Operand& x, const Operand& W,
                             const int32_t* targets, int64_t N, int64_t C, int64_t V, float dloss) {
   if (N <= 0) return 0.0;
   const bool train = dx != nullptr;
@@ -90,8 +90,8 @@ double linear_cross_entropy(Unit unit, float* dx, float* dW, float* lse, const f
   uint16_t* wpack = static_cast<uint16_t*>(thread_workspace(sizeof(uint16_t) * (wt_size + wn_size), 3));
   uint16_t* Wt = wpack;            // op(B) = W^T: (C, V)
   uint16_t* Wn = wpack + wt_size;  // op(B) = W: (V, C)
-  pack_b(Wt, Operand{W, C, true, false}, C, V);
-  if (train) pack_b(Wn, Operand{W, C, false, false}, V, C);
+  pack_b(Wt, Operand{W.data, C, true, W.bf16}, C, V);
+  if (train) pack_b(Wn, Operand{W.data, C, false, W.bf16}, V, C);
 
   const size_t logits_bytes = static_cast<size_t>(ceil_div(int64_t(sizeof(uint16_t)) * R * V, 64) * 64);
   char* ws = static_cast<char*>(thread_workspace(logits_bytes + sizeof(double) * R, 2));
@@ -101,10 +101,12 @@ double linear_cross_entropy(Unit unit, float* dx, float* dW, float* lse, const f
   double total = 0;
   for (int64_t n0 = 0; n0 < N; n0 += R) {
     const int64_t rows = std::min(R, N - n0);
-    const float* xc = x + n0 * C;
+    const Operand xc{x.bf16 ? static_cast<const void*>(static_cast<const uint16_t*>(x.data) + n0 * C)
+                            : static_cast<const void*>(static_cast<const float*>(x.data) + n0 * C),
+                     C, false, x.bf16};
     Operand packed_wt;
     packed_wt.packed = Wt;
-    gemm(unit, rows, V, C, 1.0f, Operand{xc, C, false, false}, packed_wt, 0.0f, logits, V, true);
+    gemm(unit, rows, V, C, 1.0f, xc, packed_wt, 0.0f, logits, V, true);
 #pragma omp parallel for schedule(static) if (rows * V > (1 << 16))
     for (int64_t r = 0; r < rows; ++r)
       row_loss[r] = softmax_row(logits + r * V, V, targets[n0 + r], dloss, train, lse + n0 + r);
@@ -113,7 +115,7 @@ double linear_cross_entropy(Unit unit, float* dx, float* dW, float* lse, const f
     Operand packed_wn;
     packed_wn.packed = Wn;
     gemm(unit, rows, C, V, 1.0f, Operand{logits, V, false, true}, packed_wn, 0.0f, dx + n0 * C, C, false);
-    gemm(unit, V, C, rows, 1.0f, Operand{logits, V, true, true}, Operand{xc, C, false, false}, 1.0f, dW, C, false);
+    gemm(unit, V, C, rows, 1.0f, Operand{logits, V, true, true}, xc, 1.0f, dW, C, false);
   }
   return total;
 }

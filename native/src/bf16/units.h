@@ -46,13 +46,16 @@ void gemm_dpbf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, floa
                  int64_t ldc);
 
 // The fused MLP's gate/up projection with SwiGLU in the GEMM epilogue: [gate | up] = h Wgu^T,
-// Wgu (2F, C) = [gate_proj; up_proj] fp32 (packed here, gate and up columns interleaved per
-// tile); act (N, F) = silu(gate) * up, gate and up never stored.
-void gate_up_swiglu(Unit unit, int64_t N, int64_t C, int64_t F, const Operand& h, const float* Wgu, float* act);
+// Wgu (2F, C) = [gate_proj; up_proj] row-major fp32 or bf16 (Wgu.data and Wgu.bf16 are read;
+// packed here, gate and up columns interleaved per tile); act (N, F) = silu(gate) * up, fp32 or
+// (act_bf16) rounded once to bf16; gate and up never stored.
+void gate_up_swiglu(Unit unit, int64_t N, int64_t C, int64_t F, const Operand& h, const Operand& Wgu, void* act,
+                    bool act_bf16);
 
 // kernels/linear_cross_entropy.cc's contract on a matrix unit, with the logits of each chunk
-// held (and the dlogits written) in bf16 (head_bf16.cc).
-double linear_cross_entropy(Unit unit, float* dx, float* dW, float* lse, const float* x, const float* W,
+// held (and the dlogits written) in bf16 (head_bf16.cc). x (N, C) and W (V, C) are row-major
+// fp32 or bf16 (their data and bf16 fields are read).
+double linear_cross_entropy(Unit unit, float* dx, float* dW, float* lse, const Operand& x, const Operand& W,
                             const int32_t* targets, int64_t N, int64_t C, int64_t V, float dloss);
 
 // Flash attention (kernels.h's attention_flash_forward / attention_flash_backward contract:

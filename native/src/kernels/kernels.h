@@ -46,6 +46,8 @@ struct KernelTable {
 
   // out(N,C) = x * rstd * w, rstd(N) = 1/sqrt(mean(x^2) + eps).
   void (*rmsnorm_forward)(T* out, T* rstd, const T* x, const T* w, int64_t N, int64_t C, T eps);
+  // The same with out rounded to bf16 bits (nearest even): a GEMM operand of bf16 training.
+  void (*rmsnorm_forward_bf16)(uint16_t* out, T* rstd, const T* x, const T* w, int64_t N, int64_t C, T eps);
   // dx(N,C) += d/dx, dw(C) += d/dw, from dout(N,C), x, w, rstd saved by forward.
   void (*rmsnorm_backward)(T* dx, T* dw, const T* dout, const T* x, const T* w, const T* rstd,
                            int64_t N, int64_t C);
@@ -89,6 +91,8 @@ struct KernelTable {
   // the norm's pass. resid may alias x.
   void (*add_rmsnorm_forward)(T* resid, T* out, T* rstd, const T* x, const T* y, const T* w,
                               int64_t N, int64_t C, T eps);
+  void (*add_rmsnorm_forward_bf16)(T* resid, uint16_t* out, T* rstd, const T* x, const T* y, const T* w,
+                                   int64_t N, int64_t C, T eps);
   // The fused QKV projection writes rows of (H + 2 KVH) * D: q heads, then k heads, then v
   // heads. rope_qkv_split applies RoPE to q and k while splitting into q (B,T,H,D),
   // k, v (B,T,KVH,D); rope_qkv_merge is its backward: dqkv rows from dq, dk (inverse RoPE)
@@ -97,6 +101,8 @@ struct KernelTable {
                          int64_t Tn, int64_t H, int64_t KVH, int64_t D);
   void (*rope_qkv_merge)(T* dqkv, const T* dq, const T* dk, const T* dv, const T* cos,
                          const T* sin, int64_t B, int64_t Tn, int64_t H, int64_t KVH, int64_t D);
+  void (*rope_qkv_merge_bf16)(uint16_t* dqkv, const T* dq, const T* dk, const T* dv, const T* cos,
+                              const T* sin, int64_t B, int64_t Tn, int64_t H, int64_t KVH, int64_t D);
   // The same two products with their passes in the GEMM's epilogue (kernels/epilogue.h): the
   // gate/up GEMM writing act (N,F) = silu(x Wg^T) * (x Wu^T) from x (N,C) and Wgu (2F,C), and
   // the QKV GEMM writing q, k (rotated) and v from x (B*T,C) and Wqkv ((H + 2 KVH) D, C), so
@@ -114,6 +120,8 @@ struct KernelTable {
   void (*swiglu_packed_forward)(T* out, const T* gu, int64_t N, int64_t F);
   // dgu (N,2F) overwritten (may alias gu) from dout (N,F) and gu.
   void (*swiglu_packed_backward)(T* dgu, const T* dout, const T* gu, int64_t N, int64_t F);
+  // dgu rounded to bf16 bits (nearest even), never aliasing gu.
+  void (*swiglu_packed_backward_bf16)(uint16_t* dgu, const T* dout, const T* gu, int64_t N, int64_t F);
 
   // out(n) = silu(gate) * up.
   void (*swiglu_forward)(T* out, const T* gate, const T* up, int64_t n);
@@ -130,8 +138,9 @@ struct KernelTable {
                                  const int32_t* targets, int64_t N, int64_t V, T dloss);
 
   // PyTorch AdamW semantics: p *= 1 - lr*wd; m = b1 m + (1-b1) g'; v = b2 v + (1-b2) g'^2;
-  // p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps), where g' = g * gscale.
-  void (*adamw)(T* p, const T* g, T* m, T* v, int64_t n, double lr, double beta1, double beta2,
+  // p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps), where g' = g * gscale. pb (nullable):
+  // the updated p also rounded to bf16 bits there, in the same pass (bf16 training's working copy).
+  void (*adamw)(T* p, const T* g, T* m, T* v, uint16_t* pb, int64_t n, double lr, double beta1, double beta2,
                 double eps, double wd, int64_t step, double gscale);
 
   // Deterministic for any thread count (fixed-size chunks summed in order).

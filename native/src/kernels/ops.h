@@ -44,6 +44,8 @@ void embedding_backward(T* dtable, const T* dout, const int32_t* ids, int64_t N,
 template <class T>
 void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t N, int64_t C, T eps);
 template <class T>
+void rmsnorm_forward_bf16(uint16_t* out, T* rstd, const T* x, const T* w, int64_t N, int64_t C, T eps);
+template <class T>
 void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, const T* rstd,
                       int64_t N, int64_t C);
 template <class T>
@@ -72,15 +74,23 @@ template <class T>
 void add_rmsnorm_forward(T* resid, T* out, T* rstd, const T* x, const T* y, const T* w, int64_t N, int64_t C,
                          T eps);
 template <class T>
+void add_rmsnorm_forward_bf16(T* resid, uint16_t* out, T* rstd, const T* x, const T* y, const T* w, int64_t N,
+                              int64_t C, T eps);
+template <class T>
 void rope_qkv_split(T* q, T* k, T* v, const T* qkv, const T* cos, const T* sin, int64_t B, int64_t Tn, int64_t H,
                     int64_t KVH, int64_t D);
 template <class T>
 void rope_qkv_merge(T* dqkv, const T* dq, const T* dk, const T* dv, const T* cos, const T* sin, int64_t B,
                     int64_t Tn, int64_t H, int64_t KVH, int64_t D);
 template <class T>
+void rope_qkv_merge_bf16(uint16_t* dqkv, const T* dq, const T* dk, const T* dv, const T* cos, const T* sin,
+                         int64_t B, int64_t Tn, int64_t H, int64_t KVH, int64_t D);
+template <class T>
 void swiglu_packed_forward(T* out, const T* gu, int64_t N, int64_t F);
 template <class T>
 void swiglu_packed_backward(T* dgu, const T* dout, const T* gu, int64_t N, int64_t F);
+template <class T>
+void swiglu_packed_backward_bf16(uint16_t* dgu, const T* dout, const T* gu, int64_t N, int64_t F);
 template <class T>
 void swiglu_forward(T* out, const T* gate, const T* up, int64_t n);
 template <class T>
@@ -92,7 +102,7 @@ template <class T>
 void cross_entropy_backward(T* dlogits, const T* logits, const T* lse, const int32_t* targets,
                             int64_t N, int64_t V, T dloss);
 template <class T>
-void adamw(T* p, const T* g, T* m, T* v, int64_t n, double lr, double beta1, double beta2,
+void adamw(T* p, const T* g, T* m, T* v, uint16_t* pb, int64_t n, double lr, double beta1, double beta2,
            double eps, double wd, int64_t step, double gscale);
 template <class T>
 double sum_squares(const T* x, int64_t n);

@@ -7,34 +7,44 @@
 namespace ls {
 namespace LS_ISA {
 
-// out: (N, C), rstd: (N), x: (N, C), w: (C)
-template <class T>
-void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t N, int64_t C, T eps) {
+// out: (N, C), rstd: (N), x: (N, C), w: (C); out of type O (T, or bf16 bits: out_as).
+template <class T, class O>
+static void rmsnorm_forward_as(O* out, T* rstd, const T* x, const T* w, int64_t N, int64_t C, T eps) {
 #pragma omp parallel for schedule(static) if (N * C > kParallelMin)
   for (int64_t n = 0; n < N; ++n) {
     const T* xr = x + n * C;
-    T* o = out + n * C;
+    O* o = out + n * C;
     T ss = 0;
 #pragma omp simd reduction(+ : ss)
     for (int64_t c = 0; c < C; ++c) ss += xr[c] * xr[c];
     const T r = T(1) / std::sqrt(ss / T(C) + eps);
     rstd[n] = r;
 #pragma omp simd
-    for (int64_t c = 0; c < C; ++c) o[c] = xr[c] * r * w[c];
+    for (int64_t c = 0; c < C; ++c) o[c] = out_as<O>(xr[c] * r * w[c]);
   }
 }
 
-// The fused path's residual add + norm in one pass: resid (N, C) = x + y (resid may alias x),
-// out = resid * rstd * w.
 template <class T>
-void add_rmsnorm_forward(T* resid, T* out, T* rstd, const T* x, const T* y, const T* w, int64_t N, int64_t C,
-                         T eps) {
+void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int64_t N, int64_t C, T eps) {
+  rmsnorm_forward_as(out, rstd, x, w, N, C, eps);
+}
+
+template <class T>
+void rmsnorm_forward_bf16(uint16_t* out, T* rstd, const T* x, const T* w, int64_t N, int64_t C, T eps) {
+  rmsnorm_forward_as(out, rstd, x, w, N, C, eps);
+}
+
+// The fused path's residual add + norm in one pass: resid (N, C) = x + y (resid may alias x),
+// out = resid * rstd * w, of type O (T, or bf16 bits: the GEMM operand of bf16 training).
+template <class T, class O>
+static void add_rmsnorm_forward_as(T* resid, O* out, T* rstd, const T* x, const T* y, const T* w, int64_t N,
+                                   int64_t C, T eps) {
 #pragma omp parallel for schedule(static) if (N * C > kParallelMin)
   for (int64_t n = 0; n < N; ++n) {
     const T* xr = x + n * C;
     const T* yr = y + n * C;
     T* r = resid + n * C;
-    T* o = out + n * C;
+    O* o = out + n * C;
     T ss = 0;
 #pragma omp simd reduction(+ : ss)
     for (int64_t c = 0; c < C; ++c) {
@@ -45,8 +55,20 @@ void add_rmsnorm_forward(T* resid, T* out, T* rstd, const T* x, const T* y, cons
     const T rs = T(1) / std::sqrt(ss / T(C) + eps);
     rstd[n] = rs;
 #pragma omp simd
-    for (int64_t c = 0; c < C; ++c) o[c] = r[c] * rs * w[c];
+    for (int64_t c = 0; c < C; ++c) o[c] = out_as<O>(r[c] * rs * w[c]);
   }
+}
+
+template <class T>
+void add_rmsnorm_forward(T* resid, T* out, T* rstd, const T* x, const T* y, const T* w, int64_t N, int64_t C,
+                         T eps) {
+  add_rmsnorm_forward_as(resid, out, rstd, x, y, w, N, C, eps);
+}
+
+template <class T>
+void add_rmsnorm_forward_bf16(T* resid, uint16_t* out, T* rstd, const T* x, const T* y, const T* w, int64_t N,
+                              int64_t C, T eps) {
+  add_rmsnorm_forward_as(resid, out, rstd, x, y, w, N, C, eps);
 }
 
 // dx: (N, C) += dL/dx; dw: (C) += dL/dw. With y_c = x_c r w_c and r = (mean(x^2)+eps)^-1/2:
@@ -90,3 +112,5 @@ void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, const
 LS_INSTANTIATE(rmsnorm_forward)
 LS_INSTANTIATE(rmsnorm_backward)
 LS_INSTANTIATE(add_rmsnorm_forward)
+LS_INSTANTIATE(rmsnorm_forward_bf16)
+LS_INSTANTIATE(add_rmsnorm_forward_bf16)

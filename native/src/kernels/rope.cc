@@ -45,14 +45,15 @@ void rope_apply(T* x, const T* cos, const T* sin, int64_t B, int64_t Tn, int64_t
   }
 }
 
-// Rotates one head of D values from src into dst (they may not alias), sign +1 or -1.
-template <class T>
-static inline void rotate_head(T* dst, const T* src, const T* c, const T* s, int64_t half, T sgn) {
+// Rotates one head of D values from src into dst (they may not alias), sign +1 or -1; dst of type
+// O (T, or bf16 bits: out_as).
+template <class T, class O>
+static inline void rotate_head(O* dst, const T* src, const T* c, const T* s, int64_t half, T sgn) {
 #pragma omp simd
   for (int64_t i = 0; i < half; ++i) {
     const T a = src[i], b = src[i + half], si = sgn * s[i];
-    dst[i] = a * c[i] - b * si;
-    dst[i + half] = b * c[i] + a * si;
+    dst[i] = out_as<O>(a * c[i] - b * si);
+    dst[i + half] = out_as<O>(b * c[i] + a * si);
   }
 }
 
@@ -76,24 +77,37 @@ void rope_qkv_split(T* q, T* k, T* v, const T* qkv, const T* cos, const T* sin, 
   }
 }
 
-// The backward of rope_qkv_split: dqkv rows = [rope^-1(dq) | rope^-1(dk) | dv].
-template <class T>
-void rope_qkv_merge(T* dqkv, const T* dq, const T* dk, const T* dv, const T* cos, const T* sin, int64_t B,
-                    int64_t Tn, int64_t H, int64_t KVH, int64_t D) {
+// The backward of rope_qkv_split: dqkv rows = [rope^-1(dq) | rope^-1(dk) | dv], of type O (T,
+// or bf16 bits: the A operand of the two backward GEMMs in bf16 training).
+template <class T, class O>
+static void rope_qkv_merge_as(O* dqkv, const T* dq, const T* dk, const T* dv, const T* cos, const T* sin, int64_t B,
+                              int64_t Tn, int64_t H, int64_t KVH, int64_t D) {
   const int64_t half = D / 2, W = (H + 2 * KVH) * D;
 #pragma omp parallel for schedule(static) if (B * Tn * W > kParallelMin)
   for (int64_t bt = 0; bt < B * Tn; ++bt) {
     const int64_t t = bt % Tn;
-    T* row = dqkv + bt * W;
+    O* row = dqkv + bt * W;
     const T* c = cos + t * half;
     const T* s = sin + t * half;
     for (int64_t h = 0; h < H; ++h) rotate_head(row + h * D, dq + (bt * H + h) * D, c, s, half, T(-1));
     for (int64_t h = 0; h < KVH; ++h) rotate_head(row + (H + h) * D, dk + (bt * KVH + h) * D, c, s, half, T(-1));
-    T* vr = row + (H + KVH) * D;
+    O* vr = row + (H + KVH) * D;
     const T* vi = dv + bt * KVH * D;
 #pragma omp simd
-    for (int64_t i = 0; i < KVH * D; ++i) vr[i] = vi[i];
+    for (int64_t i = 0; i < KVH * D; ++i) vr[i] = out_as<O>(vi[i]);
   }
+}
+
+template <class T>
+void rope_qkv_merge(T* dqkv, const T* dq, const T* dk, const T* dv, const T* cos, const T* sin, int64_t B,
+                    int64_t Tn, int64_t H, int64_t KVH, int64_t D) {
+  rope_qkv_merge_as(dqkv, dq, dk, dv, cos, sin, B, Tn, H, KVH, D);
+}
+
+template <class T>
+void rope_qkv_merge_bf16(uint16_t* dqkv, const T* dq, const T* dk, const T* dv, const T* cos, const T* sin,
+                         int64_t B, int64_t Tn, int64_t H, int64_t KVH, int64_t D) {
+  rope_qkv_merge_as(dqkv, dq, dk, dv, cos, sin, B, Tn, H, KVH, D);
 }
 
 // The QKV GEMM's epilogue (epilogue.h): rotation panels write rotate_head's values for their
@@ -155,3 +169,4 @@ LS_INSTANTIATE(rope_table)
 LS_INSTANTIATE(rope_apply)
 LS_INSTANTIATE(rope_qkv_split)
 LS_INSTANTIATE(rope_qkv_merge)
+LS_INSTANTIATE(rope_qkv_merge_bf16)

@@ -174,6 +174,28 @@ void swiglu_packed_backward(T* dgu, const T* dout, const T* gu, int64_t N, int64
   }
 }
 
+// The same with dgu in bf16 (the A operand of the gate/up backward GEMMs in bf16 training):
+// each row's features in blocks through two stack rows, then rounded once (nearest even).
+template <class T>
+void swiglu_packed_backward_bf16(uint16_t* dgu, const T* dout, const T* gu, int64_t N, int64_t F) {
+  constexpr int64_t kBlock = 256;
+#pragma omp parallel for schedule(static) if (N * F > kParallelMin)
+  for (int64_t n = 0; n < N; ++n) {
+    const T* g = gu + n * 2 * F;
+    uint16_t* dg = dgu + n * 2 * F;
+    alignas(64) T tg[kBlock], tu[kBlock];
+    for (int64_t f0 = 0; f0 < F; f0 += kBlock) {
+      const int64_t nf = std::min<int64_t>(kBlock, F - f0);
+      swiglu_run_backward(tg, tu, dout + n * F + f0, g + f0, g + F + f0, nf);
+#pragma omp simd
+      for (int64_t i = 0; i < nf; ++i) {
+        dg[f0 + i] = bf16_from(tg[i]);
+        dg[F + f0 + i] = bf16_from(tu[i]);
+      }
+    }
+  }
+}
+
 // The gate/up GEMM's epilogue (epilogue.h): tile rows of [gate (half) | up (half)] for features
 // [p half, p half + half) -> rows row0.. of act.
 template <class T>
@@ -206,3 +228,4 @@ LS_INSTANTIATE(swiglu_forward)
 LS_INSTANTIATE(swiglu_backward)
 LS_INSTANTIATE(swiglu_packed_forward)
 LS_INSTANTIATE(swiglu_packed_backward)
+LS_INSTANTIATE(swiglu_packed_backward_bf16)

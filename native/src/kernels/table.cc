@@ -18,6 +18,7 @@ static KernelTable<T> make_table() {
   t.embedding_forward = embedding_forward<T>;
   t.embedding_backward = embedding_backward<T>;
   t.rmsnorm_forward = rmsnorm_forward<T>;
+  t.rmsnorm_forward_bf16 = rmsnorm_forward_bf16<T>;
   t.rmsnorm_backward = rmsnorm_backward<T>;
   t.rope_table = rope_table<T>;
   t.rope_apply = rope_apply<T>;
@@ -27,13 +28,16 @@ static KernelTable<T> make_table() {
   t.attention_flash_backward = attention_flash_backward<T>;
   t.linear_cross_entropy = linear_cross_entropy<T>;
   t.add_rmsnorm_forward = add_rmsnorm_forward<T>;
+  t.add_rmsnorm_forward_bf16 = add_rmsnorm_forward_bf16<T>;
   t.gemm_swiglu = gemm_swiglu<T>;
   t.gemm_swiglu_backward = gemm_swiglu_backward<T>;
   t.gemm_qkv_rope = gemm_qkv_rope<T>;
   t.rope_qkv_split = rope_qkv_split<T>;
   t.rope_qkv_merge = rope_qkv_merge<T>;
+  t.rope_qkv_merge_bf16 = rope_qkv_merge_bf16<T>;
   t.swiglu_packed_forward = swiglu_packed_forward<T>;
   t.swiglu_packed_backward = swiglu_packed_backward<T>;
+  t.swiglu_packed_backward_bf16 = swiglu_packed_backward_bf16<T>;
   t.swiglu_forward = swiglu_forward<T>;
   t.swiglu_backward = swiglu_backward<T>;
   t.cross_entropy_forward = cross_entropy_forward<T>;

@@ -1,0 +1,192 @@
+// Operands kept in bf16 (Uint16Array of bf16 bits) by bf16 training on a matrix unit: the
+// weights' working copy (written by AdamW), the norm outputs, the SwiGLU activation, dgu and
+// dqkv. Every GEMM-side entry point must give bit for bit what it gives for the fp32 values of
+// the same bits (the units round fp32 operands to those very bits while packing), and every
+// producer must write exactly castToBf16 of what its fp32 form writes. Awkward sizes throughout.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { native, type FloatArray } from '../../src/kernels/native.js';
+import { randArray, randInts } from '../helpers.js';
+import { MATRIX_UNITS as UNITS, withThreads, withUnit } from './harness.js';
+
+const noUnit = UNITS.length === 0 && 'no bf16 matrix unit on this CPU';
+
+const bits = (x: FloatArray): Uint16Array => {
+  const u = new Uint16Array(x.length);
+  native.castToBf16(u, x, x.length);
+  return u;
+};
+/** fp32 values of x's bf16 rounding: the same operand as bits(x), as a Float32Array. */
+const roundedF32 = (x: Float32Array): Float32Array => {
+  const f = new Float32Array(x.length);
+  native.castFromBf16(f, bits(x), x.length);
+  return f;
+};
+
+type Ctor = Float32ArrayConstructor | Float64ArrayConstructor;
+const rand = (ctor: Ctor, n: number, seed: number, scale = 1): FloatArray => randArray<FloatArray>(ctor, n, seed, scale);
+
+function assertSameBits(got: ArrayLike<number>, want: ArrayLike<number>, what: string): void {
+  assert.equal(got.length, want.length, `${what}: length`);
+  for (let i = 0; i < want.length; i++)
+    if (!Object.is(got[i], want[i])) assert.fail(`${what}: [${i}] = ${got[i]}, expected ${want[i]} (bit for bit)`);
+}
+
+test('gemmBf16 reads bf16 A and B (and writes a bf16 C) on a matrix unit, bit for bit the fp32-operand product', { skip: noUnit }, () => {
+  let seed = 7;
+  for (const unit of UNITS)
+    withUnit(unit, () => {
+      for (const [M, N, K] of [[1, 1, 1], [33, 47, 65], [130, 70, 1100], [70, 1030, 40]] as const)
+        for (const [ta, tb] of [[false, true], [false, false], [true, false]] as const) {
+          const lda = (ta ? M : K) + 1, ldb = (tb ? K : N) + 2, ldc = N + 3;
+          const A = randArray(Float32Array, (ta ? K : M) * lda, seed++), B = randArray(Float32Array, (tb ? N : K) * ldb, seed++);
+          const C0 = randArray(Float32Array, M * ldc, seed++);
+          const want = Float32Array.from(C0);
+          native.gemmBf16(ta, tb, M, N, K, 0.5, A, lda, B, ldb, 1, want, ldc);
+          for (const [a, b] of [[bits(A), B], [A, bits(B)], [bits(A), bits(B)]] as const) {
+            const got = Float32Array.from(C0);
+            native.gemmBf16(ta, tb, M, N, K, 0.5, a, lda, b, ldb, 1, got, ldc);
+            assertSameBits(got, want, `${unit} ${M}x${N}x${K} tA=${ta} tB=${tb} A ${a instanceof Uint16Array ? 'bf16' : 'fp32'} B ${b instanceof Uint16Array ? 'bf16' : 'fp32'}`);
+          }
+          // a bf16 C: the fp32 product (beta 0) rounded once; K in one block for both (a bf16 C
+          // always runs K in one block, an fp32 C only up to 512)
+          if (K > 512) continue;
+          const c32 = new Float32Array(M * ldc), c16 = new Uint16Array(M * ldc);
+          native.gemmBf16(ta, tb, M, N, K, 1, A, lda, B, ldb, 0, c32, ldc);
+          native.gemmBf16(ta, tb, M, N, K, 1, bits(A), lda, bits(B), ldb, 0, c16, ldc);
+          const expect = bits(c32);
+          for (let i = 0; i < M; i++)
+            for (let j = 0; j < N; j++)
+              if (c16[i * ldc + j] !== expect[i * ldc + j]) assert.fail(`${unit} bf16 C [${i},${j}]: ${c16[i * ldc + j]} vs ${expect[i * ldc + j]}`);
+        }
+    });
+});
+
+test('gemmBf16 with bf16 operands on the fp32 unit is refused, naming the unit', () => {
+  withUnit('fp32', () => {
+    const a = new Uint16Array(4), c = new Float32Array(4);
+    assert.throws(() => native.gemmBf16(false, false, 2, 2, 2, 1, a, 2, a, 2, 0, c, 2), /matrix unit.*'fp32'/);
+  });
+});
+
+test('gateUpSwiglu: bf16 h and Wgu read as their fp32 values; a bf16 act is the fp32 act rounded once', { skip: noUnit }, () => {
+  for (const [N, C, F] of [[1, 7, 5], [37, 64, 40], [300, 130, 100]] as const) {
+    const h = randArray(Float32Array, N * C, N + C), W = randArray(Float32Array, 2 * F * C, F, 1 / Math.sqrt(C));
+    for (const unit of UNITS)
+      withUnit(unit, () => {
+        const want = new Float32Array(N * F);
+        native.gateUpSwiglu(want, h, W, N, C, F);
+        const got = new Float32Array(N * F);
+        native.gateUpSwiglu(got, bits(h), bits(W), N, C, F);
+        assertSameBits(got, want, `${unit} N=${N} C=${C} F=${F} act from bf16 operands`);
+        const act16 = new Uint16Array(N * F).fill(0x7fc0);
+        native.gateUpSwiglu(act16, bits(h), W, N, C, F);
+        assertSameBits(act16, bits(want), `${unit} N=${N} C=${C} F=${F} bf16 act`);
+      });
+  }
+});
+
+test('linearCrossEntropy on a matrix unit: bf16 x and W give the fp32-operand loss, lse and gradients bit for bit', { skip: noUnit }, () => {
+  const N = 1100, C = 48, V = 1001;
+  const x = randArray(Float32Array, N * C, 3), W = randArray(Float32Array, V * C, 4, 0.5);
+  const targets = randInts(N, V, 5);
+  for (let i = 0; i < N; i += 9) targets[i] = -1;
+  for (const unit of UNITS)
+    withUnit(unit, () => {
+      const run = (xs: Float32Array | Uint16Array, Ws: Float32Array | Uint16Array) => {
+        const dx = new Float32Array(N * C), dW = new Float32Array(V * C), lse = new Float32Array(N);
+        const loss = native.linearCrossEntropy(dx, dW, lse, xs, Ws, targets, N, C, V, 1 / N, true);
+        return { loss, dx, dW, lse };
+      };
+      const want = run(x, W);
+      const got = run(bits(x), bits(W));
+      assert.equal(got.loss, want.loss, `${unit}: loss`);
+      assertSameBits(got.lse, want.lse, `${unit}: lse`);
+      assertSameBits(got.dx, want.dx, `${unit}: dx`);
+      assertSameBits(got.dW, want.dW, `${unit}: dW`);
+    });
+  withUnit('fp32', () => {
+    const lse = new Float32Array(2);
+    assert.throws(() => native.linearCrossEntropy(null, null, lse, new Uint16Array(4), new Float32Array(6), new Int32Array(2), 2, 2, 3, 0, true), /matrix unit.*'fp32'/);
+  });
+});
+
+test('adamw writes the bf16 working copy of the updated parameters in the same pass', () => {
+  for (const threads of [1, 2])
+    withThreads(threads, () => {
+      for (const n of [1, 17, 100_003]) {
+        const p = randArray(Float32Array, n, n), g = randArray(Float32Array, n, n + 1);
+        const m = randArray(Float32Array, n, n + 2, 0.1), v = Float32Array.from(randArray(Float32Array, n, n + 3), (x) => x * x);
+        const [p2, m2, v2] = [Float32Array.from(p), Float32Array.from(m), Float32Array.from(v)];
+        native.adamw(p, g, m, v, n, 1e-3, 0.9, 0.95, 1e-8, 0.1, 3, 0.5);
+        const pb = new Uint16Array(n).fill(0x7fc0);
+        native.adamw(p2, g, m2, v2, n, 1e-3, 0.9, 0.95, 1e-8, 0.1, 3, 0.5, pb);
+        assertSameBits(p2, p, `n=${n}: p`);
+        assertSameBits(m2, m, `n=${n}: m`);
+        assertSameBits(v2, v, `n=${n}: v`);
+        assertSameBits(pb, bits(p), `n=${n}, ${threads} threads: bf16 copy`);
+      }
+    });
+  const short = new Float32Array(8);
+  assert.throws(() => native.adamw(short, short, short, short, 8, 1e-3, 0.9, 0.95, 1e-8, 0, 1, 1, new Uint16Array(7)), /pBf16: has 7 elements, needs 8/);
+});
+
+test('rmsnormForward / addRmsnormForward with a bf16 out: the fp32 (and float64) out rounded once, the rest unchanged', () => {
+  for (const ctor of [Float32Array, Float64Array] as const)
+    for (const [N, C] of [[1, 1], [3, 13], [64, 515]] as const) {
+      const x = rand(ctor, N * C, N * C), y = rand(ctor, N * C, N * C + 1), w = rand(ctor, C, C);
+      const out = new ctor(N * C), rstd = new ctor(N);
+      native.rmsnormForward(out, rstd, x, w, N, C, 1e-5);
+      const out16 = new Uint16Array(N * C), rstd16 = new ctor(N);
+      native.rmsnormForward(out16, rstd16, x, w, N, C, 1e-5);
+      assertSameBits(out16, bits(out), `${ctor.name} ${N}x${C} rmsnorm out`);
+      assertSameBits(rstd16, rstd, `${ctor.name} ${N}x${C} rmsnorm rstd`);
+      const resid = new ctor(N * C), out2 = new ctor(N * C), r2 = new ctor(N);
+      native.addRmsnormForward(resid, out2, r2, x, y, w, N, C, 1e-5);
+      const residB = new ctor(N * C), out2B = new Uint16Array(N * C), r2B = new ctor(N);
+      native.addRmsnormForward(residB, out2B, r2B, x, y, w, N, C, 1e-5);
+      assertSameBits(out2B, bits(out2), `${ctor.name} ${N}x${C} add+norm out`);
+      assertSameBits(residB, resid, `${ctor.name} ${N}x${C} add+norm resid`);
+      assertSameBits(r2B, r2, `${ctor.name} ${N}x${C} add+norm rstd`);
+    }
+});
+
+test('swigluPackedBackward with a bf16 dgu: the fp32 dgu rounded once (F across the 256-feature blocks)', () => {
+  for (const ctor of [Float32Array, Float64Array] as const)
+    for (const [N, F] of [[1, 1], [5, 7], [9, 300], [40, 513]] as const) {
+      const gu = rand(ctor, 2 * N * F, N + F, 2), dout = rand(ctor, N * F, N * F);
+      const want = new ctor(2 * N * F);
+      native.swigluPackedBackward(want, dout, gu, N, F);
+      const got = new Uint16Array(2 * N * F).fill(0x7fc0);
+      native.swigluPackedBackward(got, dout, gu, N, F);
+      assertSameBits(got, bits(want), `${ctor.name} N=${N} F=${F}`);
+    }
+});
+
+test('ropeQkvMerge with a bf16 dqkv: the fp32 rows rounded once (GQA, odd head counts)', () => {
+  for (const ctor of [Float32Array, Float64Array] as const)
+    for (const [B, T, H, KVH, D] of [[1, 1, 1, 1, 2], [2, 5, 4, 2, 6], [1, 9, 3, 3, 10], [2, 17, 8, 2, 64]] as const) {
+      const cos = new ctor(T * D / 2), sin = new ctor(T * D / 2);
+      native.ropeTable(cos, sin, T, D, 10000);
+      const nq = B * T * H * D, nkv = B * T * KVH * D;
+      const dq = rand(ctor, nq, nq), dk = rand(ctor, nkv, nkv + 1), dv = rand(ctor, nkv, nkv + 2);
+      const want = new ctor(nq + 2 * nkv);
+      native.ropeQkvMerge(want, dq, dk, dv, cos, sin, B, T, H, KVH, D);
+      const got = new Uint16Array(nq + 2 * nkv).fill(0x7fc0);
+      native.ropeQkvMerge(got, dq, dk, dv, cos, sin, B, T, H, KVH, D);
+      assertSameBits(got, bits(want), `${ctor.name} B=${B} T=${T} H=${H} KVH=${KVH} D=${D}`);
+    }
+});
+
+test('the bf16 GEMM operands are the rounded fp32 values: a gemmBf16 on roundedF32 inputs matches the bf16 bits', { skip: noUnit }, () => {
+  // guards the premise of the tests above: the unit rounds fp32 operands to exactly castToBf16's bits
+  const [M, N, K] = [20, 30, 40];
+  const A = randArray(Float32Array, M * K, 1), B = randArray(Float32Array, K * N, 2);
+  for (const unit of UNITS)
+    withUnit(unit, () => {
+      const c1 = new Float32Array(M * N), c2 = new Float32Array(M * N);
+      native.gemmBf16(false, false, M, N, K, 1, A, K, B, N, 0, c1, N);
+      native.gemmBf16(false, false, M, N, K, 1, roundedF32(A), K, roundedF32(B), N, 0, c2, N);
+      assertSameBits(c1, c2, `${unit}`);
+    });
+});
