@@ -32,7 +32,7 @@ export function runStepRow(job: StepJob, onProgress: (done: number, total: numbe
 
   const model = new LlamaModel(mc, 'f32', job.kernels, job.dtype ?? 'fp32');
   model.params.init(job.seed);
-  const opt = new AdamW(mc, model.params, model.grads, tc);
+  const opt = new AdamW(mc, model.params, model.grads, tc, model.bf16Weights);
   const buf = model.buffers(B, T, false, job.recompute ?? 'none');
   // Each batch: B rows of T+1 random tokens, inputs = [0, T), targets = [1, T].
   const batches = Array.from({ length: BATCHES }, (_, i) => {

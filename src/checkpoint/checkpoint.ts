@@ -427,6 +427,7 @@ export function loadWeights(dir: string, store: ParamStore, mc: ModelConfig): vo
     );
   }
   const open = new Map<string, SafetensorsFile>();
+  store.touch(); // its values change below (a bf16 copy of them is stale from here on)
   try {
     for (const s of store.specs) {
       const name = s.name;

@@ -72,6 +72,38 @@ export class Tensor {
 }
 
 /**
+ * A contiguous tensor of bf16 bit patterns (a Uint16Array view on its storage): the GEMM operands
+ * that bf16 training on a matrix unit keeps in bf16 (the weights' working copy, norm outputs, the
+ * SwiGLU activation, dgu, dqkv). Only the kernels that read or write bf16 take its data.
+ */
+export class Bf16Tensor {
+  readonly data: Uint16Array;
+  readonly numel: number;
+
+  constructor(
+    readonly storage: Storage,
+    readonly shape: readonly number[],
+    /** Offset in elements (2 bytes each) from the start of the storage. */
+    readonly offset = 0,
+  ) {
+    this.numel = numel(shape);
+    if ((offset + this.numel) * 2 > storage.bytes) throw new RangeError(`bf16 tensor of shape [${shape}] at offset ${offset} overruns its storage`);
+    this.data = new Uint16Array(storage.buffer, offset * 2, this.numel);
+  }
+
+  static empty(shape: readonly number[]): Bf16Tensor {
+    return new Bf16Tensor(allocStorage(numel(shape) * 2), shape);
+  }
+
+  get bytes(): number {
+    return this.numel * 2;
+  }
+}
+
+/** Either kind of tensor, where only its bytes and storage matter (memory accounting). */
+export type AnyTensor = Tensor | Bf16Tensor;
+
+/**
  * Many named tensors in one storage, so a whole-buffer pass (optimizer, gradient norm,
  * all-reduce, checkpoint) is one call. Entries are laid out in the given order, each aligned to
  * 16 elements (64 bytes in fp32) unless packed with the next one.

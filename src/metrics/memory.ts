@@ -16,11 +16,18 @@ export interface MemoryOptions {
   T: number;
   kernels: MemoryKernels;
   /**
-   * Compute dtype. bf16 mixed precision changes none of these buffers today (master weights,
-   * optimizer state and activations stay fp32; GEMM operands are rounded as they are packed),
-   * but the parameter stays so the model can follow when bf16 activations arrive.
+   * Compute dtype. bf16 mixed precision keeps the master weights, the optimizer state and most
+   * activations in fp32; see bf16Operands for what it keeps in bf16.
    */
   dtype: 'fp32' | 'bf16';
+  /**
+   * bf16 on the fused path with a bf16 matrix unit (AMX / AVX-512 BF16; llama.ts
+   * keepsBf16Operands): the GEMM-only operands are kept in bf16: a bf16 working copy of the
+   * weights (2 bytes per parameter, counted under parameters), the norm outputs, the SwiGLU
+   * activation, dgu (workspace) and dqkv (in qkv's bytes). Ignored unless dtype is bf16,
+   * kernels litespark and storage f32. Without a matrix unit (the fp32 unit) bf16 changes no buffer.
+   */
+  bf16Operands?: boolean;
   recompute: MemoryRecompute;
   /** Storage of parameters and activations: 'f32' in training, 'f64' in the reference tests. */
   storage?: 'f32' | 'f64';
@@ -30,7 +37,7 @@ export interface MemoryOptions {
 
 /** Bytes by kind, as the trainer reports them at start. */
 export interface MemoryReport {
-  /** fp32 master weights (one flat buffer, tensors aligned to 64 bytes). */
+  /** fp32 master weights (one flat buffer, tensors aligned to 64 bytes), + their bf16 working copy where kept. */
   parameters: number;
   gradients: number;
   /** AdamW's two moments. */
@@ -52,8 +59,18 @@ export function paramStoreElements(c: LlamaConfig): number {
   return total;
 }
 
-/** Elements a step keeps for backward and of its scratch, per kernel path and recompute mode. */
-export function stepElements(c: LlamaConfig, o: Pick<MemoryOptions, 'B' | 'T' | 'kernels' | 'recompute' | 'withLogits'>): { activations: number; workspace: number } {
+type StepShape = Pick<MemoryOptions, 'B' | 'T' | 'kernels' | 'recompute' | 'withLogits'>;
+
+/** Elements a step keeps for backward and of its scratch, per kernel path and recompute mode (all in one dtype). */
+export function stepElements(c: LlamaConfig, o: StepShape): { activations: number; workspace: number } {
+  return stepBytes(c, o, 1, false);
+}
+
+/**
+ * Bytes a step keeps for backward and of its scratch with `e` bytes an element; bf16: the fused
+ * path's GEMM-only operands at 2 bytes (norm outputs h1, h2, hF, the SwiGLU activation, dgu).
+ */
+function stepBytes(c: LlamaConfig, o: StepShape, e: number, bf16: boolean): { activations: number; workspace: number } {
   const { B, T } = o;
   const N = B * T;
   const C = c.hidden_size;
@@ -64,28 +81,32 @@ export function stepElements(c: LlamaConfig, o: Pick<MemoryOptions, 'B' | 'T' | 
   const F = c.intermediate_size;
   const V = c.vocab_size;
   const q = N * H * D, kv = N * KVH * D; // q and att; k and v each
-  const norms = 2 * N + 3 * N * C; // rstd1, h1, mid, rstd2, h2
-  const shared = N + N * C; // one rstd and one norm output for every layer
+  const hb = bf16 && o.kernels === 'litespark' ? 2 : e; // bytes of a GEMM-only operand element
+  const norms = (2 * N + N * C) * e + 2 * N * C * hb; // rstd1, mid, rstd2; h1, h2
+  const shared = N * e + N * C * hb; // one rstd and one norm output for every layer
 
   // resid[0..L], rstdF, lse (N) always; hF and the logits where they are their own buffers.
-  let act = (L + 1) * N * C + 2 * N;
-  let work = 2 * N * C + 2 * T * (D / 2); // dres, dh, rope cos/sin
+  let act = ((L + 1) * N * C + 2 * N) * e;
+  let work = (2 * N * C + 2 * T * (D / 2)) * e; // dres, dh, rope cos/sin
   if (o.kernels === 'standard') {
     const probs = B * H * T * T;
-    const layer = norms + 2 * q + 2 * kv + probs + 3 * N * F; // + q, att, k, v, probs, gate, up, act
-    act += N * C + N * V; // hF (the head's backward needs it), logits
+    const layer = norms + (2 * q + 2 * kv + probs + 3 * N * F) * e; // + q, att, k, v, probs, gate, up, act
+    act += (N * C + N * V) * e; // hF (the head's backward needs it), logits
     if (o.recompute === 'none') act += L * layer;
     else if (o.recompute === 'full') act += layer;
-    else act += shared + probs + N * F + L * (N * C + 2 * q + 2 * kv + 2 * N * F); // mid, q, att, k, v, gate, up
-    work += 2 * q + 2 * kv + 3 * N * F; // datt, dq, dk, dv, dact, dgate, dup
+    else act += shared + (probs + N * F + L * (N * C + 2 * q + 2 * kv + 2 * N * F)) * e; // mid, q, att, k, v, gate, up
+    work += (2 * q + 2 * kv + 3 * N * F) * e; // datt, dq, dk, dv, dact, dgate, dup
   } else {
-    const attn = 2 * q + 2 * kv + B * H * T; // q, att, k, v, lse
-    if (o.withLogits) act += N * V;
-    if (o.recompute === 'none') act += N * C + L * (norms + attn + N * F); // hF; per layer + the SwiGLU activation
-    else if (o.recompute === 'full') act += shared + N * C + attn; // shared h is hF too; one mid, one attention set
-    else act += shared + L * (N * C + attn); // per layer: mid and attention
-    // the activation under recomputation lives in dact
-    work += N * (H + 2 * KVH) * D + 2 * q + 2 * kv + 2 * N * F + N * F; // qkv, datt, dq, dk, dv, gu, dact
+    const attn = (2 * q + 2 * kv + B * H * T) * e; // q, att, k, v, lse
+    // the SwiGLU activation: per layer without recomputation; with it one buffer of its own in
+    // bf16, in fp32 the workspace's dact
+    const swiglu = N * F * hb;
+    if (o.withLogits) act += N * V * e;
+    if (o.recompute === 'none') act += N * C * hb + L * (norms + attn + swiglu); // hF; per layer
+    else if (o.recompute === 'full') act += shared + N * C * e + attn + (hb < e ? swiglu : 0); // shared h is hF too; one mid, one attention set
+    else act += shared + L * (N * C * e + attn) + (hb < e ? swiglu : 0); // per layer: mid and attention
+    // qkv (dqkv in bf16 lives in its bytes), datt, dq, dk, dv, gu, dact; dgu in bf16 apart
+    work += (N * (H + 2 * KVH) * D + 2 * q + 2 * kv + 2 * N * F + N * F) * e + (hb < e ? 2 * N * F * hb : 0);
   }
   return { activations: act, workspace: work };
 }
@@ -93,14 +114,15 @@ export function stepElements(c: LlamaConfig, o: Pick<MemoryOptions, 'B' | 'T' | 
 /** The memory of a training run of `c` at micro-batch (B, T), from the config alone. */
 export function memoryModel(c: LlamaConfig, o: MemoryOptions): MemoryReport {
   const bytes = o.storage === 'f64' ? 8 : 4;
+  const bf16 = o.bf16Operands === true && o.dtype === 'bf16' && o.kernels === 'litespark' && bytes === 4;
   const params = paramStoreElements(c) * bytes;
-  const step = stepElements(c, o);
+  const step = stepBytes(c, o, bytes, bf16);
   const r = {
-    parameters: params,
+    parameters: params + (bf16 ? paramStoreElements(c) * 2 : 0),
     gradients: params,
     optimizer: 2 * params,
-    activations: step.activations * bytes,
-    workspace: step.workspace * bytes,
+    activations: step.activations,
+    workspace: step.workspace,
   };
   return { ...r, total: r.parameters + r.gradients + r.optimizer + r.activations + r.workspace };
 }

@@ -2,8 +2,8 @@
 // grouped-query causal attention, output projection. Standard kernels: separate GEMMs, the
 // (T, T) probabilities materialized and saved for backward.
 import { native, type FloatArray } from '../kernels/native.js';
-import { Tensor, type DType } from '../kernels/tensor.js';
-import { linearBackward, linearForward, onMatrixUnit, type Matmul } from './linear.js';
+import { Bf16Tensor, Tensor, type DType } from '../kernels/tensor.js';
+import { linearBackward, linearForward, onMatrixUnit, type Matmul, type Operand } from './linear.js';
 
 export interface AttentionShape {
   B: number;
@@ -129,16 +129,23 @@ export class FusedAttentionActs {
 /** Scratch shared by all layers of the fused path: the standard gradients plus the QKV rows. */
 export class FusedAttentionGrads extends AttentionGrads {
   readonly qkv: Tensor; // (N, (H + 2 KVH) D): projection output, then its gradient
+  /**
+   * dqkv in bf16 when the GEMM operands are kept in bf16: the first half of qkv's bytes, free by
+   * then (the forward rows are split as soon as they are made), so it costs nothing.
+   */
+  readonly dqkv16: Bf16Tensor | null;
 
-  constructor(dtype: DType, s: AttentionShape) {
+  constructor(dtype: DType, s: AttentionShape, bf16Operands = false) {
     super(dtype, s);
-    this.qkv = Tensor.empty(dtype, [s.B * s.T, (s.H + 2 * s.KVH) * s.D]);
+    const shape = [s.B * s.T, (s.H + 2 * s.KVH) * s.D];
+    this.qkv = Tensor.empty(dtype, shape);
+    this.dqkv16 = bf16Operands ? new Bf16Tensor(this.qkv.storage, shape) : null;
   }
 }
 
-export interface FusedAttentionWeights {
-  qkv: FloatArray; // ((H + 2 KVH) D, C): q_proj, k_proj, v_proj stored back to back
-  o: FloatArray; // (C, H*D)
+export interface FusedAttentionWeights<W extends Operand = FloatArray> {
+  qkv: W; // ((H + 2 KVH) D, C): q_proj, k_proj, v_proj stored back to back
+  o: W; // (C, H*D)
 }
 
 // q: (N, H*D), k, v: (N, KVH*D) from one GEMM over the packed q/k/v weights, RoPE'd and split
@@ -149,8 +156,8 @@ export function fusedQkvForward(
   k: FloatArray,
   v: FloatArray,
   qkv: FloatArray,
-  h: FloatArray,
-  wqkv: FloatArray,
+  h: Operand,
+  wqkv: Operand,
   rope: Rope,
   s: AttentionShape,
 ): void {
@@ -158,7 +165,7 @@ export function fusedQkvForward(
     linearForward(qkv, h, wqkv, s.B * s.T, s.C, (s.H + 2 * s.KVH) * s.D, s.mm);
     native.ropeQkvSplit(q, k, v, qkv, rope.cos, rope.sin, s.B, s.T, s.H, s.KVH, s.D);
   } else {
-    native.gemmQkvRope(q, k, v, h, wqkv, rope.cos, rope.sin, s.B, s.T, s.C, s.H, s.KVH, s.D, s.mm === native.gemmBf16);
+    native.gemmQkvRope(q, k, v, h as FloatArray, wqkv as FloatArray, rope.cos, rope.sin, s.B, s.T, s.C, s.H, s.KVH, s.D, s.mm === native.gemmBf16);
   }
 }
 
@@ -167,8 +174,8 @@ export function fusedAttentionForward(
   out: FloatArray,
   a: FusedAttentionActs,
   g: FusedAttentionGrads,
-  h: FloatArray,
-  w: FusedAttentionWeights,
+  h: Operand,
+  w: FusedAttentionWeights<Operand>,
   rope: Rope,
   s: AttentionShape,
 ): void {
@@ -185,8 +192,8 @@ export function fusedAttentionBackward(
   dout: FloatArray,
   a: FusedAttentionActs,
   g: FusedAttentionGrads,
-  h: FloatArray,
-  w: FusedAttentionWeights,
+  h: Operand,
+  w: FusedAttentionWeights<Operand>,
   rope: Rope,
   s: AttentionShape,
 ): void {
@@ -194,6 +201,8 @@ export function fusedAttentionBackward(
   const W = (s.H + 2 * s.KVH) * s.D;
   linearBackward(g.datt.data, dw.o, dout, a.att.data, w.o, N, s.H * s.D, s.C, false, s.mm);
   native.attentionFlashBackward(g.dq.data, g.dk.data, g.dv.data, g.datt.data, a.q.data, a.k.data, a.v.data, a.att.data, a.lse.data, s.B, s.T, s.H, s.KVH, s.D, s.mm === native.gemmBf16);
-  native.ropeQkvMerge(g.qkv.data, g.dq.data, g.dk.data, g.dv.data, rope.cos, rope.sin, s.B, s.T, s.H, s.KVH, s.D);
-  linearBackward(dh, dw.qkv, g.qkv.data, h, w.qkv, N, s.C, W, false, s.mm);
+  // dqkv in bf16 where the operands are kept in bf16 (only on a matrix unit: see FusedAttentionGrads)
+  const dqkv = g.dqkv16 && onMatrixUnit(s.mm, h) ? g.dqkv16.data : g.qkv.data;
+  native.ropeQkvMerge(dqkv, g.dq.data, g.dk.data, g.dv.data, rope.cos, rope.sin, s.B, s.T, s.H, s.KVH, s.D);
+  linearBackward(dh, dw.qkv, dqkv, h, w.qkv, N, s.C, W, false, s.mm);
 }

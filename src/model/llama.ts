@@ -3,17 +3,17 @@
 // cross-entropy loss. Explicit forward / backward with saved activations; every buffer of a
 // step is allocated once per (batch, sequence) shape, so a step allocates nothing.
 import { native, type FloatArray } from '../kernels/native.js';
-import { Tensor, type DType } from '../kernels/tensor.js';
+import { Bf16Tensor, Tensor, type AnyTensor, type DType } from '../kernels/tensor.js';
 import {
   AttentionActs, AttentionGrads, FusedAttentionActs, FusedAttentionGrads, attentionBackward, attentionForward,
   fusedAttentionBackward, fusedAttentionForward, type AttentionShape, type AttentionWeights, type FusedAttentionWeights,
 } from './attention.js';
-import { linearBackward, linearForward, matmulFor, type Matmul, type Precision } from './linear.js';
+import { linearBackward, linearForward, matmulFor, type Matmul, type Operand, type Precision } from './linear.js';
 import {
   FusedMlpScratch, MlpActs, MlpGrads, fusedMlpBackward, fusedMlpForward, mlpBackward, mlpForward, type FusedMlpWeights,
   type MlpShape, type MlpWeights,
 } from './mlp.js';
-import { ParamStore, headDim, type LlamaConfig } from './params.js';
+import { Bf16Weights, ParamStore, headDim, type LlamaConfig } from './params.js';
 
 /**
  * 'standard': what a typical framework does (separate GEMMs, materialized attention
@@ -23,30 +23,50 @@ import { ParamStore, headDim, type LlamaConfig } from './params.js';
  */
 export type KernelPath = 'standard' | 'litespark';
 
-interface LayerWeights {
+/** W: the fused path's GEMM weights, fp32 (FloatArray) or the bf16 working copy's views. */
+interface LayerWeights<W extends Operand = FloatArray> {
   inNorm: FloatArray;
   postNorm: FloatArray;
   attn: AttentionWeights;
   mlp: MlpWeights;
-  fusedAttn: FusedAttentionWeights;
-  fusedMlp: FusedMlpWeights;
+  fusedAttn: FusedAttentionWeights<W>;
+  fusedMlp: FusedMlpWeights<W>;
 }
 
-function layerWeights(p: ParamStore, c: LlamaConfig, l: number): LayerWeights {
+/** Layer l's tensors of p; the fused path's GEMM weights from `copy` (bf16) when given. */
+function layerWeights(p: ParamStore, c: LlamaConfig, l: number): LayerWeights;
+function layerWeights(p: ParamStore, c: LlamaConfig, l: number, copy: Bf16Weights | null): LayerWeights<Operand>;
+function layerWeights(p: ParamStore, c: LlamaConfig, l: number, copy: Bf16Weights | null = null): LayerWeights<Operand> {
   const name = (n: string) => `model.layers.${l}.${n}`;
   const g = (n: string) => p.get(name(n)).data;
   const D = headDim(c);
+  const qkvRows = (c.num_attention_heads + 2 * c.num_key_value_heads) * D;
+  const q = name('self_attn.q_proj.weight'), o = name('self_attn.o_proj.weight');
+  const gate = name('mlp.gate_proj.weight'), down = name('mlp.down_proj.weight');
   return {
     inNorm: g('input_layernorm.weight'),
     postNorm: g('post_attention_layernorm.weight'),
     attn: { q: g('self_attn.q_proj.weight'), k: g('self_attn.k_proj.weight'), v: g('self_attn.v_proj.weight'), o: g('self_attn.o_proj.weight') },
     mlp: { gate: g('mlp.gate_proj.weight'), up: g('mlp.up_proj.weight'), down: g('mlp.down_proj.weight') },
-    fusedAttn: {
-      qkv: p.packed(name('self_attn.q_proj.weight'), (c.num_attention_heads + 2 * c.num_key_value_heads) * D, c.hidden_size).data,
-      o: g('self_attn.o_proj.weight'),
-    },
-    fusedMlp: { gu: p.packed(name('mlp.gate_proj.weight'), 2 * c.intermediate_size, c.hidden_size).data, down: g('mlp.down_proj.weight') },
+    fusedAttn: copy
+      ? { qkv: copy.view(q, qkvRows, c.hidden_size), o: copy.view(o) }
+      : { qkv: p.packed(q, qkvRows, c.hidden_size).data, o: p.get(o).data },
+    fusedMlp: copy
+      ? { gu: copy.view(gate, 2 * c.intermediate_size, c.hidden_size), down: copy.view(down) }
+      : { gu: p.packed(gate, 2 * c.intermediate_size, c.hidden_size).data, down: p.get(down).data },
   };
+}
+
+/**
+ * Whether a step keeps its GEMM-only operands in bf16: bf16 mixed precision of the fused path on
+ * a matrix unit (AMX / AVX-512 BF16), fp32 storage. Then the GEMMs read the weights' bf16 working
+ * copy (Bf16Weights) and the norm outputs, the SwiGLU activation, dgu and dqkv are written in
+ * bf16 by the kernels that make them: rounded exactly as the unit would round their fp32 values
+ * while packing, so every product is unchanged, and those activations take half the memory. The
+ * fp32 fallback unit (no matrix unit) keeps everything fp32.
+ */
+export function keepsBf16Operands(dtype: DType, kernels: KernelPath, precision: Precision): boolean {
+  return dtype === 'f32' && kernels === 'litespark' && precision === 'bf16' && native.bf16Unit() !== 'fp32';
 }
 
 /**
@@ -66,19 +86,20 @@ function layerWeights(p: ParamStore, c: LlamaConfig, l: number): LayerWeights {
 export type Recompute = 'none' | 'selective' | 'full';
 
 /** What layer l keeps for backward; `attn` and `mlp` hold the path's own activations. Under
- * recomputation some (or all) of these tensors are one buffer shared by every layer. */
-interface LayerActs<A, M> {
+ * recomputation some (or all) of these tensors are one buffer shared by every layer. H: the norm
+ * outputs' tensor type (bf16 where the GEMM operands are kept in bf16). */
+interface LayerActs<A, M, H extends AnyTensor = Tensor> {
   rstd1: Tensor; // (N)
-  h1: Tensor; // (N, C) input_layernorm output
+  h1: H; // (N, C) input_layernorm output
   mid: Tensor; // (N, C) residual stream after attention
   rstd2: Tensor; // (N)
-  h2: Tensor; // (N, C) post_attention_layernorm output
+  h2: H; // (N, C) post_attention_layernorm output
   attn: A;
   mlp: M;
 }
 
 /** Bytes of the distinct tensors in `ts` (a buffer shared by several layers counts once). */
-function uniqueBytes(ts: Tensor[]): number {
+function uniqueBytes(ts: AnyTensor[]): number {
   const seen = new Set<Tensor['storage']>();
   let b = 0;
   for (const t of ts) {
@@ -89,8 +110,8 @@ function uniqueBytes(ts: Tensor[]): number {
   return b;
 }
 
-const sumBytes = (ts: Tensor[]) => ts.reduce((a, t) => a + t.bytes, 0);
-const normTensors = (l: LayerActs<unknown, unknown>) => [l.rstd1, l.h1, l.mid, l.rstd2, l.h2];
+const sumBytes = (ts: AnyTensor[]) => ts.reduce((a, t) => a + t.bytes, 0);
+const normTensors = (l: LayerActs<unknown, unknown, AnyTensor>) => [l.rstd1, l.h1, l.mid, l.rstd2, l.h2];
 
 /** The standard path's saved activations and gradient scratch. */
 class StandardParts {
@@ -125,7 +146,7 @@ class StandardParts {
     this.mlpGrads = new MlpGrads(dtype, m);
   }
 
-  activations(): Tensor[] {
+  activations(): AnyTensor[] {
     return this.layers.flatMap((l) => [...normTensors(l), l.attn.q, l.attn.k, l.attn.v, l.attn.probs, l.attn.att, l.mlp.gate, l.mlp.up, l.mlp.act]);
   }
 
@@ -138,33 +159,36 @@ class StandardParts {
 
 /** The fused path's saved activations (no probabilities, no gate/up) and scratch. */
 class FusedParts {
-  readonly layers: Array<LayerActs<FusedAttentionActs, Tensor>>; // mlp: the SwiGLU activation (N, F)
+  readonly layers: Array<LayerActs<FusedAttentionActs, AnyTensor, AnyTensor>>; // mlp: the SwiGLU activation (N, F)
   readonly attnGrads: FusedAttentionGrads;
   readonly mlpScratch: FusedMlpScratch;
   /** Under recomputation: the one (N, C) norm-output buffer of all layers (also the final norm's). */
-  readonly sharedH: Tensor | null;
+  readonly sharedH: AnyTensor | null;
 
-  constructor(dtype: DType, L: number, a: AttentionShape, m: MlpShape, readonly recompute: Recompute) {
+  /** bf16: the norm outputs and the activation in bf16, dgu and dqkv too (keepsBf16Operands). */
+  constructor(dtype: DType, L: number, a: AttentionShape, m: MlpShape, readonly recompute: Recompute, readonly bf16 = false) {
     const t = (shape: number[]) => Tensor.empty(dtype, shape);
+    const op = (shape: number[]): AnyTensor => (bf16 ? Bf16Tensor.empty(shape) : t(shape)); // a GEMM-only operand
     const { N, F } = m;
     const C = a.C;
-    this.attnGrads = new FusedAttentionGrads(dtype, a);
-    this.mlpScratch = new FusedMlpScratch(dtype, m);
+    this.attnGrads = new FusedAttentionGrads(dtype, a, bf16);
+    this.mlpScratch = new FusedMlpScratch(dtype, m, bf16);
     if (recompute === 'none') {
       this.sharedH = null;
       this.layers = Array.from({ length: L }, () => ({
-        rstd1: t([N]), h1: t([N, C]), mid: t([N, C]), rstd2: t([N]), h2: t([N, C]),
-        attn: new FusedAttentionActs(dtype, a), mlp: t([N, F]),
+        rstd1: t([N]), h1: op([N, C]), mid: t([N, C]), rstd2: t([N]), h2: op([N, C]),
+        attn: new FusedAttentionActs(dtype, a), mlp: op([N, F]),
       }));
       return;
     }
     // h1 and h2 of every layer share one buffer (and one rstd): backward recomputes each right
-    // before it is needed. The activation lives in the MLP's gradient scratch (dact): backward
-    // recomputes it there, and fusedMlpBackward reads it (down_proj's weight gradient) before
-    // it overwrites dact with the activation's gradient (linearBackward forms dW before dx).
-    const h = t([N, C]), rstd = t([N]), act = this.mlpScratch.dact;
+    // before it is needed. In fp32 the activation lives in the MLP's gradient scratch (dact):
+    // backward recomputes it there, and fusedMlpBackward reads it (down_proj's weight gradient)
+    // before it overwrites dact with the activation's gradient (linearBackward forms dW before
+    // dx). In bf16 it is one bf16 buffer of its own, shared by the layers.
+    const h = op([N, C]), rstd = t([N]), act = bf16 ? Bf16Tensor.empty([N, F]) : this.mlpScratch.dact;
     this.sharedH = h;
-    const layer = (): LayerActs<FusedAttentionActs, Tensor> => ({
+    const layer = (): LayerActs<FusedAttentionActs, AnyTensor, AnyTensor> => ({
       rstd1: rstd, h1: h, mid: t([N, C]), rstd2: rstd, h2: h, attn: new FusedAttentionActs(dtype, a), mlp: act,
     });
     if (recompute === 'full') {
@@ -175,16 +199,18 @@ class FusedParts {
     }
   }
 
-  activations(): Tensor[] {
+  activations(): AnyTensor[] {
     return this.layers.flatMap((l) => [
       ...normTensors(l), l.attn.q, l.attn.k, l.attn.v, l.attn.att, l.attn.lse,
-      ...(this.recompute === 'none' ? [l.mlp] : []), // otherwise it is the workspace's dact
+      ...(this.recompute === 'none' || this.bf16 ? [l.mlp] : []), // otherwise it is the workspace's dact
     ]);
   }
 
-  workspace(): Tensor[] {
+  workspace(): AnyTensor[] {
     const g = this.attnGrads;
-    return [g.qkv, g.datt, g.dq, g.dk, g.dv, this.mlpScratch.gu, this.mlpScratch.dact];
+    const sc = this.mlpScratch;
+    // dqkv16 shares qkv's storage
+    return [g.qkv, g.datt, g.dq, g.dk, g.dv, sc.gu, sc.dact, ...(sc.dgu16 ? [sc.dgu16] : [])];
   }
 }
 
@@ -203,7 +229,7 @@ export class StepBuffers {
   readonly resid: Tensor[]; // L+1 x (N, C): residual stream entering each layer, and the last
   readonly rstdF: Tensor; // (N)
   /** (N, C): the final norm's output. Fused path with recomputation: the layers' shared norm buffer (dead after forward). */
-  readonly hF: Tensor;
+  readonly hF: AnyTensor;
   /** (N, V): the standard path's logits (turned into dlogits by backward); on the fused path only when asked for (sampling). */
   readonly logits: Tensor | null;
   readonly lse: Tensor; // (N)
@@ -215,9 +241,11 @@ export class StepBuffers {
   readonly mlpShape: MlpShape;
   /** The GEMM of every projection and of the head. */
   readonly mm: Matmul;
+  /** GEMM-only operands kept in bf16 (keepsBf16Operands). */
+  readonly bf16Operands: boolean;
 
   constructor(readonly config: LlamaConfig, readonly dtype: DType, B: number, T: number, readonly kernels: KernelPath, withLogits = false,
-    readonly precision: Precision = 'fp32', readonly recompute: Recompute = 'none') {
+    readonly precision: Precision = 'fp32', readonly recompute: Recompute = 'none', bf16Operands = keepsBf16Operands(dtype, kernels, precision)) {
     const c = config;
     const C = c.hidden_size;
     const D = headDim(c);
@@ -226,6 +254,9 @@ export class StepBuffers {
     this.B = B;
     this.T = T;
     this.mm = matmulFor(precision);
+    if (bf16Operands && !keepsBf16Operands(dtype, kernels, precision))
+      throw new Error('step buffers: bf16 operands need the fused path in bf16 on a matrix unit with fp32 storage');
+    this.bf16Operands = bf16Operands;
     this.attnShape = { B, T, C, H: c.num_attention_heads, KVH: c.num_key_value_heads, D, mm: this.mm };
     this.mlpShape = { N, C, F: c.intermediate_size, mm: this.mm };
     this.ids = new Int32Array(N);
@@ -236,9 +267,9 @@ export class StepBuffers {
     this.resid = Array.from({ length: L + 1 }, () => Tensor.empty(dtype, [N, C]));
     this.rstdF = Tensor.empty(dtype, [N]);
     this.standard = kernels === 'standard' ? new StandardParts(dtype, L, this.attnShape, this.mlpShape, recompute) : null;
-    this.fused = kernels === 'litespark' ? new FusedParts(dtype, L, this.attnShape, this.mlpShape, recompute) : null;
+    this.fused = kernels === 'litespark' ? new FusedParts(dtype, L, this.attnShape, this.mlpShape, recompute, this.bf16Operands) : null;
     // The fused path computes the head's gradients during forward, so hF is dead by backward.
-    this.hF = this.fused?.sharedH ?? Tensor.empty(dtype, [N, C]);
+    this.hF = this.fused?.sharedH ?? (this.bf16Operands ? Bf16Tensor.empty([N, C]) : Tensor.empty(dtype, [N, C]));
     this.logits = kernels === 'standard' || withLogits ? Tensor.empty(dtype, [N, c.vocab_size]) : null;
     this.lse = Tensor.empty(dtype, [N]);
     this.dres = Tensor.empty(dtype, [N, C]);
@@ -261,7 +292,14 @@ export class StepBuffers {
 export class LlamaModel {
   readonly params: ParamStore;
   readonly grads: ParamStore;
-  private readonly layerW: LayerWeights[];
+  /**
+   * The bf16 working copy of the weights when the fused path keeps its GEMM operands in bf16
+   * (keepsBf16Operands at construction); AdamW rewrites it in its pass, forward re-casts it only
+   * when the fp32 weights changed otherwise. null elsewhere.
+   */
+  readonly bf16Weights: Bf16Weights | null;
+  /** fp32 weights, and the fused path's GEMM weights from the bf16 copy where there is one. */
+  private readonly layerW: LayerWeights<Operand>[];
   private readonly layerG: LayerWeights[];
 
   /**
@@ -269,12 +307,16 @@ export class LlamaModel {
    * precision 'bf16': mixed precision, every matrix product (projections, MLP, head) with
    * bf16-rounded operands and fp32 accumulation on the best unit of the CPU; norms, softmax,
    * attention, loss, gradients and the optimizer's master weights stay in fp32.
+   * opts.bf16Operands: false keeps every operand fp32 where keepsBf16Operands would keep the
+   * GEMM-only ones in bf16 (the tests compare the two: the products must be identical).
    */
   constructor(readonly config: LlamaConfig, readonly dtype: DType = 'f32', readonly kernels: KernelPath = 'standard',
-    readonly precision: Precision = 'fp32') {
+    readonly precision: Precision = 'fp32', opts: { bf16Operands?: boolean } = {}) {
     this.params = new ParamStore(config, dtype);
     this.grads = new ParamStore(config, dtype);
-    this.layerW = Array.from({ length: config.num_hidden_layers }, (_, l) => layerWeights(this.params, config, l));
+    const bf16 = keepsBf16Operands(dtype, kernels, precision) && opts.bf16Operands !== false;
+    this.bf16Weights = bf16 ? new Bf16Weights(this.params) : null;
+    this.layerW = Array.from({ length: config.num_hidden_layers }, (_, l) => layerWeights(this.params, config, l, this.bf16Weights));
     this.layerG = Array.from({ length: config.num_hidden_layers }, (_, l) => layerWeights(this.grads, config, l));
   }
 
@@ -283,7 +325,7 @@ export class LlamaModel {
    * recompute: what backward recomputes instead of keeping (see Recompute).
    */
   buffers(B: number, T: number, withLogits = false, recompute: Recompute = 'none'): StepBuffers {
-    return new StepBuffers(this.config, this.dtype, B, T, this.kernels, withLogits, this.precision, recompute);
+    return new StepBuffers(this.config, this.dtype, B, T, this.kernels, withLogits, this.precision, recompute, this.bf16Weights !== null);
   }
 
   /**
@@ -297,11 +339,11 @@ export class LlamaModel {
     this.trunk(s);
     const c = this.config;
     const N = s.B * s.T;
-    const head = this.params.head(c).data;
     if (s.kernels === 'litespark') {
       const train = dloss !== undefined;
-      return native.linearCrossEntropy(train ? s.dh.data : null, train ? this.grads.head(c).data : null, s.lse.data, s.hF.data, head, s.targets, N, c.hidden_size, c.vocab_size, dloss ?? 0, s.precision === 'bf16');
+      return native.linearCrossEntropy(train ? s.dh.data : null, train ? this.grads.head(c).data : null, s.lse.data, s.hF.data, this.gemmHead(s), s.targets, N, c.hidden_size, c.vocab_size, dloss ?? 0, s.precision === 'bf16');
     }
+    const head = this.params.head(c).data;
     linearForward(s.logits!.data, s.hF.data, head, N, c.hidden_size, c.vocab_size, s.mm);
     return native.crossEntropyForward(s.lse.data, s.logits!.data, s.targets, N, c.vocab_size);
   }
@@ -311,8 +353,22 @@ export class LlamaModel {
     if (!s.logits) throw new Error('forwardLogits: these buffers keep no logits (make them with withLogits)');
     this.trunk(s);
     const c = this.config;
-    linearForward(s.logits.data, s.hF.data, this.params.head(c).data, s.B * s.T, c.hidden_size, c.vocab_size, s.mm);
+    linearForward(s.logits.data, s.hF.data, this.gemmHead(s), s.B * s.T, c.hidden_size, c.vocab_size, s.mm);
     return s.logits.data;
+  }
+
+  /** The output head as the fused path's GEMMs read it: the bf16 copy's view where there is one. */
+  private gemmHead(s: StepBuffers): Operand {
+    const name = this.config.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+    return s.kernels === 'litespark' && this.bf16Weights ? this.bf16Weights.view(name) : this.params.get(name).data;
+  }
+
+  /** Checks that buffers made for another unit or precision are not used with this model's GEMM weights. */
+  private checkBuffers(s: StepBuffers): void {
+    if (s.kernels === 'litespark' && s.bf16Operands !== (this.bf16Weights !== null)) {
+      throw new Error(`step buffers keep GEMM operands in ${s.bf16Operands ? 'bf16' : 'fp32'} but the model's weights are ${this.bf16Weights ? 'bf16' : 'fp32'}: ` +
+        'the bf16 unit changed between making the model and its buffers (make both on the same unit)');
+    }
   }
 
   /**
@@ -339,6 +395,8 @@ export class LlamaModel {
 
   /** Embedding, the L blocks and the final norm: s.hF holds the final hidden states. */
   private trunk(s: StepBuffers): void {
+    this.checkBuffers(s);
+    this.bf16Weights?.sync(); // a no-op unless the fp32 weights changed since AdamW wrote the copy
     const c = this.config;
     const N = s.B * s.T;
     native.embeddingForward(s.resid[0]!.data, s.ids, this.params.get('model.embed_tokens.weight').data, N, c.hidden_size, c.vocab_size);
@@ -479,7 +537,7 @@ export class LlamaModel {
    * whose sum x is: the same kernel on x + 0 (= x exactly) repeats every sum of squares and
    * product. s.dh is the zero addend, then receives the (discarded) sum; it must be free.
    */
-  private renormFused(s: StepBuffers, out: Tensor, rstd: Tensor, x: Tensor, w: FloatArray): void {
+  private renormFused(s: StepBuffers, out: AnyTensor, rstd: Tensor, x: Tensor, w: FloatArray): void {
     const c = this.config;
     const N = s.B * s.T;
     const C = c.hidden_size;

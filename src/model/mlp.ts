@@ -1,8 +1,8 @@
 // The SwiGLU MLP of a Llama block: down(silu(gate(h)) * up(h)). Standard kernels: three
 // separate GEMMs and a separate elementwise activation pass; gate, up and the activation saved.
 import { native, type FloatArray } from '../kernels/native.js';
-import { Tensor, type DType } from '../kernels/tensor.js';
-import { linearBackward, linearForward, onMatrixUnit, type Matmul } from './linear.js';
+import { Bf16Tensor, Tensor, type DType } from '../kernels/tensor.js';
+import { linearBackward, linearForward, onMatrixUnit, type Matmul, type Operand } from './linear.js';
 
 export interface MlpShape {
   N: number;
@@ -65,38 +65,49 @@ export function mlpBackward(dh: FloatArray, dw: MlpWeights, dout: FloatArray, a:
 // activation is saved: backward recomputes gate/up, on the fp32 GEMM with the SwiGLU backward in
 // its epilogue writing dgu (native.gemmSwigluBackward), on a matrix unit with the plain GEMM and
 // the SwiGLU backward pass (an epilogue writing dgu measured slower on AMX).
+//
+// bf16 on a matrix unit keeps the GEMM-only operands in bf16 (llama.ts decides): the weights
+// (the working copy AdamW writes), h, the activation (the epilogue rounds it once) and dgu (the
+// SwiGLU backward pass rounds it once into its own buffer). Each is rounded exactly as the unit
+// would round its fp32 value while packing, so the products are unchanged, the saved
+// activations take half the bytes and the GEMMs read bf16 without converting.
 
-export interface FusedMlpWeights {
-  gu: FloatArray; // (2F, C): gate_proj then up_proj
-  down: FloatArray; // (C, F)
+export interface FusedMlpWeights<W extends Operand = FloatArray> {
+  gu: W; // (2F, C): gate_proj then up_proj
+  down: W; // (C, F)
 }
 
 /** Scratch shared by all layers: the gate/up projection output, then its gradient. */
 export class FusedMlpScratch {
   readonly gu: Tensor; // (N, 2F): dgu (and on a matrix unit first the recomputed gate/up)
   readonly dact: Tensor; // (N, F)
+  /** (N, 2F): dgu in bf16 when the operands are kept in bf16 (gu then holds only the recomputed gate/up). */
+  readonly dgu16: Bf16Tensor | null;
 
-  constructor(dtype: DType, s: MlpShape) {
+  constructor(dtype: DType, s: MlpShape, bf16Operands = false) {
     this.gu = Tensor.empty(dtype, [s.N, 2 * s.F]);
     this.dact = Tensor.empty(dtype, [s.N, s.F]);
+    this.dgu16 = bf16Operands ? Bf16Tensor.empty([s.N, 2 * s.F]) : null;
   }
 }
 
-// out: (N, C); act: (N, F) saved for backward.
-export function fusedMlpForward(out: FloatArray, act: FloatArray, h: FloatArray, w: FusedMlpWeights, s: MlpShape): void {
-  if (onMatrixUnit(s.mm, h)) native.gateUpSwiglu(act as Float32Array, h, w.gu as Float32Array, s.N, s.C, s.F);
-  else native.gemmSwiglu(act, h, w.gu, s.N, s.C, s.F, s.mm === native.gemmBf16);
+// out: (N, C); act: (N, F) saved for backward (fp32, or bf16 bits on a matrix unit).
+export function fusedMlpForward(out: FloatArray, act: Operand, h: Operand, w: FusedMlpWeights<Operand>, s: MlpShape): void {
+  if (onMatrixUnit(s.mm, h)) native.gateUpSwiglu(act as Float32Array | Uint16Array, h, w.gu as Float32Array | Uint16Array, s.N, s.C, s.F);
+  else native.gemmSwiglu(act as FloatArray, h as FloatArray, w.gu as FloatArray, s.N, s.C, s.F, s.mm === native.gemmBf16);
   linearForward(out, act, w.down, s.N, s.F, s.C, s.mm);
 }
 
 // dh: (N, C) overwritten; weight gradients accumulate.
-export function fusedMlpBackward(dh: FloatArray, dw: FusedMlpWeights, dout: FloatArray, act: FloatArray, sc: FusedMlpScratch, h: FloatArray, w: FusedMlpWeights, s: MlpShape): void {
+export function fusedMlpBackward(dh: FloatArray, dw: FusedMlpWeights, dout: FloatArray, act: Operand, sc: FusedMlpScratch, h: Operand, w: FusedMlpWeights<Operand>, s: MlpShape): void {
   linearBackward(sc.dact.data, dw.down, dout, act, w.down, s.N, s.F, s.C, false, s.mm);
+  let dgu: Operand = sc.gu.data;
   if (onMatrixUnit(s.mm, h)) {
     linearForward(sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F, s.mm); // recompute gate and up
-    native.swigluPackedBackward(sc.gu.data, sc.dact.data, sc.gu.data, s.N, s.F); // in place: gu -> dgu
+    if (sc.dgu16) dgu = sc.dgu16.data; // gu -> dgu rounded to bf16
+    native.swigluPackedBackward(dgu, sc.dact.data, sc.gu.data, s.N, s.F); // else in place: gu -> dgu
   } else {
-    native.gemmSwigluBackward(sc.gu.data, sc.dact.data, h, w.gu, s.N, s.C, s.F, s.mm === native.gemmBf16);
+    native.gemmSwigluBackward(sc.gu.data, sc.dact.data, h as FloatArray, w.gu as FloatArray, s.N, s.C, s.F, s.mm === native.gemmBf16);
   }
-  linearBackward(dh, dw.gu, sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F, false, s.mm);
+  linearBackward(dh, dw.gu, dgu, h, w.gu, s.N, s.C, 2 * s.F, false, s.mm);
 }

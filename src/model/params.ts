@@ -1,7 +1,7 @@
 // The parameters of a Llama model: names, shapes and initialisation, with names identical to
 // Hugging Face `LlamaForCausalLM` (model.layers.0.self_attn.q_proj.weight, ...).
 import { native } from '../kernels/native.js';
-import { FlatBuffer, type DType, type Tensor } from '../kernels/tensor.js';
+import { Bf16Tensor, FlatBuffer, type DType, type Tensor } from '../kernels/tensor.js';
 
 /** The architecture fields the model needs, named as in Hugging Face `LlamaConfig`. */
 export interface LlamaConfig {
@@ -81,6 +81,12 @@ export class ParamStore extends FlatBuffer {
   readonly specs: ParamSpec[];
   /** Elements [0, decayEnd) hold the decayed matrices, [decayEnd, total) the norm gains. */
   readonly decayEnd: number;
+  /**
+   * Bumped by every write through this class (init, zero, touch) and by AdamW: a copy made from
+   * these values (Bf16Weights) knows whether it is current. Code writing `flat.data` directly
+   * calls touch() afterwards.
+   */
+  version = 0;
 
   constructor(config: LlamaConfig, dtype: DType) {
     const specs = llamaParamSpecs(config);
@@ -97,6 +103,7 @@ export class ParamStore extends FlatBuffer {
 
   /** Seeded initialisation: tensor i draws from seed-derived stream i, independent of threads. */
   init(seed: number): void {
+    this.touch();
     this.specs.forEach((s, i) => {
       const t = this.get(s.name);
       if (s.init === 'ones') native.fill(t.data, 1, t.numel);
@@ -110,11 +117,54 @@ export class ParamStore extends FlatBuffer {
   }
 
   zero(): void {
+    this.touch();
     native.fill(this.flat.data, 0, this.flat.numel);
+  }
+
+  /** Records that the values changed (see version). */
+  touch(): void {
+    this.version += 1;
   }
 
   /** Number of parameters (without the alignment padding of the flat buffer). */
   count(): number {
     return this.specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
+  }
+}
+
+/**
+ * The bf16 working copy of an fp32 ParamStore, for bf16 training on a matrix unit: the GEMMs of
+ * the fused path read their weights from it (as bf16, with no conversion while packing), made
+ * once per step by AdamW in its own pass (AdamW.update) or, when the fp32 values changed any
+ * other way (init, a loaded checkpoint), by one cast at the next forward (sync). Same layout and
+ * offsets as the ParamStore, 2 bytes an element.
+ */
+export class Bf16Weights {
+  readonly flat: Bf16Tensor;
+  /** The ParamStore version these bits were made from (-1: never made). */
+  version = -1;
+
+  constructor(readonly params: ParamStore) {
+    if (params.dtype !== 'f32') throw new Error('Bf16Weights: the master weights must be fp32');
+    this.flat = Bf16Tensor.empty([params.flat.numel]);
+  }
+
+  /** Brings the copy up to date with the fp32 values (one cast pass, only when they changed). */
+  sync(): void {
+    if (this.version === this.params.version) return;
+    native.castToBf16(this.flat.data, this.params.flat.data, this.params.flat.numel);
+    this.version = this.params.version;
+  }
+
+  /** The bf16 view of tensor `name`, or of `rows` x `cols` elements from it (packed matrices). */
+  view(name: string, rows?: number, cols?: number): Uint16Array {
+    const at = this.params.offsets.get(name);
+    if (at === undefined) throw new Error(`no tensor named '${name}'`);
+    const n = rows !== undefined && cols !== undefined ? rows * cols : this.params.get(name).numel;
+    return this.flat.data.subarray(at, at + n);
+  }
+
+  get bytes(): number {
+    return this.flat.bytes;
   }
 }

@@ -5,8 +5,9 @@
 // Two layouts:
 //   'trainer'  what litespark's trainer allocates today (memoryModel exactly): fp32 parameters
 //              (the master copy), fp32 gradients, two fp32 AdamW moments, fp32 activations; bf16
-//              rounds GEMM operands as they are packed and changes none of these buffers. Used
-//              for `cpu` and for every fp32 plan.
+//              on a CPU with a bf16 matrix unit adds the weights' bf16 working copy and keeps the
+//              fused path's GEMM-only operands in bf16 (bf16Operands), on the fp32 unit it changes
+//              none of these buffers. Used for `cpu` and for every fp32 plan.
 //   'mixed'    the usual bf16 mixed precision of a GPU run (the ZeRO paper's 2 + 2 + 12 bytes per
 //              parameter): bf16 working weights and gradients, fp32 master weights and the two
 //              fp32 moments in the optimizer state, activations and workspace in bf16 (the same
@@ -31,6 +32,8 @@ export interface PlanMemoryOptions {
   zero: 0 | 1;
   /** Data-parallel ranks (ZeRO-1 shards over them). */
   ranks: number;
+  /** 'trainer' layout in bf16: GEMM operands kept in bf16 (memoryModel's bf16Operands; the CPU has a matrix unit). */
+  bf16Operands?: boolean;
 }
 
 /**
@@ -51,7 +54,7 @@ export function planMemory(c: LlamaConfig, o: PlanMemoryOptions): PlanMemory {
   };
   let r: Omit<PlanMemory, 'total'>;
   if (o.layout === 'trainer') {
-    const m = memoryModel(c, { B: o.B, T: o.T, kernels: o.kernels, dtype: o.dtype, recompute: o.recompute });
+    const m = memoryModel(c, { B: o.B, T: o.T, kernels: o.kernels, dtype: o.dtype, recompute: o.recompute, bf16Operands: o.bf16Operands });
     r = { parameters: m.parameters, gradients: m.gradients, optimizer: o.zero === 1 ? shard(8) : m.optimizer, activations: m.activations, workspace: m.workspace };
   } else {
     const E = paramStoreElements(c);

@@ -20,6 +20,7 @@
 import { ConfigError, type ModelConfig } from '../config/schema.js';
 import { flopsPerToken, parameterCounts } from '../metrics/flops.js';
 import { paramStoreElements, type MemoryKernels, type MemoryRecompute } from '../metrics/memory.js';
+import { native } from '../kernels/native.js';
 import type { Device } from './accelerators.js';
 import { elementBytes, largestMicroBatch, planMemory, type PlanLayout, type PlanMemory } from './memory.js';
 
@@ -139,7 +140,9 @@ export function makePlan(p: PlanInput): Plan {
   const counts = parameterCounts(p.model);
   const fpt = flopsPerToken(p.model, p.seqLen);
 
-  const memOpts = { T: p.seqLen, kernels: p.kernels, dtype: p.dtype, recompute: p.recompute, layout: p.layout, zero: p.zero, ranks };
+  // the trainer layout is this machine's trainer: bf16 keeps its GEMM operands in bf16 where this CPU has a matrix unit
+  const bf16Operands = p.layout === 'trainer' && p.dtype === 'bf16' && native.bf16Unit() !== 'fp32';
+  const memOpts = { T: p.seqLen, kernels: p.kernels, dtype: p.dtype, recompute: p.recompute, layout: p.layout, zero: p.zero, ranks, bf16Operands };
   const mem = planMemory(p.model, { ...memOpts, B: p.microBatch });
   const capacity = p.device.memoryBytes;
 

@@ -2,7 +2,7 @@
 // the norm gains (no decay), with global-norm gradient clipping folded into the same pass.
 import { native } from '../kernels/native.js';
 import type { FloatArray } from '../kernels/native.js';
-import { ParamStore, type LlamaConfig } from '../model/params.js';
+import { ParamStore, type Bf16Weights, type LlamaConfig } from '../model/params.js';
 
 export interface AdamWConfig {
   beta1: number;
@@ -22,14 +22,17 @@ export class AdamW {
   readonly v: ParamStore;
   /** Optimizer steps taken so far. */
   step = 0;
-  private readonly views: Array<{ p: FloatArray; g: FloatArray; m: FloatArray; v: FloatArray; n: number; decay: boolean }>;
+  private readonly views: Array<{ p: FloatArray; g: FloatArray; m: FloatArray; v: FloatArray; pb: Uint16Array | undefined; n: number; decay: boolean }>;
 
+  /** bf16: the model's bf16 working copy (bf16 training on a matrix unit), rewritten in the update's own pass. */
   constructor(
     config: LlamaConfig,
     readonly params: ParamStore,
     readonly grads: ParamStore,
     readonly hp: AdamWConfig,
+    readonly bf16: Bf16Weights | null = null,
   ) {
+    if (bf16 && bf16.params !== params) throw new Error('AdamW: the bf16 copy is not of these parameters');
     this.m = new ParamStore(config, params.dtype);
     this.v = new ParamStore(config, params.dtype);
     const split = params.decayEnd;
@@ -39,6 +42,7 @@ export class AdamW {
       g: grads.flat.data.subarray(a, b),
       m: this.m.flat.data.subarray(a, b),
       v: this.v.flat.data.subarray(a, b),
+      pb: bf16?.flat.data.subarray(a, b),
       n: b - a,
       decay,
     });
@@ -57,8 +61,11 @@ export class AdamW {
     this.step += 1;
     for (const r of this.views) {
       if (r.n === 0) continue;
-      native.adamw(r.p, r.g, r.m, r.v, r.n, lr, this.hp.beta1, this.hp.beta2, this.hp.adam_eps, r.decay ? this.hp.weight_decay : 0, this.step, gscale);
+      native.adamw(r.p, r.g, r.m, r.v, r.n, lr, this.hp.beta1, this.hp.beta2, this.hp.adam_eps, r.decay ? this.hp.weight_decay : 0, this.step, gscale, r.pb);
     }
+    this.params.touch();
+    // the two ranges cover the whole flat buffer, so every element of the copy was rewritten
+    if (this.bf16) this.bf16.version = this.params.version;
     return norm;
   }
 

@@ -247,7 +247,7 @@ export async function train(config: Config, hooks: TrainHooks = {}, start: Train
   status('building the model');
   const model = new LlamaModel(mc, 'f32', rc.kernels, rc.dtype);
   model.params.init(tc.seed);
-  const opt = new AdamW(mc, model.params, model.grads, tc);
+  const opt = new AdamW(mc, model.params, model.grads, tc, model.bf16Weights);
   let resumed: TrainerState | undefined;
   const from = start.resume ?? start.init;
   if (from !== undefined) {
@@ -320,7 +320,7 @@ export async function train(config: Config, hooks: TrainHooks = {}, start: Train
       valTokens: data.index.splits.val?.tokens ?? 0,
       vocabSize: tokenizer.vocabSize,
     },
-    memory: memoryModel(mc, { B, T, kernels: rc.kernels, dtype: rc.dtype, recompute: rc.recompute }),
+    memory: memoryModel(mc, { B, T, kernels: rc.kernels, dtype: rc.dtype, recompute: rc.recompute, bf16Operands: model.bf16Weights !== null }),
     resumedFrom: firstStep - 1,
     energy: { kind: meter.kind, source: meter.source, unavailable: energy.unavailable, line: describeMeter(energy) },
   };

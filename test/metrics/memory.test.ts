@@ -1,9 +1,11 @@
 // The memory model (src/metrics/memory.ts) against what the trainer allocates: parameters,
 // gradients and AdamW moments (ParamStore / AdamW) and a step's activations and workspace
-// (StepBuffers), for several presets, both kernel paths, every recompute mode, both dtypes.
+// (StepBuffers), for several presets, both kernel paths, every recompute mode, both dtypes, and
+// in bf16 on every bf16 unit of this CPU (a matrix unit keeps the GEMM operands in bf16).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { resolveConfig } from '../../src/config/load.js';
+import { native } from '../../src/kernels/native.js';
 import { memoryModel, type MemoryRecompute } from '../../src/metrics/memory.js';
 import { LlamaModel, type KernelPath } from '../../src/model/llama.js';
 import { AdamW } from '../../src/train/optimizer.js';
@@ -14,24 +16,32 @@ const KERNELS: KernelPath[] = ['standard', 'litespark'];
 function checkAgainstAllocation(preset: string, overrides: Record<string, unknown>, B: number, T: number, storage: 'f32' | 'f64' = 'f32', withLogits = false): void {
   const config = resolveConfig({ preset, overrides });
   const mc = config.model;
-  for (const kernels of KERNELS) {
-    for (const dtype of ['fp32', 'bf16'] as const) {
-      const model = new LlamaModel(mc, storage, kernels, dtype);
-      const opt = new AdamW(mc, model.params, model.grads, config.train);
-      for (const recompute of MODES) {
-        const what = `${preset} ${JSON.stringify(overrides)} B=${B} T=${T} ${kernels} ${dtype} ${storage} ${recompute}${withLogits ? ' with logits' : ''}`;
-        const buf = model.buffers(B, T, withLogits, recompute);
-        const allocated = {
-          parameters: model.params.flat.bytes,
-          gradients: model.grads.flat.bytes,
-          optimizer: opt.bytes(),
-          activations: buf.activationBytes(),
-          workspace: buf.workspaceBytes(),
-        };
-        const m = memoryModel(mc, { B, T, kernels, dtype, recompute, storage, withLogits });
-        assert.deepEqual(m, { ...allocated, total: Object.values(allocated).reduce((a, b) => a + b, 0) }, what);
+  const unitBefore = native.bf16Unit();
+  try {
+    for (const kernels of KERNELS)
+      for (const [dtype, unit] of [['fp32', unitBefore] as const, ...native.bf16Units().map((u) => ['bf16', u] as const)]) {
+        native.setBf16Unit(unit);
+        const model = new LlamaModel(mc, storage, kernels, dtype);
+        const bf16Operands = kernels === 'litespark' && dtype === 'bf16' && storage === 'f32' && unit !== 'fp32';
+        assert.equal(model.bf16Weights !== null, bf16Operands, `${kernels} ${dtype} ${storage} on ${unit}: a bf16 weight copy exactly where the operands are kept in bf16`);
+        const opt = new AdamW(mc, model.params, model.grads, config.train, model.bf16Weights);
+        for (const recompute of MODES) {
+          const what = `${preset} ${JSON.stringify(overrides)} B=${B} T=${T} ${kernels} ${dtype} on ${unit} ${storage} ${recompute}${withLogits ? ' with logits' : ''}`;
+          const buf = model.buffers(B, T, withLogits, recompute);
+          assert.equal(buf.bf16Operands, bf16Operands, what);
+          const allocated = {
+            parameters: model.params.flat.bytes + (model.bf16Weights?.bytes ?? 0),
+            gradients: model.grads.flat.bytes,
+            optimizer: opt.bytes(),
+            activations: buf.activationBytes(),
+            workspace: buf.workspaceBytes(),
+          };
+          const m = memoryModel(mc, { B, T, kernels, dtype, recompute, storage, withLogits, bf16Operands });
+          assert.deepEqual(m, { ...allocated, total: Object.values(allocated).reduce((a, b) => a + b, 0) }, what);
+        }
       }
-    }
+  } finally {
+    native.setBf16Unit(unitBefore);
   }
 }
 

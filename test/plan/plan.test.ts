@@ -98,13 +98,16 @@ function checkAgainstAllocation(preset: string, B: number, T: number): void {
   for (const kernels of KERNELS) {
     for (const dtype of ['fp32', 'bf16'] as const) {
       const model = new LlamaModel(mc, 'f32', kernels, dtype);
-      const opt = new AdamW(mc, model.params, model.grads, config.train);
+      const opt = new AdamW(mc, model.params, model.grads, config.train, model.bf16Weights);
+      // bf16 on this CPU's default unit: a matrix unit keeps the GEMM operands (and a weight copy) in bf16
+      const bf16Operands = model.bf16Weights !== null;
       for (const recompute of MODES) {
         const buf = model.buffers(B, T, false, recompute);
-        const allocated = model.params.flat.bytes + model.grads.flat.bytes + opt.bytes() + buf.activationBytes() + buf.workspaceBytes();
+        const allocated = model.params.flat.bytes + (model.bf16Weights?.bytes ?? 0) + model.grads.flat.bytes + opt.bytes() +
+          buf.activationBytes() + buf.workspaceBytes();
         for (const zero of [0, 1] as const) {
           // one rank: ZeRO-1 shards nothing, so the plan must still be the allocation
-          const m = planMemory(mc, { B, T, kernels, dtype, recompute, layout: 'trainer', zero, ranks: 1 });
+          const m = planMemory(mc, { B, T, kernels, dtype, recompute, layout: 'trainer', zero, ranks: 1, bf16Operands });
           const what = `${preset} B=${B} T=${T} ${kernels} ${dtype} ${recompute} zero ${zero}: plan ${m.total} vs allocated ${allocated}`;
           assert.ok(Math.abs(m.total / allocated - 1) <= 0.1, what);
           assert.equal(m.total, allocated, what); // in fact exact: both are the trainer's buffers
