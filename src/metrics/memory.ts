@@ -98,13 +98,12 @@ function stepBytes(c: LlamaConfig, o: StepShape, e: number, bf16: boolean): { ac
     work += (2 * q + 2 * kv + 3 * N * F) * e; // datt, dq, dk, dv, dact, dgate, dup
   } else {
     const attn = (2 * q + 2 * kv + B * H * T) * e; // q, att, k, v, lse
-    // the SwiGLU activation: per layer without recomputation; with it one buffer of its own in
-    // bf16, in fp32 the workspace's dact
-    const swiglu = N * F * hb;
+    // the SwiGLU activation per layer without recomputation; with it, it lives in the workspace
+    // (dact in fp32, the first half of dgu in bf16)
     if (o.withLogits) act += N * V * e;
-    if (o.recompute === 'none') act += N * C * hb + L * (norms + attn + swiglu); // hF; per layer
-    else if (o.recompute === 'full') act += shared + N * C * e + attn + (hb < e ? swiglu : 0); // shared h is hF too; one mid, one attention set
-    else act += shared + L * (N * C * e + attn) + (hb < e ? swiglu : 0); // per layer: mid and attention
+    if (o.recompute === 'none') act += N * C * hb + L * (norms + attn + N * F * hb); // hF; per layer
+    else if (o.recompute === 'full') act += shared + N * C * e + attn; // shared h is hF too; one mid, one attention set
+    else act += shared + L * (N * C * e + attn); // per layer: mid and attention
     // qkv (dqkv in bf16 lives in its bytes), datt, dq, dk, dv, gu, dact; dgu in bf16 apart
     work += (N * (H + 2 * KVH) * D + 2 * q + 2 * kv + 2 * N * F + N * F) * e + (hb < e ? 2 * N * F * hb : 0);
   }

@@ -182,11 +182,12 @@ class FusedParts {
       return;
     }
     // h1 and h2 of every layer share one buffer (and one rstd): backward recomputes each right
-    // before it is needed. In fp32 the activation lives in the MLP's gradient scratch (dact):
-    // backward recomputes it there, and fusedMlpBackward reads it (down_proj's weight gradient)
-    // before it overwrites dact with the activation's gradient (linearBackward forms dW before
-    // dx). In bf16 it is one bf16 buffer of its own, shared by the layers.
-    const h = op([N, C]), rstd = t([N]), act = bf16 ? Bf16Tensor.empty([N, F]) : this.mlpScratch.dact;
+    // before it is needed. The activation lives in the MLP's gradient scratch: backward
+    // recomputes it there and fusedMlpBackward reads it (down_proj's weight gradient) before it
+    // overwrites that scratch. In fp32 that is dact (linearBackward forms dW before dx); in bf16
+    // the first half of dgu16 (written only after the recomputed gate/up, which comes later).
+    const sc = this.mlpScratch;
+    const h = op([N, C]), rstd = t([N]), act = sc.dgu16 ? new Bf16Tensor(sc.dgu16.storage, [N, F]) : sc.dact;
     this.sharedH = h;
     const layer = (): LayerActs<FusedAttentionActs, AnyTensor, AnyTensor> => ({
       rstd1: rstd, h1: h, mid: t([N, C]), rstd2: rstd, h2: h, attn: new FusedAttentionActs(dtype, a), mlp: act,
@@ -202,7 +203,7 @@ class FusedParts {
   activations(): AnyTensor[] {
     return this.layers.flatMap((l) => [
       ...normTensors(l), l.attn.q, l.attn.k, l.attn.v, l.attn.att, l.attn.lse,
-      ...(this.recompute === 'none' || this.bf16 ? [l.mlp] : []), // otherwise it is the workspace's dact
+      ...(this.recompute === 'none' ? [l.mlp] : []), // otherwise it lives in the workspace (dact, or dgu16 in bf16)
     ]);
   }
 
