@@ -401,6 +401,25 @@ Napi::Value GemmBf16Any(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// q, k or v of flash attention on a matrix unit: all three fp32 or all three bf16 bits. *kind: -1
+// before the first, then 0 (fp32) or 1 (bf16).
+const void* qkv_operand(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t need, int* kind) {
+  bool b = false;
+  const void* p = f32_or_bf16(info, i, name, need, &b);
+  if (*kind >= 0 && *kind != static_cast<int>(b))
+    fail(info.Env(), std::string(name) + ": q, k and v must all be Float32Arrays or all Uint16Arrays (bf16 bits)");
+  *kind = static_cast<int>(b);
+  return p;
+}
+
+// bf16 q, k, v (arguments first..first+2) outside a matrix unit's kernel: a clear refusal.
+void refuse_bf16_qkv(const Napi::CallbackInfo& info, size_t first) {
+  for (size_t i = first; i < first + 3; ++i)
+    if (is_bf16_arg(info, i))
+      fail(info.Env(), "q, k, v: bf16 (Uint16Array) operands need bf16 = true and a bf16 matrix unit (amx or avx512bf16); "
+                       "the current unit is '" + ls::current_bf16_unit() + "'");
+}
+
 // bf16GemmEx(unit, transA, transB, M, N, K, alpha, A, lda, B, ldb, prepackB, beta, C, ldc): the
 // matrix units' general GEMM (bf16/units.h) for tests and benchmarks: A, B and C each a
 // Float32Array or a Uint16Array of bf16 bits; prepackB packs op(B) whole first (pack_b).
@@ -609,12 +628,16 @@ struct AttentionFlashForward {
     int unit = 0;
     if constexpr (std::is_same<T, float>::value) {
       if (bf16 && ls::bf16_matrix_unit(&unit)) {
+        int kind = -1;
+        const void* q = qkv_operand(info, 2, "q", nq, &kind);
+        const void* k = qkv_operand(info, 3, "k", nkv, &kind);
+        const void* v = qkv_operand(info, 4, "v", nkv, &kind);
         ls::bf16::attention_flash_forward(static_cast<ls::bf16::Unit>(unit), buf<T>(info, 0, "out", nq),
-                                          buf<T>(info, 1, "lse", B * H * Tn), buf<T>(info, 2, "q", nq),
-                                          buf<T>(info, 3, "k", nkv), buf<T>(info, 4, "v", nkv), B, Tn, H, KVH, D);
+                                          buf<T>(info, 1, "lse", B * H * Tn), q, k, v, kind == 1, B, Tn, H, KVH, D);
         return info.Env().Undefined();
       }
     }
+    refuse_bf16_qkv(info, 2);
     table<T>().attention_flash_forward(buf<T>(info, 0, "out", nq), buf<T>(info, 1, "lse", B * H * Tn), buf<T>(info, 2, "q", nq),
                                        buf<T>(info, 3, "k", nkv), buf<T>(info, 4, "v", nkv), B, Tn, H, KVH, D);
     return info.Env().Undefined();
@@ -633,13 +656,18 @@ struct AttentionFlashBackward {
     int unit = 0;
     if constexpr (std::is_same<T, float>::value) {
       if (bf16 && ls::bf16_matrix_unit(&unit)) {
+        int kind = -1;
+        const void* q = qkv_operand(info, 4, "q", nq, &kind);
+        const void* k = qkv_operand(info, 5, "k", nkv, &kind);
+        const void* v = qkv_operand(info, 6, "v", nkv, &kind);
         ls::bf16::attention_flash_backward(
             static_cast<ls::bf16::Unit>(unit), buf<T>(info, 0, "dq", nq), buf<T>(info, 1, "dk", nkv),
-            buf<T>(info, 2, "dv", nkv), buf<T>(info, 3, "dout", nq), buf<T>(info, 4, "q", nq), buf<T>(info, 5, "k", nkv),
-            buf<T>(info, 6, "v", nkv), buf<T>(info, 7, "out", nq), buf<T>(info, 8, "lse", B * H * Tn), B, Tn, H, KVH, D);
+            buf<T>(info, 2, "dv", nkv), buf<T>(info, 3, "dout", nq), q, k, v, kind == 1,
+            buf<T>(info, 7, "out", nq), buf<T>(info, 8, "lse", B * H * Tn), B, Tn, H, KVH, D);
         return info.Env().Undefined();
       }
     }
+    refuse_bf16_qkv(info, 4);
     table<T>().attention_flash_backward(buf<T>(info, 0, "dq", nq), buf<T>(info, 1, "dk", nkv), buf<T>(info, 2, "dv", nkv),
                                         buf<T>(info, 3, "dout", nq), buf<T>(info, 4, "q", nq), buf<T>(info, 5, "k", nkv),
                                         buf<T>(info, 6, "v", nkv), buf<T>(info, 7, "out", nq), buf<T>(info, 8, "lse", B * H * Tn),
@@ -707,9 +735,14 @@ struct RopeQkvSplit {
             KVH = int_arg(info, 9, "KVH", 1), D = int_arg(info, 10, "D", 2);
     check_even(info, D);
     int64_t nq = B * Tn * H * D, nkv = B * Tn * KVH * D;
-    table<T>().rope_qkv_split(buf<T>(info, 0, "q", nq), buf<T>(info, 1, "k", nkv), buf<T>(info, 2, "v", nkv),
-                              buf<T>(info, 3, "qkv", nq + 2 * nkv), buf<T>(info, 4, "cos", Tn * D / 2),
-                              buf<T>(info, 5, "sin", Tn * D / 2), B, Tn, H, KVH, D);
+    if (is_bf16_arg(info, 0))  // q, k, v in bf16 (all three): flash attention's operands in bf16 training
+      table<T>().rope_qkv_split_bf16(u16buf(info, 0, "q", nq), u16buf(info, 1, "k", nkv), u16buf(info, 2, "v", nkv),
+                                     buf<T>(info, 3, "qkv", nq + 2 * nkv), buf<T>(info, 4, "cos", Tn * D / 2),
+                                     buf<T>(info, 5, "sin", Tn * D / 2), B, Tn, H, KVH, D);
+    else
+      table<T>().rope_qkv_split(buf<T>(info, 0, "q", nq), buf<T>(info, 1, "k", nkv), buf<T>(info, 2, "v", nkv),
+                                buf<T>(info, 3, "qkv", nq + 2 * nkv), buf<T>(info, 4, "cos", Tn * D / 2),
+                                buf<T>(info, 5, "sin", Tn * D / 2), B, Tn, H, KVH, D);
     return info.Env().Undefined();
   }
 };
@@ -1004,7 +1037,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   LS_EXPORT_KERNEL("attentionFlashBackward", AttentionFlashBackward, 0, "dq");
   LS_EXPORT_KERNEL("linearCrossEntropy", LinearCrossEntropy, 2, "lse");
   LS_EXPORT_KERNEL("addRmsnormForward", AddRmsnormForward, 0, "resid");
-  LS_EXPORT_KERNEL("ropeQkvSplit", RopeQkvSplit, 0, "q");
+  LS_EXPORT_KERNEL("ropeQkvSplit", RopeQkvSplit, 3, "qkv");
   LS_EXPORT_KERNEL("gemmQkvRope", GemmQkvRope, 0, "q");
   LS_EXPORT_KERNEL("gemmSwiglu", GemmSwiglu, 0, "act");
   LS_EXPORT_KERNEL("gemmSwigluBackward", GemmSwigluBackward, 0, "dgu");

@@ -118,12 +118,13 @@ export interface NativeAddon {
    * Flash attention; with bf16 (Float32Array buffers, a matrix unit current: 'amx' or
    * 'avx512bf16') the tile products run on that unit with bf16 operands (q, k, v, dout, P, dS
    * rounded to nearest even) and fp32 accumulation and softmax statistics; otherwise fp32.
+   * There q, k and v may be bf16 bits (all three Uint16Arrays): the same results.
    */
-  attentionFlashForward(out: FloatArray, lse: FloatArray, q: FloatArray, k: FloatArray, v: FloatArray,
-    B: number, T: number, H: number, KVH: number, D: number, bf16?: boolean): void;
-  attentionFlashBackward(dq: FloatArray, dk: FloatArray, dv: FloatArray, dout: FloatArray, q: FloatArray,
-    k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray, B: number, T: number, H: number, KVH: number,
-    D: number, bf16?: boolean): void;
+  attentionFlashForward(out: FloatArray, lse: FloatArray, q: FloatArray | Uint16Array, k: FloatArray | Uint16Array,
+    v: FloatArray | Uint16Array, B: number, T: number, H: number, KVH: number, D: number, bf16?: boolean): void;
+  attentionFlashBackward(dq: FloatArray, dk: FloatArray, dv: FloatArray, dout: FloatArray, q: FloatArray | Uint16Array,
+    k: FloatArray | Uint16Array, v: FloatArray | Uint16Array, out: FloatArray, lse: FloatArray, B: number, T: number,
+    H: number, KVH: number, D: number, bf16?: boolean): void;
   /**
    * Fused head + cross-entropy; with dx and dW (both or neither) the backward runs in the same
    * pass. With bf16 on a matrix unit, x and W may be bf16 bits (Uint16Array).
@@ -133,7 +134,8 @@ export interface NativeAddon {
   /** out may be bf16 bits (Uint16Array), as in rmsnormForward. */
   addRmsnormForward(resid: FloatArray, out: FloatArray | Uint16Array, rstd: FloatArray, x: FloatArray, y: FloatArray, w: FloatArray,
     N: number, C: number, eps: number): void;
-  ropeQkvSplit(q: FloatArray, k: FloatArray, v: FloatArray, qkv: FloatArray, cos: FloatArray, sin: FloatArray,
+  /** q, k, v may be bf16 bits (all three Uint16Arrays): rounded once, flash attention's operands in bf16 training. */
+  ropeQkvSplit(q: FloatArray | Uint16Array, k: FloatArray | Uint16Array, v: FloatArray | Uint16Array, qkv: FloatArray, cos: FloatArray, sin: FloatArray,
     B: number, T: number, H: number, KVH: number, D: number): void;
   /**
    * The fused QKV projection with RoPE and the split in the fp32 GEMM's epilogue: x (B*T, C) times

@@ -22,9 +22,9 @@ export interface MemoryOptions {
   dtype: 'fp32' | 'bf16';
   /**
    * bf16 on the fused path with a bf16 matrix unit (AMX / AVX-512 BF16; llama.ts
-   * keepsBf16Operands): the GEMM-only operands are kept in bf16: a bf16 working copy of the
-   * weights (2 bytes per parameter, counted under parameters), the norm outputs, the SwiGLU
-   * activation, dgu (workspace) and dqkv (in qkv's bytes). Ignored unless dtype is bf16,
+   * keepsBf16Operands): the operands read only by matrix products are kept in bf16: a bf16
+   * working copy of the weights (2 bytes per parameter, counted under parameters), the norm
+   * outputs, q, k, v, the SwiGLU activation, dgu (workspace) and dqkv (in qkv's bytes). Ignored unless dtype is bf16,
    * kernels litespark and storage f32. Without a matrix unit (the fp32 unit) bf16 changes no buffer.
    */
   bf16Operands?: boolean;
@@ -49,6 +49,18 @@ export interface MemoryReport {
   total: number;
 }
 
+/** Elements of the bf16 weight copy (Bf16Weights): the decayed matrices, the embedding only when tied. */
+export function bf16CopyElements(c: LlamaConfig): number {
+  let total = 0, lo = -1;
+  for (const s of llamaParamSpecs(c)) {
+    if (!s.decay) return total - lo;
+    if (lo < 0) lo = c.tie_word_embeddings ? 0 : Math.ceil((s.shape[0] * (s.shape[1] ?? 1)) / 16) * 16;
+    total += s.shape.reduce((a, b) => a * b, 1);
+    if (!s.packNext) total = Math.ceil(total / 16) * 16;
+  }
+  return total - lo;
+}
+
 /** Elements of one flat parameter buffer (FlatBuffer: each tensor padded to 16 elements unless packed with the next). */
 export function paramStoreElements(c: LlamaConfig): number {
   let total = 0;
@@ -68,7 +80,8 @@ export function stepElements(c: LlamaConfig, o: StepShape): { activations: numbe
 
 /**
  * Bytes a step keeps for backward and of its scratch with `e` bytes an element; bf16: the fused
- * path's GEMM-only operands at 2 bytes (norm outputs h1, h2, hF, the SwiGLU activation, dgu).
+ * path's matrix-product-only operands at 2 bytes (norm outputs h1, h2, hF, q, k, v, the SwiGLU
+ * activation, dgu).
  */
 function stepBytes(c: LlamaConfig, o: StepShape, e: number, bf16: boolean): { activations: number; workspace: number } {
   const { B, T } = o;
@@ -97,7 +110,7 @@ function stepBytes(c: LlamaConfig, o: StepShape, e: number, bf16: boolean): { ac
     else act += shared + (probs + N * F + L * (N * C + 2 * q + 2 * kv + 2 * N * F)) * e; // mid, q, att, k, v, gate, up
     work += (2 * q + 2 * kv + 3 * N * F) * e; // datt, dq, dk, dv, dact, dgate, dup
   } else {
-    const attn = (2 * q + 2 * kv + B * H * T) * e; // q, att, k, v, lse
+    const attn = (q + 2 * kv) * hb + (q + B * H * T) * e; // q, k, v (bf16 with bf16 operands); att, lse
     // the SwiGLU activation per layer without recomputation; with it, it lives in the workspace
     // (dact in fp32, the first half of dgu in bf16)
     if (o.withLogits) act += N * V * e;
@@ -117,7 +130,7 @@ export function memoryModel(c: LlamaConfig, o: MemoryOptions): MemoryReport {
   const params = paramStoreElements(c) * bytes;
   const step = stepBytes(c, o, bytes, bf16);
   const r = {
-    parameters: params + (bf16 ? paramStoreElements(c) * 2 : 0),
+    parameters: params + (bf16 ? bf16CopyElements(c) * 2 : 0),
     gradients: params,
     optimizer: 2 * params,
     activations: step.activations,

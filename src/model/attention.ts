@@ -2,7 +2,7 @@
 // grouped-query causal attention, output projection. Standard kernels: separate GEMMs, the
 // (T, T) probabilities materialized and saved for backward.
 import { native, type FloatArray } from '../kernels/native.js';
-import { Bf16Tensor, Tensor, type DType } from '../kernels/tensor.js';
+import { Bf16Tensor, Tensor, type AnyTensor, type DType } from '../kernels/tensor.js';
 import { linearBackward, linearForward, onMatrixUnit, type Matmul, type Operand } from './linear.js';
 
 export interface AttentionShape {
@@ -110,17 +110,20 @@ export function attentionBackward(
 
 /** What one layer's fused attention saves for backward. */
 export class FusedAttentionActs {
-  readonly q: Tensor; // (B, T, H, D), after RoPE
-  readonly k: Tensor; // (B, T, KVH, D), after RoPE
-  readonly v: Tensor; // (B, T, KVH, D)
+  // q, k, v: bf16 bits when the operands are kept in bf16 (flash attention reads them only as
+  // its products' operands, rounded to those very bits)
+  readonly q: AnyTensor; // (B, T, H, D), after RoPE
+  readonly k: AnyTensor; // (B, T, KVH, D), after RoPE
+  readonly v: AnyTensor; // (B, T, KVH, D)
   readonly att: Tensor; // (B, T, H*D)
   readonly lse: Tensor; // (B, H, T)
 
-  constructor(dtype: DType, s: AttentionShape) {
+  constructor(dtype: DType, s: AttentionShape, bf16Operands = false) {
     const N = s.B * s.T;
-    this.q = Tensor.empty(dtype, [N, s.H * s.D]);
-    this.k = Tensor.empty(dtype, [N, s.KVH * s.D]);
-    this.v = Tensor.empty(dtype, [N, s.KVH * s.D]);
+    const op = (shape: number[]): AnyTensor => (bf16Operands ? Bf16Tensor.empty(shape) : Tensor.empty(dtype, shape));
+    this.q = op([N, s.H * s.D]);
+    this.k = op([N, s.KVH * s.D]);
+    this.v = op([N, s.KVH * s.D]);
     this.att = Tensor.empty(dtype, [N, s.H * s.D]);
     this.lse = Tensor.empty(dtype, [s.B, s.H, s.T]);
   }
@@ -152,9 +155,9 @@ export interface FusedAttentionWeights<W extends Operand = FloatArray> {
 // in its epilogue (on a bf16 matrix unit: the packed rows into qkv (N, (H + 2 KVH) D), then the
 // split pass).
 export function fusedQkvForward(
-  q: FloatArray,
-  k: FloatArray,
-  v: FloatArray,
+  q: Operand,
+  k: Operand,
+  v: Operand,
   qkv: FloatArray,
   h: Operand,
   wqkv: Operand,
@@ -165,7 +168,7 @@ export function fusedQkvForward(
     linearForward(qkv, h, wqkv, s.B * s.T, s.C, (s.H + 2 * s.KVH) * s.D, s.mm);
     native.ropeQkvSplit(q, k, v, qkv, rope.cos, rope.sin, s.B, s.T, s.H, s.KVH, s.D);
   } else {
-    native.gemmQkvRope(q, k, v, h as FloatArray, wqkv as FloatArray, rope.cos, rope.sin, s.B, s.T, s.C, s.H, s.KVH, s.D, s.mm === native.gemmBf16);
+    native.gemmQkvRope(q as FloatArray, k as FloatArray, v as FloatArray, h as FloatArray, wqkv as FloatArray, rope.cos, rope.sin, s.B, s.T, s.C, s.H, s.KVH, s.D, s.mm === native.gemmBf16);
   }
 }
 

@@ -177,7 +177,7 @@ class FusedParts {
       this.sharedH = null;
       this.layers = Array.from({ length: L }, () => ({
         rstd1: t([N]), h1: op([N, C]), mid: t([N, C]), rstd2: t([N]), h2: op([N, C]),
-        attn: new FusedAttentionActs(dtype, a), mlp: op([N, F]),
+        attn: new FusedAttentionActs(dtype, a, bf16), mlp: op([N, F]),
       }));
       return;
     }
@@ -190,7 +190,7 @@ class FusedParts {
     const h = op([N, C]), rstd = t([N]), act = sc.dgu16 ? new Bf16Tensor(sc.dgu16.storage, [N, F]) : sc.dact;
     this.sharedH = h;
     const layer = (): LayerActs<FusedAttentionActs, AnyTensor, AnyTensor> => ({
-      rstd1: rstd, h1: h, mid: t([N, C]), rstd2: rstd, h2: h, attn: new FusedAttentionActs(dtype, a), mlp: act,
+      rstd1: rstd, h1: h, mid: t([N, C]), rstd2: rstd, h2: h, attn: new FusedAttentionActs(dtype, a, bf16), mlp: act,
     });
     if (recompute === 'full') {
       const one = layer();

@@ -133,26 +133,33 @@ export class ParamStore extends FlatBuffer {
 }
 
 /**
- * The bf16 working copy of an fp32 ParamStore, for bf16 training on a matrix unit: the GEMMs of
- * the fused path read their weights from it (as bf16, with no conversion while packing), made
- * once per step by AdamW in its own pass (AdamW.update) or, when the fp32 values changed any
- * other way (init, a loaded checkpoint), by one cast at the next forward (sync). Same layout and
- * offsets as the ParamStore, 2 bytes an element.
+ * The bf16 working copy of an fp32 ParamStore's matrix weights, for bf16 training on a matrix
+ * unit: the GEMMs of the fused path read their weights from it (as bf16, with no conversion
+ * while packing), made once per step by AdamW in its own pass (AdamW.update) or, when the fp32
+ * values changed any other way (init, a loaded checkpoint), by one cast at the next forward
+ * (sync). It covers elements [lo, hi) of the store, 2 bytes each: the decayed matrices (the
+ * norm gains are no GEMM operand) without the embedding table unless it is also the head (tied).
  */
 export class Bf16Weights {
   readonly flat: Bf16Tensor;
+  readonly lo: number;
+  readonly hi: number;
   /** The ParamStore version these bits were made from (-1: never made). */
   version = -1;
 
   constructor(readonly params: ParamStore) {
     if (params.dtype !== 'f32') throw new Error('Bf16Weights: the master weights must be fp32');
-    this.flat = Bf16Tensor.empty([params.flat.numel]);
+    const tied = !params.specs.some((s) => s.name === 'lm_head.weight');
+    // the embedding is the first spec; untied, the copy starts at the tensor after it
+    this.lo = tied ? 0 : params.offsets.get(params.specs[1]!.name)!;
+    this.hi = params.decayEnd;
+    this.flat = Bf16Tensor.empty([this.hi - this.lo]);
   }
 
   /** Brings the copy up to date with the fp32 values (one cast pass, only when they changed). */
   sync(): void {
     if (this.version === this.params.version) return;
-    native.castToBf16(this.flat.data, this.params.flat.data, this.params.flat.numel);
+    native.castToBf16(this.flat.data, this.params.flat.data.subarray(this.lo, this.hi), this.hi - this.lo);
     this.version = this.params.version;
   }
 
@@ -161,7 +168,8 @@ export class Bf16Weights {
     const at = this.params.offsets.get(name);
     if (at === undefined) throw new Error(`no tensor named '${name}'`);
     const n = rows !== undefined && cols !== undefined ? rows * cols : this.params.get(name).numel;
-    return this.flat.data.subarray(at, at + n);
+    if (at < this.lo || at + n > this.hi) throw new Error(`the bf16 weight copy does not hold '${name}'`);
+    return this.flat.data.subarray(at - this.lo, at - this.lo + n);
   }
 
   get bytes(): number {

@@ -37,16 +37,20 @@ export class AdamW {
     this.v = new ParamStore(config, params.dtype);
     const split = params.decayEnd;
     const total = params.flat.numel;
-    const range = (a: number, b: number, decay: boolean) => ({
+    const range = (a: number, b: number, decay: boolean, copy = false) => ({
       p: params.flat.data.subarray(a, b),
       g: grads.flat.data.subarray(a, b),
       m: this.m.flat.data.subarray(a, b),
       v: this.v.flat.data.subarray(a, b),
-      pb: bf16?.flat.data.subarray(a, b),
+      pb: copy ? bf16!.flat.data.subarray(a - bf16!.lo, b - bf16!.lo) : undefined,
       n: b - a,
       decay,
     });
-    this.views = [range(0, split, true), range(split, total, false)];
+    // with a bf16 copy of [lo, hi = split) the decayed range runs as two passes (elementwise:
+    // the same values), the second also writing the copy
+    this.views = bf16
+      ? [range(0, bf16.lo, true), range(bf16.lo, split, true, true), range(split, total, false)]
+      : [range(0, split, true), range(split, total, false)];
   }
 
   /** Global L2 norm of the gradients (deterministic for any thread count). */
@@ -64,7 +68,7 @@ export class AdamW {
       native.adamw(r.p, r.g, r.m, r.v, r.n, lr, this.hp.beta1, this.hp.beta2, this.hp.adam_eps, r.decay ? this.hp.weight_decay : 0, this.step, gscale, r.pb);
     }
     this.params.touch();
-    // the two ranges cover the whole flat buffer, so every element of the copy was rewritten
+    // the copy's range was rewritten whole
     if (this.bf16) this.bf16.version = this.params.version;
     return norm;
   }

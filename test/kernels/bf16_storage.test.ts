@@ -178,6 +178,57 @@ test('ropeQkvMerge with a bf16 dqkv: the fp32 rows rounded once (GQA, odd head c
     }
 });
 
+test('ropeQkvSplit with bf16 q, k, v: the fp32 outputs rounded once (GQA, odd head dims)', () => {
+  for (const ctor of [Float32Array, Float64Array] as const)
+    for (const [B, T, H, KVH, D] of [[1, 1, 1, 1, 2], [2, 5, 4, 2, 6], [1, 9, 3, 3, 10]] as const) {
+      const cos = new ctor(T * D / 2), sin = new ctor(T * D / 2);
+      native.ropeTable(cos, sin, T, D, 10000);
+      const nq = B * T * H * D, nkv = B * T * KVH * D;
+      const qkv = rand(ctor, nq + 2 * nkv, nq);
+      const [q, k, v] = [new ctor(nq), new ctor(nkv), new ctor(nkv)];
+      native.ropeQkvSplit(q, k, v, qkv, cos, sin, B, T, H, KVH, D);
+      const [q16, k16, v16] = [new Uint16Array(nq), new Uint16Array(nkv), new Uint16Array(nkv)];
+      native.ropeQkvSplit(q16, k16, v16, qkv, cos, sin, B, T, H, KVH, D);
+      const what = `${ctor.name} B=${B} T=${T} H=${H} KVH=${KVH} D=${D}`;
+      assertSameBits(q16, bits(q), `${what}: q`);
+      assertSameBits(k16, bits(k), `${what}: k`);
+      assertSameBits(v16, bits(v), `${what}: v`);
+    }
+});
+
+test('flash attention on a matrix unit: bf16 q, k, v give the fp32-input results bit for bit (forward and backward)', { skip: noUnit }, () => {
+  // T across key tiles (64) and query tiles; GQA 1, 2, 4; D not a multiple of 32
+  for (const [B, T, H, KVH, D] of [[1, 7, 2, 2, 8], [2, 70, 4, 2, 24], [1, 133, 8, 2, 64]] as const) {
+    const nq = B * T * H * D, nkv = B * T * KVH * D;
+    const q = randArray(Float32Array, nq, nq), k = randArray(Float32Array, nkv, nkv + 1), v = randArray(Float32Array, nkv, nkv + 2);
+    const dout = randArray(Float32Array, nq, nq + 3);
+    for (const unit of UNITS)
+      withUnit(unit, () => {
+        const run = (qs: Float32Array | Uint16Array, ks: Float32Array | Uint16Array, vs: Float32Array | Uint16Array) => {
+          const out = new Float32Array(nq), lse = new Float32Array(B * H * T);
+          native.attentionFlashForward(out, lse, qs, ks, vs, B, T, H, KVH, D, true);
+          const [dq, dk, dv] = [new Float32Array(nq), new Float32Array(nkv), new Float32Array(nkv)];
+          native.attentionFlashBackward(dq, dk, dv, dout, qs, ks, vs, out, lse, B, T, H, KVH, D, true);
+          return { out, lse, dq, dk, dv };
+        };
+        const want = run(q, k, v), got = run(bits(q), bits(k), bits(v));
+        const what = `${unit} B=${B} T=${T} H=${H} KVH=${KVH} D=${D}`;
+        for (const key of ['out', 'lse', 'dq', 'dk', 'dv'] as const) assertSameBits(got[key], want[key], `${what}: ${key}`);
+      });
+  }
+});
+
+test('flash attention refuses mixed fp32 / bf16 q, k, v, and bf16 ones off a matrix unit', () => {
+  const f = new Float32Array(64), h = new Uint16Array(64), lse = new Float32Array(8);
+  if (UNITS.length > 0)
+    withUnit(UNITS[0]!, () => {
+      assert.throws(() => native.attentionFlashForward(f, lse, h, f, f, 1, 4, 2, 2, 8, true), /must all be Float32Arrays or all Uint16Arrays/);
+    });
+  withUnit('fp32', () => {
+    assert.throws(() => native.attentionFlashForward(f, lse, h, h, h, 1, 4, 2, 2, 8, true), /matrix unit.*'fp32'/);
+  });
+});
+
 test('the bf16 GEMM operands are the rounded fp32 values: a gemmBf16 on roundedF32 inputs matches the bf16 bits', { skip: noUnit }, () => {
   // guards the premise of the tests above: the unit rounds fp32 operands to exactly castToBf16's bits
   const [M, N, K] = [20, 30, 40];

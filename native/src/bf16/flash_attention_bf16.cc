@@ -115,43 +115,57 @@ inline __m512i pair16(__m512 a, __m512 b) {
 
 // Rows of one group in q, k, v or dout: row r at base + (r / G) * tstride + (r % G) * D (the
 // stacked heads of a query tile, or G = 1 for keys); rows from n on, and d from D on, read zero.
+// Elements are fp32, or bf16 bits (q, k, v kept in bf16 by bf16 training on a matrix unit):
+// read as their fp32 values, which the packing rounds to the same bits.
 struct Rows {
-  const float* base;
+  const void* base;
   int64_t n, G, tstride, D;
+  bool bf16;
+  const void* at(int64_t off) const {
+    return bf16 ? static_cast<const void*>(static_cast<const uint16_t*>(base) + off)
+                : static_cast<const void*>(static_cast<const float*>(base) + off);
+  }
   // ptr[i] = row r0 + i for i < count (nullptr past n): one division per block, not per row.
-  void rows(const float** ptr, int64_t r0, int64_t count) const {
+  void rows(const void** ptr, int64_t r0, int64_t count) const {
     int64_t t = r0 / G, g = r0 % G;
     for (int64_t i = 0; i < count; ++i) {
-      ptr[i] = r0 + i < n ? base + t * tstride + g * D : nullptr;
+      ptr[i] = r0 + i < n ? at(t * tstride + g * D) : nullptr;
       if (++g == G) g = 0, ++t;
     }
   }
 };
 
-inline __m512 load_row(const float* row, int64_t D, int64_t e0) {
-  return row && e0 < D ? _mm512_maskz_loadu_ps(head_mask(D - e0), row + e0) : _mm512_setzero_ps();
+// 16 elements e0.. of a row (fp32, or bf16 bits widened exactly), zero past D or for no row.
+inline __m512 load_row(const void* row, bool bf16, int64_t D, int64_t e0) {
+  if (!row || e0 >= D) return _mm512_setzero_ps();
+  const __mmask16 m = head_mask(D - e0);
+  if (bf16)
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(row) + e0)), 16));
+  return _mm512_maskz_loadu_ps(m, static_cast<const float*>(row) + e0);
 }
 
 // Rows [r0, r0 + 16 nb) -> a_rows (see the top).
 void pack_a_rows(uint16_t* dst, const Rows& s, int64_t r0, int64_t nb, int64_t Dp) {
   for (int64_t rb = 0; rb < nb; ++rb) {
-    const float* rows[16];
+    const void* rows[16];
     s.rows(rows, r0 + rb * 16, 16);
     for (int i = 0; i < 16; ++i)
       for (int64_t kd = 0; kd < Dp / 32; ++kd)
         _mm512_store_si512(dst + ((rb * (Dp / 32) + kd) * 16 + i) * 32,
-                           cvt2(load_row(rows[i], s.D, kd * 32 + 16), load_row(rows[i], s.D, kd * 32)));
+                           cvt2(load_row(rows[i], s.bf16, s.D, kd * 32 + 16), load_row(rows[i], s.bf16, s.D, kd * 32)));
   }
 }
 
 // Rows [r0, r0 + 16 nb) -> b_rowsT: a row's bf16 d pairs are dwords; 16 rows transposed.
 void pack_b_rowsT(uint16_t* dst, const Rows& s, int64_t r0, int64_t nb, int64_t Dp) {
   for (int64_t rb = 0; rb < nb; ++rb) {
-    const float* rows[16];
+    const void* rows[16];
     s.rows(rows, r0 + rb * 16, 16);
     for (int64_t kd = 0; kd < Dp / 32; ++kd) {
       __m512i t[16];
-      for (int i = 0; i < 16; ++i) t[i] = cvt2(load_row(rows[i], s.D, kd * 32 + 16), load_row(rows[i], s.D, kd * 32));
+      for (int i = 0; i < 16; ++i)
+        t[i] = cvt2(load_row(rows[i], s.bf16, s.D, kd * 32 + 16), load_row(rows[i], s.bf16, s.D, kd * 32));
       transpose16(t);
       for (int p = 0; p < 16; ++p) _mm512_store_si512(dst + (rb * (Dp / 2) + kd * 16 + p) * 32, t[p]);
     }
@@ -162,12 +176,12 @@ void pack_b_rowsT(uint16_t* dst, const Rows& s, int64_t r0, int64_t nb, int64_t 
 // pairs (x[2p][e], x[2p+1][e]) for 16 e; transposed as dwords, row e holds x[0..31][e].
 void pack_rows_pairs(uint16_t* dst, const Rows& s, int64_t r0, int64_t nb, int64_t Dp, bool transpose) {
   for (int64_t rb = 0; rb < nb; ++rb) {
-    const float* rows[32];
+    const void* rows[32];
     s.rows(rows, r0 + rb * 32, 32);
     for (int64_t d16 = 0; d16 < Dp / 16; ++d16) {
       __m512i t[16];
       for (int p = 0; p < 16; ++p)
-        t[p] = pair16(load_row(rows[2 * p], s.D, d16 * 16), load_row(rows[2 * p + 1], s.D, d16 * 16));
+        t[p] = pair16(load_row(rows[2 * p], s.bf16, s.D, d16 * 16), load_row(rows[2 * p + 1], s.bf16, s.D, d16 * 16));
       if (transpose) transpose16(t);
       for (int i = 0; i < 16; ++i) _mm512_store_si512(dst + ((rb * (Dp / 16) + d16) * 16 + i) * 32, t[i]);
     }
@@ -317,17 +331,21 @@ Dims dims(int64_t B, int64_t Tn, int64_t H, int64_t KVH, int64_t D) {
 }
 
 // Stacked query rows of group (b, kvh) in x (q, out, dout: (B, T, H, D)); key rows in (B, T, KVH, D).
-inline Rows query_rows(const float* x, const Dims& d, int64_t b, int64_t kvh) {
-  return Rows{x + (b * d.Tn * d.H + kvh * d.G) * d.D, d.Tn * d.G, d.G, d.H * d.D, d.D};
+inline Rows query_rows(const void* x, bool bf16, const Dims& d, int64_t b, int64_t kvh) {
+  Rows r{x, d.Tn * d.G, d.G, d.H * d.D, d.D, bf16};
+  r.base = r.at((b * d.Tn * d.H + kvh * d.G) * d.D);
+  return r;
 }
-inline Rows key_rows(const float* x, const Dims& d, int64_t b, int64_t kvh) {
-  return Rows{x + (b * d.Tn * d.KVH + kvh) * d.D, d.Tn, 1, d.KVH * d.D, d.D};
+inline Rows key_rows(const void* x, bool bf16, const Dims& d, int64_t b, int64_t kvh) {
+  Rows r{x, d.Tn, 1, d.KVH * d.D, d.D, bf16};
+  r.base = r.at((b * d.Tn * d.KVH + kvh) * d.D);
+  return r;
 }
 
 // ---- forward ------------------------------------------------------------------------------
 
 template <bool kAmx>
-void forward(float* out, float* lse, const float* q, const float* k, const float* v, const Dims& d) {
+void forward(float* out, float* lse, const void* q, const void* k, const void* v, bool qkv_bf16, const Dims& d) {
   const int64_t R = d.R, Bc = d.Bc, Dp = d.Dp, Tn = d.Tn, G = d.G;
   // K (a_rows) and V^T (a_rowsT) of every group, packed once: Tp x Dp bf16 each per group.
   const int64_t kv_elems = d.Tp * Dp;
@@ -335,7 +353,7 @@ void forward(float* out, float* lse, const float* q, const float* k, const float
 #pragma omp parallel for schedule(static)
   for (int64_t task = 0; task < d.groups * d.nJ; ++task) {
     const int64_t grp = task / d.nJ, jt = task % d.nJ;
-    const Rows kr = key_rows(k, d, grp / d.KVH, grp % d.KVH), vr = key_rows(v, d, grp / d.KVH, grp % d.KVH);
+    const Rows kr = key_rows(k, qkv_bf16, d, grp / d.KVH, grp % d.KVH), vr = key_rows(v, qkv_bf16, d, grp / d.KVH, grp % d.KVH);
     uint16_t* Ka = packed + 2 * grp * kv_elems;
     uint16_t* VTa = Ka + kv_elems;
     pack_a_rows(Ka + jt * Bc * Dp, kr, jt * Bc, Bc / 16, Dp);
@@ -364,8 +382,8 @@ void forward(float* out, float* lse, const float* q, const float* k, const float
       const int64_t i0 = it * d.Br, nr = std::min(d.Br, Tn - i0), rows = nr * G;
       const uint16_t* Ka = packed + 2 * grp * kv_elems;
       const uint16_t* VTa = Ka + kv_elems;
-      Rows qr = query_rows(q, d, b, kvh);
-      qr.base += i0 * d.H * d.D;
+      Rows qr = query_rows(q, qkv_bf16, d, b, kvh);
+      qr.base = qr.at(i0 * d.H * d.D);
       qr.n = rows;
       pack_b_rowsT(QTv, qr, 0, R / 16, Dp);
       std::fill(m, m + R, -std::numeric_limits<float>::infinity());
@@ -514,9 +532,9 @@ inline Packed packed_group(char* p, const Dims& d) {
 // positions. Di = rowdot(bf16(dout), out): the dout that dP = dO V^T sees, so dS = P (dP - Di)
 // has no 2^-9-sized term from dout's rounding (with one key, out = bf16(v) and dS is 0 up to
 // fp32 sums, as in exact arithmetic).
-void pack_query_tile(const Packed& pk, const float* q, const float* dout, const float* out, const float* lse,
+void pack_query_tile(const Packed& pk, const void* q, bool q_bf16, const float* dout, const float* out, const float* lse,
                      const Dims& d, int64_t b, int64_t kvh, int64_t i) {
-  const Rows qr = query_rows(q, d, b, kvh), gr = query_rows(dout, d, b, kvh);
+  const Rows qr = query_rows(q, q_bf16, d, b, kvh), gr = query_rows(dout, false, d, b, kvh);
   const int64_t r0 = i * d.R, Dp = d.Dp;
   pack_a_rows(pk.Qa + r0 * Dp, qr, r0, d.R / 16, Dp);
   pack_a_rows(pk.dOa + r0 * Dp, gr, r0, d.R / 16, Dp);
@@ -531,9 +549,9 @@ void pack_query_tile(const Packed& pk, const float* q, const float* dout, const 
       const int64_t h = kvh * d.G + g, off = ((b * d.Tn + t) * d.H + h) * d.D;
       __m512 acc = _mm512_setzero_ps();
       for (int64_t e = 0; e < d.D; e += 16) {
-        const __m512 x = load_row(dout + off, d.D, e);
+        const __m512 x = load_row(dout + off, false, d.D, e);
         const __m512 xr = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x)), 16));
-        acc = _mm512_fmadd_ps(xr, load_row(out + off, d.D, e), acc);
+        acc = _mm512_fmadd_ps(xr, load_row(out + off, false, d.D, e), acc);
       }
       pk.di[r] = _mm512_reduce_add_ps(acc);
       pk.lr[r] = static_cast<float>(lse[(b * d.H + h) * d.Tn + t] * kLog2e);
@@ -541,8 +559,9 @@ void pack_query_tile(const Packed& pk, const float* q, const float* dout, const 
     }
 }
 
-void pack_key_tile(const Packed& pk, const float* k, const float* v, const Dims& d, int64_t b, int64_t kvh, int64_t j) {
-  const Rows kr = key_rows(k, d, b, kvh), vr = key_rows(v, d, b, kvh);
+void pack_key_tile(const Packed& pk, const void* k, const void* v, bool kv_bf16, const Dims& d, int64_t b, int64_t kvh,
+                   int64_t j) {
+  const Rows kr = key_rows(k, kv_bf16, d, b, kvh), vr = key_rows(v, kv_bf16, d, b, kvh);
   const int64_t j0 = j * d.Bc, Dp = d.Dp;
   pack_b_rowsT(pk.KTv + j0 * Dp, kr, j0, d.Bc / 16, Dp);
   pack_b_rowsT(pk.VTv + j0 * Dp, vr, j0, d.Bc / 16, Dp);
@@ -700,8 +719,8 @@ void store_dq(float* dq, const float* dQ, const Dims& d, int64_t b, int64_t kvh,
 }
 
 template <bool kAmx>
-void backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k, const float* v,
-              const float* out, const float* lse, const Dims& d) {
+void backward(float* dq, float* dk, float* dv, const float* dout, const void* q, const void* k, const void* v,
+              bool qkv_bf16, const float* out, const float* lse, const Dims& d) {
   const int64_t R = d.R, Bc = d.Bc, Dp = d.Dp, Tn = d.Tn;
   const int64_t tb = tiles_bytes(d), pk_bytes = packed_group_bytes(d);
   const int64_t acc_bytes = carve_bytes({4 * kSweep * Dp * Bc, 4 * kSweep * Dp * Bc});
@@ -723,8 +742,8 @@ void backward(float* dq, float* dk, float* dv, const float* dout, const float* q
 #pragma omp for schedule(dynamic, 1)
       for (int64_t grp = 0; grp < d.groups; ++grp) {
         const int64_t b = grp / d.KVH, kvh = grp % d.KVH;
-        for (int64_t i = 0; i < d.nI; ++i) pack_query_tile(pk, q, dout, out, lse, d, b, kvh, i);
-        for (int64_t j = 0; j < d.nJ; ++j) pack_key_tile(pk, k, v, d, b, kvh, j);
+        for (int64_t i = 0; i < d.nI; ++i) pack_query_tile(pk, q, qkv_bf16, dout, out, lse, d, b, kvh, i);
+        for (int64_t j = 0; j < d.nJ; ++j) pack_key_tile(pk, k, v, qkv_bf16, d, b, kvh, j);
         for (int64_t jt = 0; jt < d.nJ; jt += kSweep)
           key_tiles<kAmx>(dk, dv, dQa, pk, t, dKT, dVT, d, b, kvh, jt, std::min(kSweep, d.nJ - jt));
         store_dq(dq, dQa, d, b, kvh, 0, Tn * d.G);
@@ -752,9 +771,9 @@ void backward(float* dq, float* dk, float* dv, const float* dout, const float* q
       const int64_t grp = task / (d.nI + d.nJ), i = task % (d.nI + d.nJ), b = grp / d.KVH, kvh = grp % d.KVH;
       const Packed pk = packed_group(packed + grp * pk_bytes, d);
       if (i < d.nI)
-        pack_query_tile(pk, q, dout, out, lse, d, b, kvh, i);
+        pack_query_tile(pk, q, qkv_bf16, dout, out, lse, d, b, kvh, i);
       else
-        pack_key_tile(pk, k, v, d, b, kvh, i - d.nI);
+        pack_key_tile(pk, k, v, qkv_bf16, d, b, kvh, i - d.nI);
     }
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < d.nJ * d.groups; ++task) {
@@ -776,25 +795,25 @@ void backward(float* dq, float* dk, float* dv, const float* dout, const float* q
 
 }  // namespace
 
-void attention_flash_forward(Unit unit, float* out, float* lse, const float* q, const float* k, const float* v,
-                             int64_t B, int64_t Tn, int64_t H, int64_t KVH, int64_t D) {
+void attention_flash_forward(Unit unit, float* out, float* lse, const void* q, const void* k, const void* v,
+                             bool qkv_bf16, int64_t B, int64_t Tn, int64_t H, int64_t KVH, int64_t D) {
   if (B <= 0 || Tn <= 0 || H <= 0 || D <= 0) return;
   const Dims d = dims(B, Tn, H, KVH, D);
   if (unit == Unit::amx)
-    forward<true>(out, lse, q, k, v, d);
+    forward<true>(out, lse, q, k, v, qkv_bf16, d);
   else
-    forward<false>(out, lse, q, k, v, d);
+    forward<false>(out, lse, q, k, v, qkv_bf16, d);
 }
 
-void attention_flash_backward(Unit unit, float* dq, float* dk, float* dv, const float* dout, const float* q,
-                              const float* k, const float* v, const float* out, const float* lse, int64_t B,
-                              int64_t Tn, int64_t H, int64_t KVH, int64_t D) {
+void attention_flash_backward(Unit unit, float* dq, float* dk, float* dv, const float* dout, const void* q,
+                              const void* k, const void* v, bool qkv_bf16, const float* out, const float* lse,
+                              int64_t B, int64_t Tn, int64_t H, int64_t KVH, int64_t D) {
   if (B <= 0 || Tn <= 0 || H <= 0 || D <= 0) return;
   const Dims d = dims(B, Tn, H, KVH, D);
   if (unit == Unit::amx)
-    backward<true>(dq, dk, dv, dout, q, k, v, out, lse, d);
+    backward<true>(dq, dk, dv, dout, q, k, v, qkv_bf16, out, lse, d);
   else
-    backward<false>(dq, dk, dv, dout, q, k, v, out, lse, d);
+    backward<false>(dq, dk, dv, dout, q, k, v, qkv_bf16, out, lse, d);
 }
 
 }  // namespace bf16

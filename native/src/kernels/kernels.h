@@ -99,6 +99,9 @@ struct KernelTable {
   // and dv.
   void (*rope_qkv_split)(T* q, T* k, T* v, const T* qkv, const T* cos, const T* sin, int64_t B,
                          int64_t Tn, int64_t H, int64_t KVH, int64_t D);
+  // q, k, v rounded to bf16 bits (flash attention's operands in bf16 training).
+  void (*rope_qkv_split_bf16)(uint16_t* q, uint16_t* k, uint16_t* v, const T* qkv, const T* cos, const T* sin,
+                              int64_t B, int64_t Tn, int64_t H, int64_t KVH, int64_t D);
   void (*rope_qkv_merge)(T* dqkv, const T* dq, const T* dk, const T* dv, const T* cos,
                          const T* sin, int64_t B, int64_t Tn, int64_t H, int64_t KVH, int64_t D);
   void (*rope_qkv_merge_bf16)(uint16_t* dqkv, const T* dq, const T* dk, const T* dv, const T* cos,

@@ -80,6 +80,9 @@ template <class T>
 void rope_qkv_split(T* q, T* k, T* v, const T* qkv, const T* cos, const T* sin, int64_t B, int64_t Tn, int64_t H,
                     int64_t KVH, int64_t D);
 template <class T>
+void rope_qkv_split_bf16(uint16_t* q, uint16_t* k, uint16_t* v, const T* qkv, const T* cos, const T* sin, int64_t B,
+                         int64_t Tn, int64_t H, int64_t KVH, int64_t D);
+template <class T>
 void rope_qkv_merge(T* dqkv, const T* dq, const T* dk, const T* dv, const T* cos, const T* sin, int64_t B,
                     int64_t Tn, int64_t H, int64_t KVH, int64_t D);
 template <class T>

@@ -57,10 +57,11 @@ static inline void rotate_head(O* dst, const T* src, const T* c, const T* s, int
   }
 }
 
-// qkv: (B*T, (H + 2 KVH) D) -> q (B,T,H,D) and k (B,T,KVH,D) rotated, v (B,T,KVH,D) copied.
-template <class T>
-void rope_qkv_split(T* q, T* k, T* v, const T* qkv, const T* cos, const T* sin, int64_t B, int64_t Tn, int64_t H,
-                    int64_t KVH, int64_t D) {
+// qkv: (B*T, (H + 2 KVH) D) -> q (B,T,H,D) and k (B,T,KVH,D) rotated, v (B,T,KVH,D) copied;
+// q, k, v of type O (T, or bf16 bits: flash attention's operands in bf16 training).
+template <class T, class O>
+static void rope_qkv_split_as(O* q, O* k, O* v, const T* qkv, const T* cos, const T* sin, int64_t B, int64_t Tn,
+                              int64_t H, int64_t KVH, int64_t D) {
   const int64_t half = D / 2, W = (H + 2 * KVH) * D;
 #pragma omp parallel for schedule(static) if (B * Tn * W > kParallelMin)
   for (int64_t bt = 0; bt < B * Tn; ++bt) {
@@ -71,10 +72,22 @@ void rope_qkv_split(T* q, T* k, T* v, const T* qkv, const T* cos, const T* sin, 
     for (int64_t h = 0; h < H; ++h) rotate_head(q + (bt * H + h) * D, row + h * D, c, s, half, T(1));
     for (int64_t h = 0; h < KVH; ++h) rotate_head(k + (bt * KVH + h) * D, row + (H + h) * D, c, s, half, T(1));
     const T* vr = row + (H + KVH) * D;
-    T* vo = v + bt * KVH * D;
+    O* vo = v + bt * KVH * D;
 #pragma omp simd
-    for (int64_t i = 0; i < KVH * D; ++i) vo[i] = vr[i];
+    for (int64_t i = 0; i < KVH * D; ++i) vo[i] = out_as<O>(vr[i]);
   }
+}
+
+template <class T>
+void rope_qkv_split(T* q, T* k, T* v, const T* qkv, const T* cos, const T* sin, int64_t B, int64_t Tn, int64_t H,
+                    int64_t KVH, int64_t D) {
+  rope_qkv_split_as(q, k, v, qkv, cos, sin, B, Tn, H, KVH, D);
+}
+
+template <class T>
+void rope_qkv_split_bf16(uint16_t* q, uint16_t* k, uint16_t* v, const T* qkv, const T* cos, const T* sin, int64_t B,
+                         int64_t Tn, int64_t H, int64_t KVH, int64_t D) {
+  rope_qkv_split_as(q, k, v, qkv, cos, sin, B, Tn, H, KVH, D);
 }
 
 // The backward of rope_qkv_split: dqkv rows = [rope^-1(dq) | rope^-1(dk) | dv], of type O (T,
@@ -168,5 +181,6 @@ template void rope_qkv_tile<double>(const Epilogue<double>&, const double*, int6
 LS_INSTANTIATE(rope_table)
 LS_INSTANTIATE(rope_apply)
 LS_INSTANTIATE(rope_qkv_split)
+LS_INSTANTIATE(rope_qkv_split_bf16)
 LS_INSTANTIATE(rope_qkv_merge)
 LS_INSTANTIATE(rope_qkv_merge_bf16)

@@ -33,6 +33,7 @@ static KernelTable<T> make_table() {
   t.gemm_swiglu_backward = gemm_swiglu_backward<T>;
   t.gemm_qkv_rope = gemm_qkv_rope<T>;
   t.rope_qkv_split = rope_qkv_split<T>;
+  t.rope_qkv_split_bf16 = rope_qkv_split_bf16<T>;
   t.rope_qkv_merge = rope_qkv_merge<T>;
   t.rope_qkv_merge_bf16 = rope_qkv_merge_bf16<T>;
   t.swiglu_packed_forward = swiglu_packed_forward<T>;
