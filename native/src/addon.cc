@@ -369,6 +369,34 @@ void* f32_or_bf16(const Napi::CallbackInfo& info, size_t i, const char* name, in
   return buf<float>(info, i, name, need);
 }
 
+// The arguments of a matrix unit's GEMM: (transA, transB, M, N, K, alpha, A, lda, B, ldb) from
+// argument `at` on, then `gap` arguments the caller reads itself, then (beta, C, ldc); A, B and C
+// each a Float32Array or a Uint16Array of bf16 bits.
+struct UnitGemm {
+  int64_t M, N, K, ldc;
+  float alpha, beta;
+  ls::bf16::Operand A, B;
+  void* C;
+  bool c_bf16;
+};
+
+UnitGemm unit_gemm_args(const Napi::CallbackInfo& info, size_t at, size_t gap) {
+  UnitGemm g{};
+  const bool ta = bool_arg(info, at, "transA"), tb = bool_arg(info, at + 1, "transB");
+  g.M = int_arg(info, at + 2, "M"), g.N = int_arg(info, at + 3, "N"), g.K = int_arg(info, at + 4, "K");
+  g.alpha = static_cast<float>(num_arg(info, at + 5, "alpha"));
+  const size_t tail = at + 10 + gap;  // beta, C, ldc
+  const int64_t lda = int_arg(info, at + 7, "lda", 1), ldb = int_arg(info, at + 9, "ldb", 1);
+  g.ldc = int_arg(info, tail + 2, "ldc", 1);
+  g.beta = static_cast<float>(num_arg(info, tail, "beta"));
+  g.A.data = f32_or_bf16(info, at + 6, "A", ta ? span(info, "A", g.K, g.M, lda) : span(info, "A", g.M, g.K, lda), &g.A.bf16);
+  g.A.ld = lda, g.A.trans = ta;
+  g.B.data = f32_or_bf16(info, at + 8, "B", tb ? span(info, "B", g.N, g.K, ldb) : span(info, "B", g.K, g.N, ldb), &g.B.bf16);
+  g.B.ld = ldb, g.B.trans = tb;
+  g.C = f32_or_bf16(info, tail + 1, "C", span(info, "C", g.M, g.N, g.ldc), &g.c_bf16);
+  return g;
+}
+
 // gemmBf16(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc): Float32Array or
 // Float64Array buffers as gemm_call; on a matrix unit A, B and C may also be Uint16Arrays of
 // bf16 bits (a bf16 C is rounded once and needs beta 0): the operands bf16 training keeps in bf16
@@ -381,20 +409,9 @@ Napi::Value GemmBf16Any(const Napi::CallbackInfo& info) {
   if (!ls::bf16_matrix_unit(&unit))
     throw Napi::Error::New(info.Env(), "gemmBf16: bf16 (Uint16Array) operands need a bf16 matrix unit (amx or avx512bf16); "
                                        "the current one is '" + ls::current_bf16_unit() + "'");
-  const bool ta = bool_arg(info, 0, "transA"), tb = bool_arg(info, 1, "transB");
-  const int64_t M = int_arg(info, 2, "M"), N = int_arg(info, 3, "N"), K = int_arg(info, 4, "K");
-  const float alpha = static_cast<float>(num_arg(info, 5, "alpha"));
-  const int64_t lda = int_arg(info, 7, "lda", 1), ldb = int_arg(info, 9, "ldb", 1), ldc = int_arg(info, 12, "ldc", 1);
-  const float beta = static_cast<float>(num_arg(info, 10, "beta"));
-  ls::bf16::Operand A, B;
-  A.data = f32_or_bf16(info, 6, "A", ta ? span(info, "A", K, M, lda) : span(info, "A", M, K, lda), &A.bf16);
-  A.ld = lda, A.trans = ta;
-  B.data = f32_or_bf16(info, 8, "B", tb ? span(info, "B", N, K, ldb) : span(info, "B", K, N, ldb), &B.bf16);
-  B.ld = ldb, B.trans = tb;
-  bool c_bf16 = false;
-  void* C = f32_or_bf16(info, 11, "C", span(info, "C", M, N, ldc), &c_bf16);
+  const UnitGemm g = unit_gemm_args(info, 0, 0);
   try {
-    ls::bf16::gemm(static_cast<ls::bf16::Unit>(unit), M, N, K, alpha, A, B, beta, C, ldc, c_bf16);
+    ls::bf16::gemm(static_cast<ls::bf16::Unit>(unit), g.M, g.N, g.K, g.alpha, g.A, g.B, g.beta, g.C, g.ldc, g.c_bf16);
   } catch (const std::exception& e) {
     throw Napi::Error::New(info.Env(), std::string("gemmBf16: ") + e.what());
   }
@@ -430,19 +447,10 @@ Napi::Value Bf16GemmEx(const Napi::CallbackInfo& info) {
   bool ok = false;
   for (auto& u : ls::available_bf16_units()) ok = ok || u == name;
   if (!ok) throw Napi::Error::New(info.Env(), "bf16GemmEx: unit '" + name + "' is not available on this machine");
-  const bool ta = bool_arg(info, 1, "transA"), tb = bool_arg(info, 2, "transB");
-  const int64_t M = int_arg(info, 3, "M"), N = int_arg(info, 4, "N"), K = int_arg(info, 5, "K");
-  const float alpha = static_cast<float>(num_arg(info, 6, "alpha"));
-  const int64_t lda = int_arg(info, 8, "lda", 1), ldb = int_arg(info, 10, "ldb", 1), ldc = int_arg(info, 14, "ldc", 1);
+  UnitGemm g = unit_gemm_args(info, 1, 1);
   const bool prepack = bool_arg(info, 11, "prepackB");
-  const float beta = static_cast<float>(num_arg(info, 12, "beta"));
-  ls::bf16::Operand A, B;
-  A.data = f32_or_bf16(info, 7, "A", ta ? span(info, "A", K, M, lda) : span(info, "A", M, K, lda), &A.bf16);
-  A.ld = lda, A.trans = ta;
-  B.data = f32_or_bf16(info, 9, "B", tb ? span(info, "B", N, K, ldb) : span(info, "B", K, N, ldb), &B.bf16);
-  B.ld = ldb, B.trans = tb;
-  bool c_bf16 = false;
-  void* C = f32_or_bf16(info, 13, "C", span(info, "C", M, N, ldc), &c_bf16);
+  const int64_t M = g.M, N = g.N, K = g.K;
+  ls::bf16::Operand& B = g.B;
   const ls::bf16::Unit unit = name == "amx" ? ls::bf16::Unit::amx : ls::bf16::Unit::dpbf16;
   try {
     std::vector<uint16_t> packed;
@@ -455,7 +463,7 @@ Napi::Value Bf16GemmEx(const Napi::CallbackInfo& info) {
       B = ls::bf16::Operand{};
       B.packed = p;
     }
-    ls::bf16::gemm(unit, M, N, K, alpha, A, B, beta, C, ldc, c_bf16);
+    ls::bf16::gemm(unit, M, N, K, g.alpha, g.A, B, g.beta, g.C, g.ldc, g.c_bf16);
   } catch (const std::exception& e) {
     throw Napi::Error::New(info.Env(), std::string("bf16GemmEx: ") + e.what());
   }
