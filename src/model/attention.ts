@@ -106,7 +106,9 @@ export function attentionBackward(
 // One GEMM for q, k and v over their packed (H + 2 KVH) D x C weights with RoPE and the split
 // into heads in its epilogue (fp32 GEMM: native.gemmQkvRope; on a bf16 matrix unit the GEMM
 // writes the packed rows and ropeQkvSplit rotates and splits them), flash attention (only the
-// per-row log-sum-exp saved: memory linear in T), the output projection.
+// per-row log-sum-exp saved: memory linear in T), the output projection. On a matrix unit with
+// the operands kept in bf16 (llama.ts keepsBf16Operands) the weights, h, q, k, v and dqkv are
+// bf16 bits, each rounded as the unit would round it.
 
 /** What one layer's fused attention saves for backward. */
 export class FusedAttentionActs {
