@@ -552,9 +552,16 @@ struct RmsnormForward {
 
 template <class T>
 struct RmsnormBackward {
-  // rmsnormBackward(dx, dw, dout, x, w, rstd, N, C)
+  // rmsnormBackward(dx, dw, dout, x, w, rstd, N, C, dxBf16?): dxBf16, a Uint16Array, also
+  // receives the updated dx rounded to bf16 (the next backward GEMMs' operand in bf16 training).
   static Napi::Value call(const Napi::CallbackInfo& info) {
     int64_t N = int_arg(info, 6, "N"), C = int_arg(info, 7, "C", 1);
+    if (info.Length() > 8 && !info[8].IsUndefined()) {
+      table<T>().rmsnorm_backward_bf16(buf<T>(info, 0, "dx", N * C), u16buf(info, 8, "dxBf16", N * C), buf<T>(info, 1, "dw", C),
+                                       buf<T>(info, 2, "dout", N * C), buf<T>(info, 3, "x", N * C), buf<T>(info, 4, "w", C),
+                                       buf<T>(info, 5, "rstd", N), N, C);
+      return info.Env().Undefined();
+    }
     table<T>().rmsnorm_backward(buf<T>(info, 0, "dx", N * C), buf<T>(info, 1, "dw", C), buf<T>(info, 2, "dout", N * C),
                                 buf<T>(info, 3, "x", N * C), buf<T>(info, 4, "w", C), buf<T>(info, 5, "rstd", N), N, C);
     return info.Env().Undefined();

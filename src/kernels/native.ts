@@ -105,8 +105,9 @@ export interface NativeAddon {
   embeddingBackward(dtable: FloatArray, dout: FloatArray, ids: Int32Array, N: number, C: number, V: number): void;
   /** out may be bf16 bits (Uint16Array): the norm rounded once, as a GEMM operand of bf16 training. */
   rmsnormForward(out: FloatArray | Uint16Array, rstd: FloatArray, x: FloatArray, w: FloatArray, N: number, C: number, eps: number): void;
+  /** dxBf16: also receives the updated dx rounded to bf16 bits (the next backward GEMMs' operand in bf16 training). */
   rmsnormBackward(dx: FloatArray, dw: FloatArray, dout: FloatArray, x: FloatArray, w: FloatArray, rstd: FloatArray,
-    N: number, C: number): void;
+    N: number, C: number, dxBf16?: Uint16Array): void;
   ropeTable(cos: FloatArray, sin: FloatArray, T: number, D: number, theta: number): void;
   ropeApply(x: FloatArray, cos: FloatArray, sin: FloatArray, B: number, T: number, H: number, D: number,
     inverse: boolean): void;

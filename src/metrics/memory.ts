@@ -117,8 +117,8 @@ function stepBytes(c: LlamaConfig, o: StepShape, e: number, bf16: boolean): { ac
     if (o.recompute === 'none') act += N * C * hb + L * (norms + attn + N * F * hb); // hF; per layer
     else if (o.recompute === 'full') act += shared + N * C * e + attn; // shared h is hF too; one mid, one attention set
     else act += shared + L * (N * C * e + attn); // per layer: mid and attention
-    // qkv (dqkv in bf16 lives in its bytes), datt, dq, dk, dv, gu, dact; dgu in bf16 apart
-    work += (N * (H + 2 * KVH) * D + 2 * q + 2 * kv + 2 * N * F + N * F) * e + (hb < e ? 2 * N * F * hb : 0);
+    // qkv (dqkv in bf16 lives in its bytes), datt, dq, dk, dv, gu, dact; in bf16 also dgu and a copy of dres
+    work += (N * (H + 2 * KVH) * D + 2 * q + 2 * kv + 2 * N * F + N * F) * e + (hb < e ? (2 * N * F + N * C) * hb : 0);
   }
   return { activations: act, workspace: work };
 }

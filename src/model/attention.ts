@@ -194,7 +194,7 @@ export function fusedAttentionForward(
 export function fusedAttentionBackward(
   dh: FloatArray,
   dw: FusedAttentionWeights,
-  dout: FloatArray,
+  dout: Operand,
   a: FusedAttentionActs,
   g: FusedAttentionGrads,
   h: Operand,

@@ -236,6 +236,8 @@ export class StepBuffers {
   readonly logits: Tensor | null;
   readonly lse: Tensor; // (N)
   readonly dres: Tensor; // (N, C)
+  /** (N, C): dres rounded to bf16 by each norm backward, for the backward GEMMs that read it (bf16 operands only). */
+  readonly dres16: Bf16Tensor | null;
   readonly dh: Tensor; // (N, C)
   readonly standard: StandardParts | null;
   readonly fused: FusedParts | null;
@@ -275,6 +277,7 @@ export class StepBuffers {
     this.logits = kernels === 'standard' || withLogits ? Tensor.empty(dtype, [N, c.vocab_size]) : null;
     this.lse = Tensor.empty(dtype, [N]);
     this.dres = Tensor.empty(dtype, [N, C]);
+    this.dres16 = this.bf16Operands ? Bf16Tensor.empty([N, C]) : null;
     this.dh = Tensor.empty(dtype, [N, C]);
   }
 
@@ -286,7 +289,7 @@ export class StepBuffers {
 
   /** Bytes of gradient scratch and rotary tables. */
   workspaceBytes(): number {
-    const common = sumBytes([this.dres, this.dh, this.ropeCos, this.ropeSin]);
+    const common = sumBytes([this.dres, this.dh, this.ropeCos, this.ropeSin, ...(this.dres16 ? [this.dres16] : [])]);
     return common + sumBytes(this.standard?.workspace() ?? []) + sumBytes(this.fused?.workspace() ?? []);
   }
 }
@@ -389,7 +392,7 @@ export class LlamaModel {
     } // the fused path left dL/dhF in s.dh during forward
     const L = c.num_hidden_layers;
     native.fill(s.dres.data, 0, N * C);
-    native.rmsnormBackward(s.dres.data, this.grads.get('model.norm.weight').data, s.dh.data, s.resid[L]!.data, this.params.get('model.norm.weight').data, s.rstdF.data, N, C);
+    native.rmsnormBackward(s.dres.data, this.grads.get('model.norm.weight').data, s.dh.data, s.resid[L]!.data, this.params.get('model.norm.weight').data, s.rstdF.data, N, C, s.dres16?.data);
     if (s.kernels === 'standard') this.backwardStandard(s);
     else this.backwardFused(s);
     native.embeddingBackward(this.grads.get('model.embed_tokens.weight').data, s.dres.data, s.ids, N, C, V);
@@ -517,11 +520,13 @@ export class LlamaModel {
         // every GEMM unit (its output, the MLP branch, is not needed: dh is scratch here).
         fusedMlpForward(s.dh.data, a.mlp.data, a.h2.data, w.fusedMlp, s.mlpShape);
       }
-      fusedMlpBackward(s.dh.data, g.fusedMlp, s.dres.data, a.mlp.data, sc, a.h2.data, w.fusedMlp, s.mlpShape);
-      native.rmsnormBackward(s.dres.data, g.postNorm, s.dh.data, a.mid.data, w.postNorm, a.rstd2.data, N, C);
+      // the branches' output gradient dres as their GEMMs read it: its bf16 copy where there is one
+      const dout = s.dres16?.data ?? s.dres.data;
+      fusedMlpBackward(s.dh.data, g.fusedMlp, dout, a.mlp.data, sc, a.h2.data, w.fusedMlp, s.mlpShape);
+      native.rmsnormBackward(s.dres.data, g.postNorm, s.dh.data, a.mid.data, w.postNorm, a.rstd2.data, N, C, s.dres16?.data);
       if (s.recompute !== 'none') this.inputNormFused(s, l); // h1 shares its buffer with h2
-      fusedAttentionBackward(s.dh.data, g.fusedAttn, s.dres.data, a.attn, parts.attnGrads, a.h1.data, w.fusedAttn, rope, s.attnShape);
-      native.rmsnormBackward(s.dres.data, g.inNorm, s.dh.data, s.resid[l]!.data, w.inNorm, a.rstd1.data, N, C);
+      fusedAttentionBackward(s.dh.data, g.fusedAttn, dout, a.attn, parts.attnGrads, a.h1.data, w.fusedAttn, rope, s.attnShape);
+      native.rmsnormBackward(s.dres.data, g.inNorm, s.dh.data, s.resid[l]!.data, w.inNorm, a.rstd1.data, N, C, s.dres16?.data);
     }
   }
 

@@ -99,7 +99,7 @@ export function fusedMlpForward(out: FloatArray, act: Operand, h: Operand, w: Fu
 }
 
 // dh: (N, C) overwritten; weight gradients accumulate.
-export function fusedMlpBackward(dh: FloatArray, dw: FusedMlpWeights, dout: FloatArray, act: Operand, sc: FusedMlpScratch, h: Operand, w: FusedMlpWeights<Operand>, s: MlpShape): void {
+export function fusedMlpBackward(dh: FloatArray, dw: FusedMlpWeights, dout: Operand, act: Operand, sc: FusedMlpScratch, h: Operand, w: FusedMlpWeights<Operand>, s: MlpShape): void {
   linearBackward(sc.dact.data, dw.down, dout, act, w.down, s.N, s.F, s.C, false, s.mm);
   let dgu: Operand = sc.gu.data;
   if (onMatrixUnit(s.mm, h)) {

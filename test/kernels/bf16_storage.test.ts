@@ -151,6 +151,22 @@ test('rmsnormForward / addRmsnormForward with a bf16 out: the fp32 (and float64)
     }
 });
 
+test('rmsnormBackward with a bf16 copy of dx: dx and dw unchanged, the copy the accumulated dx rounded once', () => {
+  for (const ctor of [Float32Array, Float64Array] as const)
+    for (const [N, C] of [[1, 1], [3, 13], [64, 515]] as const) {
+      const dout = rand(ctor, N * C, 1), x = rand(ctor, N * C, 2), w = rand(ctor, C, 3), rstd = rand(ctor, N, 4);
+      const dx0 = rand(ctor, N * C, 5); // dx accumulates: the copy must be of the sum
+      const [dx, dw] = [ctor.from(dx0), new ctor(C)];
+      native.rmsnormBackward(dx, dw, dout, x, w, rstd, N, C);
+      const [dxB, dwB, dx16] = [ctor.from(dx0), new ctor(C), new Uint16Array(N * C).fill(0x7fc0)];
+      native.rmsnormBackward(dxB, dwB, dout, x, w, rstd, N, C, dx16);
+      const what = `${ctor.name} ${N}x${C}`;
+      assertSameBits(dxB, dx, `${what}: dx`);
+      assertSameBits(dwB, dw, `${what}: dw`);
+      assertSameBits(dx16, bits(dx), `${what}: bf16 copy`);
+    }
+});
+
 test('swigluPackedBackward with a bf16 dgu: the fp32 dgu rounded once (F across the 256-feature blocks)', () => {
   for (const ctor of [Float32Array, Float64Array] as const)
     for (const [N, F] of [[1, 1], [5, 7], [9, 300], [40, 513]] as const) {

@@ -51,6 +51,9 @@ struct KernelTable {
   // dx(N,C) += d/dx, dw(C) += d/dw, from dout(N,C), x, w, rstd saved by forward.
   void (*rmsnorm_backward)(T* dx, T* dw, const T* dout, const T* x, const T* w, const T* rstd,
                            int64_t N, int64_t C);
+  // The same, with the updated dx also rounded to bf16 bits into dx16 (a GEMM operand of bf16 training).
+  void (*rmsnorm_backward_bf16)(T* dx, uint16_t* dx16, T* dw, const T* dout, const T* x, const T* w,
+                                const T* rstd, int64_t N, int64_t C);
 
   // cos, sin: (T, D/2) for positions 0..T-1, inv_freq[i] = theta^(-2i/D).
   void (*rope_table)(T* cos, T* sin, int64_t Tn, int64_t D, double theta);

@@ -49,6 +49,9 @@ template <class T>
 void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, const T* rstd,
                       int64_t N, int64_t C);
 template <class T>
+void rmsnorm_backward_bf16(T* dx, uint16_t* dx16, T* dw, const T* dout, const T* x, const T* w, const T* rstd,
+                           int64_t N, int64_t C);
+template <class T>
 void rope_table(T* cos, T* sin, int64_t Tn, int64_t D, double theta);
 template <class T>
 void rope_apply(T* x, const T* cos, const T* sin, int64_t B, int64_t Tn, int64_t H, int64_t D,

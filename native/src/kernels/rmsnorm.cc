@@ -73,8 +73,11 @@ void add_rmsnorm_forward_bf16(T* resid, uint16_t* out, T* rstd, const T* x, cons
 
 // dx: (N, C) += dL/dx; dw: (C) += dL/dw. With y_c = x_c r w_c and r = (mean(x^2)+eps)^-1/2:
 //   dx_c = r w_c g_c - x_c r^3 / C * sum_j(g_j w_j x_j)
+// dx16 (nullable): the updated dx also rounded to bf16 bits, in the same pass (the residual
+// gradient as the next backward GEMMs' operand in bf16 training).
 template <class T>
-void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, const T* rstd, int64_t N, int64_t C) {
+static void rmsnorm_backward_as(T* dx, uint16_t* dx16, T* dw, const T* dout, const T* x, const T* w, const T* rstd,
+                                int64_t N, int64_t C) {
 #pragma omp parallel for schedule(static) if (N * C > kParallelMin)
   for (int64_t n = 0; n < N; ++n) {
     const T* g = dout + n * C;
@@ -87,6 +90,11 @@ void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, const
     const T k = dot * r * r * r / T(C);
 #pragma omp simd
     for (int64_t c = 0; c < C; ++c) d[c] += r * w[c] * g[c] - xr[c] * k;
+    if (dx16) {
+      uint16_t* h = dx16 + n * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) h[c] = bf16_from(d[c]);
+    }
   }
   // dw: a second pass over column ranges so each thread owns its columns (deterministic).
   constexpr int64_t kCols = 64;
@@ -106,11 +114,23 @@ void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, const
   }
 }
 
+template <class T>
+void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, const T* rstd, int64_t N, int64_t C) {
+  rmsnorm_backward_as<T>(dx, nullptr, dw, dout, x, w, rstd, N, C);
+}
+
+template <class T>
+void rmsnorm_backward_bf16(T* dx, uint16_t* dx16, T* dw, const T* dout, const T* x, const T* w, const T* rstd,
+                           int64_t N, int64_t C) {
+  rmsnorm_backward_as<T>(dx, dx16, dw, dout, x, w, rstd, N, C);
+}
+
 }  // namespace LS_ISA
 }  // namespace ls
 
 LS_INSTANTIATE(rmsnorm_forward)
 LS_INSTANTIATE(rmsnorm_backward)
+LS_INSTANTIATE(rmsnorm_backward_bf16)
 LS_INSTANTIATE(add_rmsnorm_forward)
 LS_INSTANTIATE(rmsnorm_forward_bf16)
 LS_INSTANTIATE(add_rmsnorm_forward_bf16)

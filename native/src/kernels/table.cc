@@ -20,6 +20,7 @@ static KernelTable<T> make_table() {
   t.rmsnorm_forward = rmsnorm_forward<T>;
   t.rmsnorm_forward_bf16 = rmsnorm_forward_bf16<T>;
   t.rmsnorm_backward = rmsnorm_backward<T>;
+  t.rmsnorm_backward_bf16 = rmsnorm_backward_bf16<T>;
   t.rope_table = rope_table<T>;
   t.rope_apply = rope_apply<T>;
   t.attention_standard_forward = attention_standard_forward<T>;
