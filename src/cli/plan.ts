@@ -179,10 +179,12 @@ export function formatPlan(p: Plan): string {
   say();
   const layout = j.layout === 'mixed'
     ? 'bf16 mixed precision: bf16 weights and gradients, fp32 master weights + AdamW moments, bf16 activations'
-    : `the trainer's own buffers: fp32 weights, gradients, AdamW moments and activations${j.dtype === 'bf16' ? '; bf16 rounds GEMM operands only' : ''}`;
+    : j.bf16Operands
+      ? "the trainer's own buffers: fp32 weights + their bf16 copy, fp32 gradients and AdamW moments, activations with the matrix-product operands in bf16 (this CPU's bf16 matrix unit)"
+      : `the trainer's own buffers: fp32 weights, gradients, AdamW moments and activations${j.dtype === 'bf16' ? '; bf16 rounds GEMM operands only' : ''}`;
   say(`memory per device (${layout})`);
   const row = (k: string, v: number, note = '') => say(`  ${k.padEnd(12)} ${fmtBytes(v).padStart(10)}${note ? `  ${note}` : ''}`);
-  row('parameters', m.parameters);
+  row('parameters', m.parameters, j.bf16Operands ? 'fp32 + bf16 copy of the matrices' : undefined);
   row('gradients', m.gradients);
   row('optimizer', m.optimizer, `${j.layout === 'mixed' ? 'fp32 master + 2 moments' : '2 moments'}${j.zero === 1 ? `, ZeRO-1: 1/${j.ranks} per rank` : ''}`);
   row('activations', m.activations, `micro-batch ${j.microBatch} x ${j.seqLen}, recompute ${j.recompute}`);

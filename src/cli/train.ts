@@ -53,8 +53,8 @@ function printStart(i: StartInfo): void {
       `${i.tokensPerStep} tokens/step, ${c.train.steps} steps`,
   );
   say(
-    `  memory    ${fmtBytes(m.total)}: params ${fmtBytes(m.parameters)}, grads ${fmtBytes(m.gradients)}, AdamW ${fmtBytes(m.optimizer)}, ` +
-      `activations ${fmtBytes(m.activations)} (recompute ${i.recompute}), workspace ${fmtBytes(m.workspace)}`,
+    `  memory    ${fmtBytes(m.total)}: params ${fmtBytes(m.parameters)}${i.bf16Operands ? ' (fp32 + bf16 copy)' : ''}, grads ${fmtBytes(m.gradients)}, AdamW ${fmtBytes(m.optimizer)}, ` +
+      `activations ${fmtBytes(m.activations)} (recompute ${i.recompute}${i.bf16Operands ? '; matrix-product operands in bf16' : ''}), workspace ${fmtBytes(m.workspace)}`,
   );
   say(
     `  MFU       ${(i.flopsPerToken / 1e6).toFixed(2)} MFLOP/token (6P + 12LdT) vs measured ${i.dtype === 'bf16' ? `bf16 ${unitName(i.matmulUnit)}` : 'fp32'} peak ` +

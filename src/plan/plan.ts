@@ -79,6 +79,8 @@ export interface Plan {
     nodes: number; devicesPerNode: number; devices: number; ranks: number;
     seqLen: number; globalBatch: number; globalBatchTokens: number; microBatch: number; gradAccum: number;
     dtype: 'bf16' | 'fp32'; kernels: MemoryKernels; recompute: MemoryRecompute; zero: 0 | 1; layout: PlanLayout;
+    /** The trainer layout in bf16 on a CPU with a bf16 matrix unit: a bf16 weight copy and bf16 matrix-product operands. */
+    bf16Operands: boolean;
   };
   device: Device;
   memory: PlanMemory & { capacity: number; fits: boolean; largestMicroBatch: number };
@@ -185,6 +187,7 @@ export function makePlan(p: PlanInput): Plan {
       nodes: p.nodes, devicesPerNode: p.devicesPerNode, devices, ranks, seqLen: p.seqLen,
       globalBatch: p.globalBatch, globalBatchTokens, microBatch: p.microBatch, gradAccum,
       dtype: p.dtype, kernels: p.kernels, recompute: p.recompute, zero: p.zero, layout: p.layout,
+      bf16Operands: bf16Operands && p.kernels === 'litespark',
     },
     device: p.device,
     memory: { ...mem, capacity, fits: mem.total <= capacity, largestMicroBatch: largestMicroBatch(p.model, memOpts, capacity) },

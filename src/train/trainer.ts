@@ -51,6 +51,8 @@ export interface StartInfo {
   peakCached: boolean;
   /** What runs the matrix products: 'fp32' (FMA on the ISA path) or the bf16 unit ('amx', 'avx512bf16', 'fp32'). */
   matmulUnit: string;
+  /** bf16 on a matrix unit, fused path: a bf16 copy of the weights (in memory.parameters) and bf16 matrix-product operands. */
+  bf16Operands: boolean;
   tokensPerStep: number;
   /** The prepared data the run reads (a directory of token shards, src/data/source.ts). */
   data: { dir: string; description: string; inputBytes: number; trainTokens: number; valTokens: number; vocabSize: number };
@@ -311,6 +313,7 @@ export async function train(config: Config, hooks: TrainHooks = {}, start: Train
     peakGflops: peak.gflops > 0 ? peak.gflops : null,
     peakCached: peak.cached,
     matmulUnit: peak.unit,
+    bf16Operands: model.bf16Weights !== null,
     tokensPerStep,
     data: {
       dir: data.dir,

@@ -272,3 +272,18 @@ test('cpu: this machine at its measured peak, energy n/a without --device-watts'
   assert.equal(p.scenarios[0].joulesPerToken, null);
   assert.equal(p.memory.total, p.memory.parameters + p.memory.gradients + p.memory.optimizer + p.memory.activations + p.memory.workspace);
 });
+
+test("cpu, bf16: the plan's memory is the trainer's allocation on this CPU's bf16 unit (a matrix unit: the bf16 copy and operands)", () => {
+  const r = cli(['--preset', 'nano', '--accelerator', 'cpu', '--dtype', 'bf16', '--json']);
+  assert.equal(r.code, 0, r.err);
+  const p = JSON.parse(r.out);
+  const config = resolveConfig({ preset: 'nano' });
+  const model = new LlamaModel(config.model, 'f32', 'litespark', 'bf16');
+  assert.equal(p.job.bf16Operands, model.bf16Weights !== null);
+  const opt = new AdamW(config.model, model.params, model.grads, config.train, model.bf16Weights);
+  const buf = model.buffers(p.job.microBatch, p.job.seqLen, false, p.job.recompute);
+  assert.deepEqual(
+    [p.memory.parameters, p.memory.gradients, p.memory.optimizer, p.memory.activations, p.memory.workspace],
+    [model.params.flat.bytes + (model.bf16Weights?.bytes ?? 0), model.grads.flat.bytes, opt.bytes(), buf.activationBytes(), buf.workspaceBytes()],
+  );
+});
