@@ -305,6 +305,8 @@ export class LlamaModel {
   readonly bf16Weights: Bf16Weights | null;
   /** fp32 weights, and the fused path's GEMM weights from the bf16 copy where there is one. */
   private readonly layerW: LayerWeights<Operand>[];
+  /** The output head in the bf16 copy (made once: a step allocates nothing). */
+  private readonly head16: Uint16Array | null;
   private readonly layerG: LayerWeights[];
 
   /**
@@ -322,6 +324,7 @@ export class LlamaModel {
     const bf16 = keepsBf16Operands(dtype, kernels, precision) && opts.bf16Operands !== false;
     this.bf16Weights = bf16 ? new Bf16Weights(this.params) : null;
     this.layerW = Array.from({ length: config.num_hidden_layers }, (_, l) => layerWeights(this.params, config, l, this.bf16Weights));
+    this.head16 = this.bf16Weights?.view(config.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight') ?? null;
     this.layerG = Array.from({ length: config.num_hidden_layers }, (_, l) => layerWeights(this.grads, config, l));
   }
 
@@ -364,8 +367,7 @@ export class LlamaModel {
 
   /** The output head as the fused path's GEMMs read it: the bf16 copy's view where there is one. */
   private gemmHead(s: StepBuffers): Operand {
-    const name = this.config.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
-    return s.kernels === 'litespark' && this.bf16Weights ? this.bf16Weights.view(name) : this.params.get(name).data;
+    return s.kernels === 'litespark' && this.head16 ? this.head16 : this.params.head(this.config).data;
   }
 
   /** Checks that buffers made for another unit or precision are not used with this model's GEMM weights. */
