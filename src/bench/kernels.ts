@@ -11,7 +11,10 @@
 //   loss       forward + backward: standard (head GEMM + cross-entropy + dX/dW GEMMs) vs
 //              linearCrossEntropy in training mode
 // Each op: `warmup` unmeasured runs, then the median (min, max) of `steps` runs. A kernel that
-// throws (e.g. not built yet) becomes a failed row; the others still run.
+// throws (e.g. not built yet) becomes a failed row; the others still run. bf16 fused rows on a
+// matrix unit take the operands the trainer keeps in bf16 there (weights, h, q/k/v, the SwiGLU
+// activation, dout, dgu: llama.ts keepsBf16Operands); the gemm rows, shared by both paths, and
+// the standard rows take fp32 operands, as the standard path does.
 import os from 'node:os';
 import { resolveConfig } from '../config/load.js';
 import { native } from '../kernels/native.js';
@@ -19,6 +22,7 @@ import { cpuModel } from '../metrics/machine.js';
 import { getPeak } from '../metrics/peak.js';
 import { fusedQkvForward, qkvForward } from '../model/attention.js';
 import { matmulFor, type Matmul, type Precision } from '../model/linear.js';
+import { keepsBf16Operands } from '../model/llama.js';
 import { FusedMlpScratch, MlpActs, MlpGrads, fusedMlpBackward, fusedMlpForward, mlpBackward, mlpForward } from '../model/mlp.js';
 import type { KernelsJob } from './job.js';
 import type { KernelPath, KernelRow } from './spec.js';
@@ -50,6 +54,19 @@ function buffer(n: number, seed: number, std = 1): F32 {
   const a = new Float32Array(native.alloc(4 * n));
   native.randn(a, n, seed, 0, std);
   return a;
+}
+
+/** x as the fused path keeps it with bf16 operands: its bf16 bits (ops16), else x itself. */
+function operand(x: F32, ops16: boolean): F32 | Uint16Array {
+  if (!ops16) return x;
+  const u = new Uint16Array(native.alloc(2 * x.length));
+  native.castToBf16(u, x, x.length);
+  return u;
+}
+
+/** An output the fused path keeps in bf16 with bf16 operands: zeroed bf16 storage (ops16), else fp32. */
+function output(n: number, ops16: boolean): F32 | Uint16Array {
+  return ops16 ? new Uint16Array(native.alloc(2 * n)) : buffer(n, 0);
 }
 
 function time(fn: () => void, warmup: number, runs: number): Timing {
@@ -104,7 +121,7 @@ function linearLayers(C: number, H: number, KVH: number, D: number, F: number, V
 
 // bf16: the fused kernel runs on the bf16 matrix unit when there is one (the standard kernel has
 // no bf16 form: a typical framework's materialized attention stays as it is).
-function attentionOps(B: number, T: number, H: number, KVH: number, D: number, paths: KernelPath[], seed: number, bf16: boolean): Op[] {
+function attentionOps(B: number, T: number, H: number, KVH: number, D: number, paths: KernelPath[], seed: number, bf16: boolean, ops16: boolean): Op[] {
   const N = B * T;
   const q = buffer(N * H * D, seed + 11), k = buffer(N * KVH * D, seed + 12), v = buffer(N * KVH * D, seed + 13);
   const dout = buffer(N * H * D, seed + 14, 0.1);
@@ -125,11 +142,12 @@ function attentionOps(B: number, T: number, H: number, KVH: number, D: number, p
       );
     } else {
       const lse = buffer(B * H * T, 0);
-      const fwd = () => native.attentionFlashForward(out, lse, q, k, v, B, T, H, KVH, D, bf16);
+      const [q2, k2, v2] = [operand(q, ops16), operand(k, ops16), operand(v, ops16)];
+      const fwd = () => native.attentionFlashForward(out, lse, q2, k2, v2, B, T, H, KVH, D, bf16);
       ops.push(
         { group: 'attention', op: 'attention fwd', shape, kernels: path, flops: fwdFlops, savedBytes: lse.byteLength, run: fwd },
         { group: 'attention', op: 'attention bwd', shape, kernels: path, flops: 2 * fwdFlops, savedBytes: lse.byteLength, prepare: fwd,
-          run: () => native.attentionFlashBackward(dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KVH, D, bf16) },
+          run: () => native.attentionFlashBackward(dq, dk, dv, dout, q2, k2, v2, out, lse, B, T, H, KVH, D, bf16) },
       );
     }
   }
@@ -139,7 +157,7 @@ function attentionOps(B: number, T: number, H: number, KVH: number, D: number, p
 // The q/k/v projections with RoPE, the model's own functions (src/model/attention.ts): standard
 // (three GEMMs, then RoPE on q and k in place) vs fused (one GEMM over the packed q/k/v weights,
 // RoPE and the split in its epilogue; on a bf16 matrix unit the GEMM, then the split pass).
-function qkvOps(B: number, T: number, C: number, H: number, KVH: number, D: number, paths: KernelPath[], seed: number, mm: Matmul): Op[] {
+function qkvOps(B: number, T: number, C: number, H: number, KVH: number, D: number, paths: KernelPath[], seed: number, mm: Matmul, ops16: boolean): Op[] {
   const N = B * T, W = (H + 2 * KVH) * D;
   const h = buffer(N * C, seed + 41, 0.5);
   const q = buffer(N * H * D, 0), k = buffer(N * KVH * D, 0), v = buffer(N * KVH * D, 0);
@@ -155,9 +173,10 @@ function qkvOps(B: number, T: number, C: number, H: number, KVH: number, D: numb
       ops.push({ group: 'qkv', op: 'qkv+rope fwd', shape, kernels: path, flops, savedBytes: null,
         run: () => qkvForward(q, k, v, h, w, { cos, sin }, s) });
     } else {
-      const wqkv = buffer(W * C, seed + 45, 0.02), qkv = buffer(N * W, 0);
+      const wqkv = operand(buffer(W * C, seed + 45, 0.02), ops16), qkv = buffer(N * W, 0), h2 = operand(h, ops16);
+      const [q2, k2, v2] = [output(N * H * D, ops16), output(N * KVH * D, ops16), output(N * KVH * D, ops16)];
       ops.push({ group: 'qkv', op: 'qkv+rope fwd', shape, kernels: path, flops, savedBytes: null,
-        run: () => fusedQkvForward(q, k, v, qkv, h, wqkv, { cos, sin }, s) });
+        run: () => fusedQkvForward(q2, k2, v2, qkv, h2, wqkv, { cos, sin }, s) });
     }
   }
   return ops;
@@ -166,7 +185,7 @@ function qkvOps(B: number, T: number, C: number, H: number, KVH: number, D: numb
 // The model's own MLP functions (src/model/mlp.ts), so the rows time exactly what the trainer
 // runs: standard saves gate, up and the activation; fused saves the activation only and
 // recomputes gate/up in backward.
-function mlpOps(N: number, C: number, F: number, paths: KernelPath[], seed: number, mm: Matmul): Op[] {
+function mlpOps(N: number, C: number, F: number, paths: KernelPath[], seed: number, mm: Matmul, ops16: boolean): Op[] {
   const h = buffer(N * C, seed + 21, 0.5), dout = buffer(N * C, seed + 22, 0.01);
   const y = buffer(N * C, 0), dh = buffer(N * C, 0);
   const s = { N, C, F, mm };
@@ -188,22 +207,22 @@ function mlpOps(N: number, C: number, F: number, paths: KernelPath[], seed: numb
       );
     } else {
       // gate rows [0, F) and up rows [F, 2F) of one (2F, C) matrix, as the parameter store packs them
-      const w = { gu: buffer(2 * F * C, seed + 23, 0.02), down: buffer(C * F, seed + 25, 0.02) };
+      const w = { gu: operand(buffer(2 * F * C, seed + 23, 0.02), ops16), down: operand(buffer(C * F, seed + 25, 0.02), ops16) };
       const dw = { gu: buffer(2 * F * C, 0), down: buffer(C * F, 0) };
-      const act = buffer(N * F, 0);
-      const scratch = new FusedMlpScratch('f32', s);
-      const fwd = () => fusedMlpForward(y, act, h, w, s);
+      const act = output(N * F, ops16), h2 = operand(h, ops16), dout2 = operand(dout, ops16);
+      const scratch = new FusedMlpScratch('f32', s, ops16);
+      const fwd = () => fusedMlpForward(y, act, h2, w, s);
       ops.push(
         { group: 'mlp', op: 'mlp fwd', shape, kernels: path, flops: fwdFlops, savedBytes: act.byteLength, run: fwd },
         { group: 'mlp', op: 'mlp bwd', shape, kernels: path, flops: 2 * fwdFlops, savedBytes: act.byteLength, prepare: fwd,
-          run: () => fusedMlpBackward(dh, dw, dout, act, scratch, h, w, s) },
+          run: () => fusedMlpBackward(dh, dw, dout2, act, scratch, h2, w, s) },
       );
     }
   }
   return ops;
 }
 
-function lossOps(N: number, C: number, V: number, paths: KernelPath[], seed: number, mm: Matmul): Op[] {
+function lossOps(N: number, C: number, V: number, paths: KernelPath[], seed: number, mm: Matmul, ops16: boolean): Op[] {
   const x = buffer(N * C, seed + 31, 1), W = buffer(V * C, seed + 32, 0.02);
   const targets = randomTokens(N, V, seed + 33);
   const dx = buffer(N * C, 0), dW = buffer(V * C, 0), lse = buffer(N, 0);
@@ -222,8 +241,9 @@ function lossOps(N: number, C: number, V: number, paths: KernelPath[], seed: num
           gemm(mm, true, false, V, C, N, logits, x, 1, dW);
         } });
     } else {
+      const x2 = operand(x, ops16), W2 = operand(W, ops16);
       ops.push({ group: 'loss', op: 'loss fwd+bwd', shape, kernels: path, flops, savedBytes: lse.byteLength,
-        run: () => native.linearCrossEntropy(dx, dW, lse, x, W, targets, N, C, V, 1 / N, mm === native.gemmBf16) });
+        run: () => native.linearCrossEntropy(dx, dW, lse, x2, W2, targets, N, C, V, 1 / N, mm === native.gemmBf16) });
     }
   }
   return ops;
@@ -236,6 +256,7 @@ export function runKernelRows(job: KernelsJob, onProgress: (done: number, total:
   // bf16 rows run what the trainer runs under --dtype bf16: every GEMM on the bf16 unit.
   const precision: Precision = job.dtype === 'bf16' ? 'bf16' : 'fp32';
   const mm = matmulFor(precision);
+  const ops16 = keepsBf16Operands('f32', 'litespark', precision); // the fused rows' operands in bf16
   const B = tc.micro_batch_size, T = tc.seq_len, N = B * T;
   const C = mc.hidden_size, F = mc.intermediate_size, V = mc.vocab_size;
   const H = mc.num_attention_heads, KVH = mc.num_key_value_heads, D = C / H;
@@ -248,10 +269,10 @@ export function runKernelRows(job: KernelsJob, onProgress: (done: number, total:
   // Build the op list lazily per group, so a group's buffers exist only while it runs.
   const groups: Array<() => Op[]> = [
     () => gemmOps(N, layers, job.seed, mm),
-    () => qkvOps(B, T, C, H, KVH, D, paths, job.seed, mm),
-    () => attentionOps(B, T, H, KVH, D, paths, job.seed, precision === 'bf16'),
-    () => mlpOps(N, C, F, paths, job.seed, mm),
-    () => lossOps(N, C, V, paths, job.seed, mm),
+    () => qkvOps(B, T, C, H, KVH, D, paths, job.seed, mm, ops16),
+    () => attentionOps(B, T, H, KVH, D, paths, job.seed, precision === 'bf16', ops16),
+    () => mlpOps(N, C, F, paths, job.seed, mm, ops16),
+    () => lossOps(N, C, V, paths, job.seed, mm, ops16),
   ];
   const layers = linearLayers(C, H, KVH, D, F, V);
   const total = layers.length * 3 + paths.length * 6; // + qkv, attention fwd/bwd, mlp fwd/bwd, loss per path
