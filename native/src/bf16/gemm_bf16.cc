@@ -8,7 +8,7 @@
 //       pack B block -> VNNI panels of 32 columns:   shared by the team, one barrier per block
 //       for ic over this thread's rows by MC:
 //         pack A block -> bf16 tiles
-//         for jr over this thread's B panels:      the B panel (KCP x 32 bf16, <= 32 KiB) stays in L1
+//         for jr over this thread's B panels:      a B panel: KCP x 32 bf16 (32 KiB on AMX, 64 on VDPBF16PS: kKC*)
 //           for ir over 32-row A panels:           A streams from L2
 //             AMX: C 32x32 = 4 fp32 tiles (0-3), A 2 tiles (4-5: rows 0-15, 16-31), B 2 tiles
 //             (6-7: columns 0-15, 16-31), 4 TDPBF16PS per 32 k.
@@ -51,7 +51,13 @@ namespace ls {
 namespace bf16 {
 namespace {
 
-constexpr int64_t kKC = 512;   // K block: a B panel is KC x 32 bf16 = 32 KiB (L1 is 48 KiB)
+// K block per unit. AMX: 512, a B panel of KC x 32 bf16 = 32 KiB stays in Sapphire Rapids' 48 KiB
+// L1 (larger blocks measured no gain there). VDPBF16PS: 1024 (a 64 KiB panel streamed from L2,
+// each 8-row group of the micro-kernel reading it once): on a Zen 4 (32 KiB L1), interleaved in
+// one process, the S and L training steps 1.02-1.025x and the head + loss 1.04-1.05x over 512,
+// from fewer passes of C through memory on long-K GEMMs; 2048 no better, 4096 slower.
+constexpr int64_t kKCAmx = 512;
+constexpr int64_t kKCDp = 1024;
 constexpr int64_t kNC = 1024;  // columns per B block: 1 MiB of bf16, shared, in L2
 constexpr int64_t kMC = 128;   // rows per A block: 128 KiB per thread, leaving L2 to the B block
                                // (measured: 1.0-1.2x over 256 rows on the S and head shapes; 64 the same)
@@ -505,7 +511,8 @@ void gemm_run(Unit unit, int64_t M, int64_t N, int64_t K, float alpha, const Ope
             epi, F};
   // Balanced K blocks of a multiple of 32 (a pre-packed B is addressed by K offset); a bf16 C
   // is rounded once and an epilogue sees the whole sum, so those run K in one block.
-  p.kc_max = c_bf16 || epi != Epi::store ? K : ceil_div(ceil_div(K, ceil_div(K, kKC)), 32) * 32;
+  const int64_t kc = unit == Unit::amx ? kKCAmx : kKCDp;
+  p.kc_max = c_bf16 || epi != Epi::store ? K : ceil_div(ceil_div(K, ceil_div(K, kc)), 32) * 32;
   p.kcp_max = ceil_div(p.kc_max, 32) * 32;
   p.nc_max = ceil_div(ceil_div(N, ceil_div(N, kNC)), kNR) * kNR;
   // Fork only when each thread gets real work (~4M multiply-adds: ~10 us on AMX).
