@@ -61,3 +61,17 @@ test('stopped at a scheduled checkpoint or by a stop request, resumed: the same 
   assert.deepEqual(curve(stopped), want);
   assert.ok(weights(stopped, 12).equals(weights(full, 12)), 'final weights differ after a stop and resume');
 });
+
+test('bf16 (on this CPU\'s bf16 unit): resumed from a checkpoint, the same losses and weights bit for bit (the bf16 weight copy is remade from the loaded weights)', async () => {
+  const o = { ...OVERRIDES, 'train.steps': 8, 'train.eval_every': 4, 'runtime.dtype': 'bf16' };
+  const full = join(tmp, 'bf16-full');
+  await train(resolveConfig({ preset: 'nano', overrides: { ...o, 'train.checkpoint_every': 4, 'runtime.out': full } }));
+  const want = curve(full);
+  assert.equal(want.length, 8);
+  const ckpt = join(full, 'checkpoints', stepDirName(4));
+  const resumed = join(tmp, 'bf16-resumed');
+  const b = await train(resolveConfig({ base: readTrainerStateJson(ckpt)!.config, overrides: { 'runtime.out': resumed } }), {}, { resume: ckpt });
+  assert.equal(b.resumedFrom, 4);
+  assert.deepEqual(curve(resumed), want.slice(4));
+  assert.ok(weights(resumed, 8).equals(weights(full, 8)), 'final weights differ');
+});
