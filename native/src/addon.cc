@@ -48,6 +48,14 @@ bool bool_arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
   return info[i].As<Napi::Boolean>().Value();
 }
 
+// Whether optional argument i was passed (present and not undefined).
+bool has_arg(const Napi::CallbackInfo& info, size_t i) { return i < info.Length() && !info[i].IsUndefined(); }
+
+// An optional boolean argument (false when not passed).
+bool optional_bool(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  return has_arg(info, i) && bool_arg(info, i, name);
+}
+
 // The dtype of a float buffer argument.
 DType dtype_of(const Napi::CallbackInfo& info, size_t i, const char* name) {
   if (i < info.Length() && info[i].IsTypedArray()) {
@@ -556,7 +564,7 @@ struct RmsnormBackward {
   // receives the updated dx rounded to bf16 (the next backward GEMMs' operand in bf16 training).
   static Napi::Value call(const Napi::CallbackInfo& info) {
     int64_t N = int_arg(info, 6, "N"), C = int_arg(info, 7, "C", 1);
-    if (info.Length() > 8 && !info[8].IsUndefined()) {
+    if (has_arg(info, 8)) {
       table<T>().rmsnorm_backward_bf16(buf<T>(info, 0, "dx", N * C), u16buf(info, 8, "dxBf16", N * C), buf<T>(info, 1, "dw", C),
                                        buf<T>(info, 2, "dout", N * C), buf<T>(info, 3, "x", N * C), buf<T>(info, 4, "w", C),
                                        buf<T>(info, 5, "rstd", N), N, C);
@@ -639,7 +647,7 @@ struct AttentionFlashForward {
             KVH = int_arg(info, 8, "KVH", 1), D = int_arg(info, 9, "D", 1);
     check_gqa(info, H, KVH);
     int64_t nq = B * Tn * H * D, nkv = B * Tn * KVH * D;
-    const bool bf16 = info.Length() > 10 && !info[10].IsUndefined() && bool_arg(info, 10, "bf16");
+    const bool bf16 = optional_bool(info, 10, "bf16");
     int unit = 0;
     if constexpr (std::is_same<T, float>::value) {
       if (bf16 && ls::bf16_matrix_unit(&unit)) {
@@ -667,7 +675,7 @@ struct AttentionFlashBackward {
             KVH = int_arg(info, 12, "KVH", 1), D = int_arg(info, 13, "D", 1);
     check_gqa(info, H, KVH);
     int64_t nq = B * Tn * H * D, nkv = B * Tn * KVH * D;
-    const bool bf16 = info.Length() > 14 && !info[14].IsUndefined() && bool_arg(info, 14, "bf16");
+    const bool bf16 = optional_bool(info, 14, "bf16");
     int unit = 0;
     if constexpr (std::is_same<T, float>::value) {
       if (bf16 && ls::bf16_matrix_unit(&unit)) {
@@ -702,7 +710,7 @@ struct LinearCrossEntropy {
     T* dx = grads ? buf<T>(info, 0, "dx", N * C) : nullptr;
     T* dW = grads ? buf<T>(info, 1, "dW", V * C) : nullptr;
     const int32_t* tg = ids(info, 5, "targets", N, -1, V);
-    const bool bf16 = info.Length() > 10 && !info[10].IsUndefined() && bool_arg(info, 10, "bf16");
+    const bool bf16 = optional_bool(info, 10, "bf16");
     int unit = 0;
     if constexpr (std::is_same<T, float>::value) {
       if (bf16 && ls::bf16_matrix_unit(&unit)) {  // x and W may be bf16 bits (Uint16Array) here
@@ -771,7 +779,7 @@ struct GemmQkvRope {
             KVH = int_arg(info, 11, "KVH", 1), D = int_arg(info, 12, "D", 2);
     check_even(info, D);
     check_gqa(info, H, KVH);
-    const bool bf16 = info.Length() > 13 && !info[13].IsUndefined() && bool_arg(info, 13, "bf16");
+    const bool bf16 = optional_bool(info, 13, "bf16");
     int64_t nq = B * Tn * H * D, nkv = B * Tn * KVH * D;
     table<T>().gemm_qkv_rope(buf<T>(info, 0, "q", nq), buf<T>(info, 1, "k", nkv), buf<T>(info, 2, "v", nkv),
                              buf<T>(info, 3, "x", B * Tn * C), buf<T>(info, 4, "Wqkv", (H + 2 * KVH) * D * C),
@@ -787,7 +795,7 @@ struct GemmSwiglu {
   // (fp32 GEMM; bf16 on a matrix unit is gateUpSwiglu).
   static Napi::Value call(const Napi::CallbackInfo& info) {
     int64_t N = int_arg(info, 3, "N"), C = int_arg(info, 4, "C"), F = int_arg(info, 5, "F");
-    const bool bf16 = info.Length() > 6 && !info[6].IsUndefined() && bool_arg(info, 6, "bf16");
+    const bool bf16 = optional_bool(info, 6, "bf16");
     table<T>().gemm_swiglu(buf<T>(info, 0, "act", N * F), buf<T>(info, 1, "x", N * C), buf<T>(info, 2, "Wgu", 2 * F * C),
                            N, C, F, bf16);
     return info.Env().Undefined();
@@ -800,7 +808,7 @@ struct GemmSwigluBackward {
   // dgu = [dgate | dup] written by its epilogue.
   static Napi::Value call(const Napi::CallbackInfo& info) {
     int64_t N = int_arg(info, 4, "N"), C = int_arg(info, 5, "C"), F = int_arg(info, 6, "F");
-    const bool bf16 = info.Length() > 7 && !info[7].IsUndefined() && bool_arg(info, 7, "bf16");
+    const bool bf16 = optional_bool(info, 7, "bf16");
     table<T>().gemm_swiglu_backward(buf<T>(info, 0, "dgu", 2 * N * F), buf<T>(info, 1, "dact", N * F),
                                     buf<T>(info, 2, "x", N * C), buf<T>(info, 3, "Wgu", 2 * F * C), N, C, F, bf16);
     return info.Env().Undefined();
@@ -907,7 +915,7 @@ struct AdamW {
            eps = num_arg(info, 8, "eps"), wd = num_arg(info, 9, "wd");
     int64_t step = int_arg(info, 10, "step", 1);
     double gs = num_arg(info, 11, "gscale");
-    uint16_t* pb = info.Length() > 12 && !info[12].IsUndefined() ? u16buf(info, 12, "pBf16", n) : nullptr;
+    uint16_t* pb = has_arg(info, 12) ? u16buf(info, 12, "pBf16", n) : nullptr;
     table<T>().adamw(buf<T>(info, 0, "p", n), buf<T>(info, 1, "g", n), buf<T>(info, 2, "m", n), buf<T>(info, 3, "v", n), pb,
                      n, lr, b1, b2, eps, wd, step, gs);
     return info.Env().Undefined();

@@ -139,9 +139,7 @@ struct Rows {
 inline __m512 load_row(const void* row, bool bf16, int64_t D, int64_t e0) {
   if (!row || e0 >= D) return _mm512_setzero_ps();
   const __mmask16 m = head_mask(D - e0);
-  if (bf16)
-    return _mm512_castsi512_ps(
-        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(row) + e0)), 16));
+  if (bf16) return load_bf16x16(static_cast<const uint16_t*>(row) + e0, m);
   return _mm512_maskz_loadu_ps(m, static_cast<const float*>(row) + e0);
 }
 

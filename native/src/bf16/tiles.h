@@ -46,6 +46,12 @@ inline __m512i rne_lo(__m512 x) {
   return _mm512_srli_epi32(r, 16);
 }
 
+// The fp32 values of the first lanes of m among 16 bf16 bit patterns at p (exact: bf16 is the top
+// half of an fp32); masked-off lanes read nothing and are 0.
+inline __m512 load_bf16x16(const uint16_t* p, __mmask16 m) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+
 // exp of 16 floats: kernels/vexp.h's polynomial (~1 ulp) on a zmm.
 inline __m512 vexp512(__m512 x) {
   return reinterpret_cast<__m512>(LS_ISA::vexp(reinterpret_cast<LS_ISA::vfloat>(x)));

@@ -681,7 +681,7 @@ void gemm_swiglu(T* act, const T* x, const T* Wgu, int64_t N, int64_t C, int64_t
   e.act = act;
   e.F = F;
   if (C <= 0) {  // x Wg^T = 0: silu(0) * 0
-    for (int64_t i = 0; i < N * F; ++i) act[i] = T(0);
+    fill(act, T(0), N * F);
     return;
   }
   gemm_impl(false, true, N, e.panels() * Blocking<T>::NR, C, T(1), x, C, Wgu, C, T(0), static_cast<T*>(nullptr), 0,
@@ -699,7 +699,7 @@ void gemm_swiglu_backward(T* dgu, const T* dact, const T* x, const T* Wgu, int64
   e.dgu = dgu;
   e.F = F;
   if (C <= 0) {  // gate = up = 0: dgate = dact * up * silu'(0) = 0, dup = dact * silu(0) = 0
-    for (int64_t i = 0; i < N * 2 * F; ++i) dgu[i] = T(0);
+    fill(dgu, T(0), N * 2 * F);
     return;
   }
   gemm_impl(false, true, N, e.panels() * Blocking<T>::NR, C, T(1), x, C, Wgu, C, T(0), static_cast<T*>(nullptr), 0,
@@ -715,8 +715,9 @@ void gemm_qkv_rope(T* q, T* k, T* v, const T* x, const T* Wqkv, const T* cos, co
   const int64_t N = B * Tn;
   if (N <= 0) return;
   if (C <= 0) {
-    for (int64_t i = 0; i < N * H * D; ++i) q[i] = T(0);
-    for (int64_t i = 0; i < N * KVH * D; ++i) k[i] = v[i] = T(0);
+    fill(q, T(0), N * H * D);
+    fill(k, T(0), N * KVH * D);
+    fill(v, T(0), N * KVH * D);
     return;
   }
   Epilogue<T> e{Epilogue<T>::Kind::rope_qkv, Blocking<T>::NR / 2};
