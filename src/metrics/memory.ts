@@ -98,8 +98,9 @@ function stepBytes(c: LlamaConfig, o: StepShape, e: number, bf16: boolean): { ac
   const norms = (2 * N + N * C) * e + 2 * N * C * hb; // rstd1, mid, rstd2; h1, h2
   const shared = N * e + N * C * hb; // one rstd and one norm output for every layer
 
-  // resid[0..L], rstdF, lse (N) always; hF and the logits where they are their own buffers.
-  let act = ((L + 1) * N * C + 2 * N) * e;
+  // resid[0..L] (the fused path's resid[0] lives in dres), rstdF, lse (N) always; hF and the
+  // logits where they are their own buffers.
+  let act = ((o.kernels === 'standard' ? L + 1 : L) * N * C + 2 * N) * e;
   let work = (2 * N * C + 2 * T * (D / 2)) * e; // dres, dh, rope cos/sin
   if (o.kernels === 'standard') {
     const probs = B * H * T * T;
@@ -115,7 +116,7 @@ function stepBytes(c: LlamaConfig, o: StepShape, e: number, bf16: boolean): { ac
     // (dact in fp32, the first half of dgu in bf16)
     if (o.withLogits) act += N * V * e;
     if (o.recompute === 'none') act += N * C * hb + L * (norms + attn + N * F * hb); // hF; per layer
-    else if (o.recompute === 'full') act += shared + N * C * e + attn; // shared h is hF too; one mid, one attention set
+    else if (o.recompute === 'full') act += shared + attn; // shared h is hF too; one attention set (mid lives in datt)
     else act += shared + L * (N * C * e + attn); // per layer: mid and attention
     // qkv (dqkv in bf16 lives in its bytes), datt, dq, dk, dv, gu, dact; in bf16 also dgu and a copy of dres
     work += (N * (H + 2 * KVH) * D + 2 * q + 2 * kv + 2 * N * F + N * F) * e + (hb < e ? (2 * N * F + N * C) * hb : 0);

@@ -82,7 +82,8 @@ export function keepsBf16Operands(dtype: DType, kernels: KernelPath, precision: 
  *   selective recomputation). Kept per layer: mid, q, k, v, att, lse (fused) or mid, q, k, v,
  *   att, gate, up (standard).
  * - 'full': each layer keeps only its input (the residual stream, resid[l]); backward re-runs the
- *   layer's forward into ONE set of activations shared by all layers right before its backward.
+ *   layer's forward into ONE set of activations shared by all layers right before its backward
+ *   (on the fused path its mid in the attention's gradient scratch datt, free until then).
  */
 export type Recompute = 'none' | 'selective' | 'full';
 
@@ -190,20 +191,24 @@ class FusedParts {
     const sc = this.mlpScratch;
     const h = op([N, C]), rstd = t([N]), act = sc.dgu16 ? new Bf16Tensor(sc.dgu16.storage, [N, F]) : sc.dact;
     this.sharedH = h;
-    const layer = (): LayerActs<FusedAttentionActs, AnyTensor, AnyTensor> => ({
-      rstd1: rstd, h1: h, mid: t([N, C]), rstd2: rstd, h2: h, attn: new FusedAttentionActs(dtype, a, bf16), mlp: act,
+    const layer = (mid: Tensor): LayerActs<FusedAttentionActs, AnyTensor, AnyTensor> => ({
+      rstd1: rstd, h1: h, mid, rstd2: rstd, h2: h, attn: new FusedAttentionActs(dtype, a, bf16), mlp: act,
     });
     if (recompute === 'full') {
-      const one = layer();
+      // mid lives in datt's bytes ((N, H*D), H*D = C): the recomputed forward writes it, the
+      // post-attention norm's backward reads it last, and only then does the attention's
+      // backward write datt (forward never touches datt).
+      const one = layer(new Tensor(this.attnGrads.datt.storage, dtype, [N, C]));
       this.layers = Array.from({ length: L }, () => one);
     } else {
-      this.layers = Array.from({ length: L }, layer);
+      this.layers = Array.from({ length: L }, () => layer(t([N, C])));
     }
   }
 
   activations(): AnyTensor[] {
     return this.layers.flatMap((l) => [
-      ...normTensors(l), l.attn.q, l.attn.k, l.attn.v, l.attn.att, l.attn.lse,
+      ...normTensors(l).filter((t) => this.recompute !== 'full' || t !== l.mid), // full: mid lives in datt
+      l.attn.q, l.attn.k, l.attn.v, l.attn.att, l.attn.lse,
       ...(this.recompute === 'none' ? [l.mlp] : []), // otherwise it lives in the workspace (dact, or dgu16 in bf16)
     ]);
   }
@@ -228,7 +233,12 @@ export class StepBuffers {
   readonly targets: Int32Array; // (B, T), -1 = ignored
   readonly ropeCos: Tensor; // (T, D/2)
   readonly ropeSin: Tensor;
-  readonly resid: Tensor[]; // L+1 x (N, C): residual stream entering each layer, and the last
+  /**
+   * L+1 x (N, C): the residual stream entering each layer, and the last. On the fused path
+   * resid[0] (the embedding's output) is not kept: it lives in dres, free until backward, and
+   * backward makes it again (a gather) into resid[1]'s buffer, free by layer 0's backward.
+   */
+  readonly resid: Tensor[];
   readonly rstdF: Tensor; // (N)
   /** (N, C): the final norm's output. Fused path with recomputation: the layers' shared norm buffer (dead after forward). */
   readonly hF: AnyTensor;
@@ -268,7 +278,8 @@ export class StepBuffers {
     this.ropeCos = Tensor.empty(dtype, [T, D / 2]);
     this.ropeSin = Tensor.empty(dtype, [T, D / 2]);
     native.ropeTable(this.ropeCos.data, this.ropeSin.data, T, D, c.rope_theta);
-    this.resid = Array.from({ length: L + 1 }, () => Tensor.empty(dtype, [N, C]));
+    this.dres = Tensor.empty(dtype, [N, C]);
+    this.resid = Array.from({ length: L + 1 }, (_, l) => (l === 0 && kernels === 'litespark' ? this.dres : Tensor.empty(dtype, [N, C])));
     this.rstdF = Tensor.empty(dtype, [N]);
     this.standard = kernels === 'standard' ? new StandardParts(dtype, L, this.attnShape, this.mlpShape, recompute) : null;
     this.fused = kernels === 'litespark' ? new FusedParts(dtype, L, this.attnShape, this.mlpShape, recompute, this.bf16Operands) : null;
@@ -276,14 +287,14 @@ export class StepBuffers {
     this.hF = this.fused?.sharedH ?? (this.bf16Operands ? Bf16Tensor.empty([N, C]) : Tensor.empty(dtype, [N, C]));
     this.logits = kernels === 'standard' || withLogits ? Tensor.empty(dtype, [N, c.vocab_size]) : null;
     this.lse = Tensor.empty(dtype, [N]);
-    this.dres = Tensor.empty(dtype, [N, C]);
     this.dres16 = this.bf16Operands ? Bf16Tensor.empty([N, C]) : null;
     this.dh = Tensor.empty(dtype, [N, C]);
   }
 
   /** Bytes of saved activations (what scales with batch, sequence and depth), recompute buffers included. */
   activationBytes(): number {
-    const common = [...this.resid, this.rstdF, this.hF, this.lse, ...(this.logits ? [this.logits] : [])];
+    const kept = this.fused ? this.resid.slice(1) : this.resid; // the fused path's resid[0] is dres
+    const common = [...kept, this.rstdF, this.hF, this.lse, ...(this.logits ? [this.logits] : [])];
     return uniqueBytes([...common, ...(this.standard?.activations() ?? []), ...(this.fused?.activations() ?? [])]);
   }
 
@@ -509,11 +520,12 @@ export class LlamaModel {
       const w = this.layerW[l]!;
       const g = this.layerG[l]!;
       const a = parts.layers[l]!;
+      const x = l > 0 ? s.resid[l]! : this.embedAgain(s); // the layer's input
       if (s.recompute === 'full') {
         // layer l's forward again, up to the MLP's input
-        this.inputNormFused(s, l);
+        this.inputNormFused(s, l, x);
         fusedAttentionForward(s.dh.data, a.attn, parts.attnGrads, a.h1.data, w.fusedAttn, rope, s.attnShape);
-        native.addRmsnormForward(a.mid.data, a.h2.data, a.rstd2.data, s.resid[l]!.data, s.dh.data, w.postNorm, N, C, eps);
+        native.addRmsnormForward(a.mid.data, a.h2.data, a.rstd2.data, x.data, s.dh.data, w.postNorm, N, C, eps);
       } else if (s.recompute === 'selective') {
         this.renormFused(s, a.h2, a.rstd2, a.mid, w.postNorm);
       }
@@ -526,19 +538,31 @@ export class LlamaModel {
       const dout = s.dres16?.data ?? s.dres.data;
       fusedMlpBackward(s.dh.data, g.fusedMlp, dout, a.mlp.data, sc, a.h2.data, w.fusedMlp, s.mlpShape);
       native.rmsnormBackward(s.dres.data, g.postNorm, s.dh.data, a.mid.data, w.postNorm, a.rstd2.data, N, C, s.dres16?.data);
-      if (s.recompute !== 'none') this.inputNormFused(s, l); // h1 shares its buffer with h2
+      if (s.recompute !== 'none') this.inputNormFused(s, l, x); // h1 shares its buffer with h2
       fusedAttentionBackward(s.dh.data, g.fusedAttn, dout, a.attn, parts.attnGrads, a.h1.data, w.fusedAttn, rope, s.attnShape);
-      native.rmsnormBackward(s.dres.data, g.inNorm, s.dh.data, s.resid[l]!.data, w.inNorm, a.rstd1.data, N, C, s.dres16?.data);
+      native.rmsnormBackward(s.dres.data, g.inNorm, s.dh.data, x.data, w.inNorm, a.rstd1.data, N, C, s.dres16?.data);
     }
   }
 
-  /** Layer l's h1 and rstd1 from resid[l], by the kernel that made them in forward (s.dh is scratch). */
-  private inputNormFused(s: StepBuffers, l: number): void {
+  /**
+   * The fused path's resid[0] again, for layer 0's backward: forward kept it in dres, which holds
+   * the gradient now. The embedding's gather into resid[1]'s buffer (read last by layer 1's
+   * backward, or by the final norm's) is an exact copy, so layer 0 sees forward's input.
+   */
+  private embedAgain(s: StepBuffers): Tensor {
+    const c = this.config;
+    const x = s.resid[1]!;
+    native.embeddingForward(x.data, s.ids, this.params.get('model.embed_tokens.weight').data, s.B * s.T, c.hidden_size, c.vocab_size);
+    return x;
+  }
+
+  /** Layer l's h1 and rstd1 from its input x, by the kernel that made them in forward (s.dh is scratch). */
+  private inputNormFused(s: StepBuffers, l: number, x: Tensor): void {
     const a = s.fused!.layers[l]!;
     const w = this.layerW[l]!.inNorm;
-    if (l > 0) return this.renormFused(s, a.h1, a.rstd1, s.resid[l]!, w);
+    if (l > 0) return this.renormFused(s, a.h1, a.rstd1, x, w);
     const c = this.config;
-    native.rmsnormForward(a.h1.data, a.rstd1.data, s.resid[0]!.data, w, s.B * s.T, c.hidden_size, c.rms_norm_eps);
+    native.rmsnormForward(a.h1.data, a.rstd1.data, x.data, w, s.B * s.T, c.hidden_size, c.rms_norm_eps);
   }
 
   /**

@@ -49,6 +49,8 @@ const CASES: Array<{ kernels: KernelPath; dtype: DType; precision?: Precision; u
   { kernels: 'litespark', dtype: 'f32', cfg: {}, B: 3, T: 37 },
   { kernels: 'litespark', dtype: 'f64', cfg: { num_key_value_heads: 3, tie_word_embeddings: true }, B: 2, T: 19 },
   { kernels: 'litespark', dtype: 'f32', cfg: { num_attention_heads: 4, num_key_value_heads: 1, hidden_size: 32 }, B: 2, T: 70 },
+  // one layer: layer 0's input is made again in resid[1] = resid[L], which the final norm's backward read first
+  { kernels: 'litespark', dtype: 'f64', cfg: { num_hidden_layers: 1 }, B: 2, T: 23 },
   // bf16 mixed precision on every bf16 unit of this CPU (the matrix units fuse SwiGLU into the
   // gate/up GEMM's epilogue, the fp32 unit does not)
   ...native.bf16Units().map((unit) => ({ kernels: 'litespark' as const, dtype: 'f32' as const, precision: 'bf16' as const, unit, cfg: {}, B: 2, T: 29 })),
@@ -94,6 +96,15 @@ for (const kernels of ['standard', 'litespark'] as const) {
       wholeModelFdCheck(new LlamaModel(cfg, 'f64', kernels), mode);
     });
   }
+}
+
+// One layer on the fused path: its input is made again (the embedding's gather) in the buffer of
+// the last residual, which the final norm's backward reads first; full mode's mid lives in datt.
+for (const mode of ['none', 'full'] as const) {
+  test(`whole-model gradients equal finite differences with one layer (litespark, f64, --recompute ${mode})`, () => {
+    const cfg = tiny({ vocab_size: 11, hidden_size: 16, intermediate_size: 10, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2 });
+    wholeModelFdCheck(new LlamaModel(cfg, 'f64', 'litespark'), mode);
+  });
 }
 
 test('each recompute mode keeps less than the one before it, on both kernel paths', () => {
