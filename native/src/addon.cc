@@ -445,6 +445,13 @@ void refuse_bf16_qkv(const Napi::CallbackInfo& info, size_t first) {
                        "the current unit is '" + ls::current_bf16_unit() + "'");
 }
 
+// A bf16 attention output (argument i) outside a matrix unit's kernel: a clear refusal.
+void refuse_bf16_out(const Napi::CallbackInfo& info, size_t i) {
+  if (is_bf16_arg(info, i))
+    fail(info.Env(), "out: a bf16 (Uint16Array) attention output needs bf16 = true and a bf16 matrix unit (amx or "
+                     "avx512bf16); the current unit is '" + ls::current_bf16_unit() + "'");
+}
+
 // bf16GemmEx(unit, transA, transB, M, N, K, alpha, A, lda, B, ldb, prepackB, beta, C, ldc): the
 // matrix units' general GEMM (bf16/units.h) for tests and benchmarks: A, B and C each a
 // Float32Array or a Uint16Array of bf16 bits; prepackB packs op(B) whole first (pack_b).
@@ -655,11 +662,14 @@ struct AttentionFlashForward {
         const void* q = qkv_operand(info, 2, "q", nq, &kind);
         const void* k = qkv_operand(info, 3, "k", nkv, &kind);
         const void* v = qkv_operand(info, 4, "v", nkv, &kind);
-        ls::bf16::attention_flash_forward(static_cast<ls::bf16::Unit>(unit), buf<T>(info, 0, "out", nq),
+        bool out_bf16 = false;
+        void* out = f32_or_bf16(info, 0, "out", nq, &out_bf16);
+        ls::bf16::attention_flash_forward(static_cast<ls::bf16::Unit>(unit), out, out_bf16,
                                           buf<T>(info, 1, "lse", B * H * Tn), q, k, v, kind == 1, B, Tn, H, KVH, D);
         return info.Env().Undefined();
       }
     }
+    refuse_bf16_out(info, 0);
     refuse_bf16_qkv(info, 2);
     table<T>().attention_flash_forward(buf<T>(info, 0, "out", nq), buf<T>(info, 1, "lse", B * H * Tn), buf<T>(info, 2, "q", nq),
                                        buf<T>(info, 3, "k", nkv), buf<T>(info, 4, "v", nkv), B, Tn, H, KVH, D);
@@ -683,13 +693,16 @@ struct AttentionFlashBackward {
         const void* q = qkv_operand(info, 4, "q", nq, &kind);
         const void* k = qkv_operand(info, 5, "k", nkv, &kind);
         const void* v = qkv_operand(info, 6, "v", nkv, &kind);
+        bool out_bf16 = false;
+        const void* out = f32_or_bf16(info, 7, "out", nq, &out_bf16);
         ls::bf16::attention_flash_backward(
             static_cast<ls::bf16::Unit>(unit), buf<T>(info, 0, "dq", nq), buf<T>(info, 1, "dk", nkv),
-            buf<T>(info, 2, "dv", nkv), buf<T>(info, 3, "dout", nq), q, k, v, kind == 1,
-            buf<T>(info, 7, "out", nq), buf<T>(info, 8, "lse", B * H * Tn), B, Tn, H, KVH, D);
+            buf<T>(info, 2, "dv", nkv), buf<T>(info, 3, "dout", nq), q, k, v, kind == 1, out, out_bf16,
+            buf<T>(info, 8, "lse", B * H * Tn), B, Tn, H, KVH, D);
         return info.Env().Undefined();
       }
     }
+    refuse_bf16_out(info, 7);
     refuse_bf16_qkv(info, 4);
     table<T>().attention_flash_backward(buf<T>(info, 0, "dq", nq), buf<T>(info, 1, "dk", nkv), buf<T>(info, 2, "dv", nkv),
                                         buf<T>(info, 3, "dout", nq), buf<T>(info, 4, "q", nq), buf<T>(info, 5, "k", nkv),
@@ -1056,7 +1069,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   LS_EXPORT_KERNEL("ropeApply", RopeApply, 0, "x");
   LS_EXPORT_KERNEL("attentionStandardForward", AttentionStandardForward, 0, "out");
   LS_EXPORT_KERNEL("attentionStandardBackward", AttentionStandardBackward, 0, "dq");
-  LS_EXPORT_KERNEL("attentionFlashForward", AttentionFlashForward, 0, "out");
+  LS_EXPORT_KERNEL("attentionFlashForward", AttentionFlashForward, 1, "lse");  // out may be bf16 bits
   LS_EXPORT_KERNEL("attentionFlashBackward", AttentionFlashBackward, 0, "dq");
   LS_EXPORT_KERNEL("linearCrossEntropy", LinearCrossEntropy, 2, "lse");
   LS_EXPORT_KERNEL("addRmsnormForward", AddRmsnormForward, 0, "resid");

@@ -12,8 +12,8 @@
 //              linearCrossEntropy in training mode
 // Each op: `warmup` unmeasured runs, then the median (min, max) of `steps` runs. A kernel that
 // throws (e.g. not built yet) becomes a failed row; the others still run. bf16 fused rows on a
-// matrix unit take the operands the trainer keeps in bf16 there (weights, h, q/k/v, the SwiGLU
-// activation, dout, dgu: llama.ts keepsBf16Operands); the gemm rows, shared by both paths, and
+// matrix unit take the operands the trainer keeps in bf16 there (weights, h, q/k/v, the attention
+// output, the SwiGLU activation, dout, dgu: llama.ts keepsBf16Operands); the gemm rows, shared by both paths, and
 // the standard rows take fp32 operands, as the standard path does.
 import os from 'node:os';
 import { resolveConfig } from '../config/load.js';
@@ -143,11 +143,12 @@ function attentionOps(B: number, T: number, H: number, KVH: number, D: number, p
     } else {
       const lse = buffer(B * H * T, 0);
       const [q2, k2, v2] = [operand(q, ops16), operand(k, ops16), operand(v, ops16)];
-      const fwd = () => native.attentionFlashForward(out, lse, q2, k2, v2, B, T, H, KVH, D, bf16);
+      const out2 = ops16 ? new Uint16Array(out.length) : out; // the output too, as the trainer keeps it
+      const fwd = () => native.attentionFlashForward(out2, lse, q2, k2, v2, B, T, H, KVH, D, bf16);
       ops.push(
         { group: 'attention', op: 'attention fwd', shape, kernels: path, flops: fwdFlops, savedBytes: lse.byteLength, run: fwd },
         { group: 'attention', op: 'attention bwd', shape, kernels: path, flops: 2 * fwdFlops, savedBytes: lse.byteLength, prepare: fwd,
-          run: () => native.attentionFlashBackward(dq, dk, dv, dout, q2, k2, v2, out, lse, B, T, H, KVH, D, bf16) },
+          run: () => native.attentionFlashBackward(dq, dk, dv, dout, q2, k2, v2, out2, lse, B, T, H, KVH, D, bf16) },
       );
     }
   }

@@ -119,12 +119,14 @@ export interface NativeAddon {
    * Flash attention; with bf16 (Float32Array buffers, a matrix unit current: 'amx' or
    * 'avx512bf16') the tile products run on that unit with bf16 operands (q, k, v, dout, P, dS
    * rounded to nearest even) and fp32 accumulation and softmax statistics; otherwise fp32.
-   * There q, k and v may be bf16 bits (all three Uint16Arrays): the same results.
+   * There q, k and v may be bf16 bits (all three Uint16Arrays): the same results; and out may be
+   * bf16 bits, the fp32 output rounded once. Backward reads out as bf16 either way (Di =
+   * rowdot(bf16(dout), bf16(out))), so an fp32 and a bf16 out give the same gradients.
    */
-  attentionFlashForward(out: FloatArray, lse: FloatArray, q: FloatArray | Uint16Array, k: FloatArray | Uint16Array,
+  attentionFlashForward(out: FloatArray | Uint16Array, lse: FloatArray, q: FloatArray | Uint16Array, k: FloatArray | Uint16Array,
     v: FloatArray | Uint16Array, B: number, T: number, H: number, KVH: number, D: number, bf16?: boolean): void;
   attentionFlashBackward(dq: FloatArray, dk: FloatArray, dv: FloatArray, dout: FloatArray, q: FloatArray | Uint16Array,
-    k: FloatArray | Uint16Array, v: FloatArray | Uint16Array, out: FloatArray, lse: FloatArray, B: number, T: number,
+    k: FloatArray | Uint16Array, v: FloatArray | Uint16Array, out: FloatArray | Uint16Array, lse: FloatArray, B: number, T: number,
     H: number, KVH: number, D: number, bf16?: boolean): void;
   /**
    * Fused head + cross-entropy; with dx and dW (both or neither) the backward runs in the same

@@ -24,7 +24,7 @@ export interface MemoryOptions {
    * bf16 on the fused path with a bf16 matrix unit (AMX / AVX-512 BF16; llama.ts
    * keepsBf16Operands): the operands read only by matrix products are kept in bf16: a bf16
    * working copy of the weights (2 bytes per parameter, counted under parameters), the norm
-   * outputs, q, k, v, the SwiGLU activation, dgu (workspace) and dqkv (in qkv's bytes). Ignored unless dtype is bf16,
+   * outputs, q, k, v, the attention output, the SwiGLU activation, dgu (workspace) and dqkv (in qkv's bytes). Ignored unless dtype is bf16,
    * kernels litespark and storage f32. Without a matrix unit (the fp32 unit) bf16 changes no buffer.
    */
   bf16Operands?: boolean;
@@ -80,8 +80,8 @@ export function stepElements(c: LlamaConfig, o: StepShape): { activations: numbe
 
 /**
  * Bytes a step keeps for backward and of its scratch with `e` bytes an element; bf16: the fused
- * path's matrix-product-only operands at 2 bytes (norm outputs h1, h2, hF, q, k, v, the SwiGLU
- * activation, dgu).
+ * path's matrix-product-only operands at 2 bytes (norm outputs h1, h2, hF, q, k, v, the
+ * attention output, the SwiGLU activation, dgu).
  */
 function stepBytes(c: LlamaConfig, o: StepShape, e: number, bf16: boolean): { activations: number; workspace: number } {
   const { B, T } = o;
@@ -111,7 +111,7 @@ function stepBytes(c: LlamaConfig, o: StepShape, e: number, bf16: boolean): { ac
     else act += shared + (probs + N * F + L * (N * C + 2 * q + 2 * kv + 2 * N * F)) * e; // mid, q, att, k, v, gate, up
     work += (2 * q + 2 * kv + 3 * N * F) * e; // datt, dq, dk, dv, dact, dgate, dup
   } else {
-    const attn = (q + 2 * kv) * hb + (q + B * H * T) * e; // q, k, v (bf16 with bf16 operands); att, lse
+    const attn = (2 * q + 2 * kv) * hb + B * H * T * e; // q, k, v, att (bf16 with bf16 operands); lse
     // the SwiGLU activation per layer without recomputation; with it, it lives in the workspace
     // (dact in fp32, the first half of dgu in bf16)
     if (o.withLogits) act += N * V * e;

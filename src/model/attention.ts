@@ -112,12 +112,14 @@ export function attentionBackward(
 
 /** What one layer's fused attention saves for backward. */
 export class FusedAttentionActs {
-  // q, k, v: bf16 bits when the operands are kept in bf16 (flash attention reads them only as
-  // its products' operands, rounded to those very bits)
+  // q, k, v and att: bf16 bits when the operands are kept in bf16. Flash attention reads q, k, v
+  // only as its products' operands, rounded to those very bits; att (its output) is read by the
+  // o projection's GEMMs, which round it to those bits, and by flash attention's backward, which
+  // reads it in bf16 either way (Di = rowdot(bf16(dout), bf16(att))).
   readonly q: AnyTensor; // (B, T, H, D), after RoPE
   readonly k: AnyTensor; // (B, T, KVH, D), after RoPE
   readonly v: AnyTensor; // (B, T, KVH, D)
-  readonly att: Tensor; // (B, T, H*D)
+  readonly att: AnyTensor; // (B, T, H*D)
   readonly lse: Tensor; // (B, H, T)
 
   constructor(dtype: DType, s: AttentionShape, bf16Operands = false) {
@@ -126,7 +128,7 @@ export class FusedAttentionActs {
     this.q = op([N, s.H * s.D]);
     this.k = op([N, s.KVH * s.D]);
     this.v = op([N, s.KVH * s.D]);
-    this.att = Tensor.empty(dtype, [N, s.H * s.D]);
+    this.att = op([N, s.H * s.D]);
     this.lse = Tensor.empty(dtype, [s.B, s.H, s.T]);
   }
 }

@@ -61,10 +61,11 @@ function layerWeights(p: ParamStore, c: LlamaConfig, l: number, copy: Bf16Weight
  * Whether a step keeps in bf16 the operands that only matrix products read: bf16 mixed precision
  * of the fused path on a matrix unit (AMX / AVX-512 BF16), fp32 storage. Then the GEMMs read the
  * weights' bf16 working copy (Bf16Weights), and the norm outputs, q, k, v (read by flash
- * attention's products only), the SwiGLU activation, dgu and dqkv are written in bf16 by the
- * kernels that make them: rounded exactly as the unit would round their fp32 values while
- * packing, so every product is unchanged (tested bit for bit), and those tensors take half the
- * memory. The fp32 fallback unit (no matrix unit) keeps everything fp32.
+ * attention's products only), the attention output (read by the o projection's GEMMs and, as
+ * bf16 in any case, by flash attention's backward), the SwiGLU activation, dgu and dqkv are
+ * written in bf16 by the kernels that make them: rounded exactly as the unit would round their
+ * fp32 values while packing, so every product is unchanged (tested bit for bit), and those
+ * tensors take half the memory. The fp32 fallback unit (no matrix unit) keeps everything fp32.
  */
 export function keepsBf16Operands(dtype: DType, kernels: KernelPath, precision: Precision): boolean {
   return dtype === 'f32' && kernels === 'litespark' && precision === 'bf16' && native.bf16Unit() !== 'fp32';
@@ -167,7 +168,7 @@ class FusedParts {
   /** Under recomputation: the one (N, C) norm-output buffer of all layers (also the final norm's). */
   readonly sharedH: AnyTensor | null;
 
-  /** bf16: the norm outputs, q, k, v and the activation in bf16, dgu and dqkv too (keepsBf16Operands). */
+  /** bf16: the norm outputs, q, k, v, the attention output and the activation in bf16, dgu and dqkv too (keepsBf16Operands). */
   constructor(dtype: DType, L: number, a: AttentionShape, m: MlpShape, readonly recompute: Recompute, readonly bf16 = false) {
     const t = (shape: number[]) => Tensor.empty(dtype, shape);
     const op = (shape: number[]): AnyTensor => (bf16 ? Bf16Tensor.empty(shape) : t(shape)); // a GEMM-only operand

@@ -1,6 +1,6 @@
 // Operands kept in bf16 (Uint16Array of bf16 bits) by bf16 training on a matrix unit: the
-// weights' working copy (written by AdamW), the norm outputs, the SwiGLU activation, dgu and
-// dqkv. Every GEMM-side entry point must give bit for bit what it gives for the fp32 values of
+// weights' working copy (written by AdamW), the norm outputs, the attention output, the SwiGLU
+// activation, dgu and dqkv. Every GEMM-side entry point must give bit for bit what it gives for the fp32 values of
 // the same bits (the units round fp32 operands to those very bits while packing), and every
 // producer must write exactly castToBf16 of what its fp32 form writes. Awkward sizes throughout.
 import assert from 'node:assert/strict';
@@ -234,6 +234,38 @@ test('flash attention on a matrix unit: bf16 q, k, v give the fp32-input results
   }
 });
 
+test('flash attention on a matrix unit: a bf16 out is the fp32 out rounded once, and backward gives the same bits from either', { skip: noUnit }, () => {
+  for (const [B, T, H, KVH, D] of [[1, 7, 2, 2, 8], [2, 70, 4, 2, 24], [1, 133, 8, 2, 64], [1, 66, 3, 1, 40]] as const) {
+    const nq = B * T * H * D, nkv = B * T * KVH * D;
+    const q = bits(randArray(Float32Array, nq, nq + 5)), k = bits(randArray(Float32Array, nkv, nkv + 6)), v = bits(randArray(Float32Array, nkv, nkv + 7));
+    const dout = randArray(Float32Array, nq, nq + 8);
+    for (const unit of UNITS)
+      withUnit(unit, () => {
+        const what = `${unit} B=${B} T=${T} H=${H} KVH=${KVH} D=${D}`;
+        const lse = new Float32Array(B * H * T), lse16 = new Float32Array(B * H * T);
+        const out = new Float32Array(nq), out16 = new Uint16Array(nq);
+        native.attentionFlashForward(out, lse, q, k, v, B, T, H, KVH, D, true);
+        native.attentionFlashForward(out16, lse16, q, k, v, B, T, H, KVH, D, true);
+        assertSameBits(out16, bits(out), `${what}: out`);
+        assertSameBits(lse16, lse, `${what}: lse`);
+        const grads = (o: Float32Array | Uint16Array) => {
+          const g = [new Float32Array(nq), new Float32Array(nkv), new Float32Array(nkv)] as const;
+          native.attentionFlashBackward(g[0], g[1], g[2], dout, q, k, v, o, lse, B, T, H, KVH, D, true);
+          return g;
+        };
+        const [a, b] = [grads(out), grads(out16)];
+        for (let i = 0; i < 3; i++) assertSameBits(b[i]!, a[i]!, `${what}: ${['dq', 'dk', 'dv'][i]}`);
+        // backward reads an fp32 out as its bf16 rounding: another fp32 out with the same
+        // rounding (halfway to it) gives the same bits
+        const rounded = roundedF32(out), nudged = out.map((x, i) => (x + rounded[i]!) / 2);
+        assertSameBits(bits(nudged), out16, `${what}: the nudged out rounds as out`);
+        assert.ok(nudged.some((x, i) => x !== out[i]), `${what}: the nudge changed out`);
+        const c = grads(nudged);
+        for (let i = 0; i < 3; i++) assertSameBits(c[i]!, a[i]!, `${what}: ${['dq', 'dk', 'dv'][i]} from the nudged out`);
+      });
+  }
+});
+
 test('flash attention refuses mixed fp32 / bf16 q, k, v, and bf16 ones off a matrix unit', () => {
   const f = new Float32Array(64), h = new Uint16Array(64), lse = new Float32Array(8);
   if (UNITS.length > 0)
@@ -242,6 +274,8 @@ test('flash attention refuses mixed fp32 / bf16 q, k, v, and bf16 ones off a mat
     });
   withUnit('fp32', () => {
     assert.throws(() => native.attentionFlashForward(f, lse, h, h, h, 1, 4, 2, 2, 8, true), /matrix unit.*'fp32'/);
+    assert.throws(() => native.attentionFlashForward(h, lse, f, f, f, 1, 4, 2, 2, 8, true), /out: a bf16 .*matrix unit.*'fp32'/);
+    assert.throws(() => native.attentionFlashBackward(f, f, f, f, f, f, f, h, lse, 1, 4, 2, 2, 8, true), /out: a bf16 .*matrix unit.*'fp32'/);
   });
 });
 

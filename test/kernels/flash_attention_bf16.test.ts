@@ -35,7 +35,7 @@ interface Reference {
  *   out = sum bf16(p_j) v_j / l:  UB + 2 eta + (2i + 4) u, relative to sum_j P_j |v_j|, where eta
  *                                 (D+3) u sAbs + 2u bounds the relative error of each p_j
  *   backward p = exp(scale S - lse): eta' = eta + u |lse| + (the lse bound)
- *   Di = bf16(dout) . out:       |dDi| <= sum |dout| (out's bound) + D u sum |dout||out|
+ *   Di = bf16(dout) . bf16(out): |dDi| <= sum |dout| ((1 + UB) out's bound + (UB + D u) |out|)
  *   dP = dout v^T in fp32:        |ddP| <= D u max_j sum |dout_i||v_j|
  *   dS = p (dP - Di) rounded:     UB + eta' + 2u relative to |dS|, plus P (|ddP| + |dDi|)
  *   dq = scale sum_j bf16(dS) k:  + (i + 4) u in the sum; dk, dv likewise over the T G rows.
@@ -88,7 +88,7 @@ function reference(shape: Shape, q: Float64Array, k: Float64Array, v: Float64Arr
           let pv = 0;
           for (let j = 0; j <= i; j++) pv += P(j) * Math.abs(v[kj(b, j, kvh) + e]!);
           bound.out[o + e] = SLACK * rel * pv;
-          dDi += Math.abs(dout[o + e]!) * (bound.out[o + e]! + D * U * Math.abs(out[o + e]!));
+          dDi += Math.abs(dout[o + e]!) * ((1 + UB) * bound.out[o + e]! + (UB + D * U) * Math.abs(out[o + e]!));
         }
         const row = D * U * dPmax + dDi; // |ddP| + |dDi|, multiplied by P_ij in dS_ij
         let Di = 0;

@@ -343,7 +343,8 @@ inline Rows key_rows(const void* x, bool bf16, const Dims& d, int64_t b, int64_t
 // ---- forward ------------------------------------------------------------------------------
 
 template <bool kAmx>
-void forward(float* out, float* lse, const void* q, const void* k, const void* v, bool qkv_bf16, const Dims& d) {
+void forward(void* out, bool out_bf16, float* lse, const void* q, const void* k, const void* v, bool qkv_bf16,
+             const Dims& d) {
   const int64_t R = d.R, Bc = d.Bc, Dp = d.Dp, Tn = d.Tn, G = d.G;
   // K (a_rows) and V^T (a_rowsT) of every group, packed once: Tp x Dp bf16 each per group.
   const int64_t kv_elems = d.Tp * Dp;
@@ -472,14 +473,15 @@ void forward(float* out, float* lse, const void* q, const void* k, const void* v
           }
         }
       }
-      // out = O / l: O^T's 16 x 16 tiles transposed in registers; lse = m ln 2 + log l.
+      // out = O / l: O^T's 16 x 16 tiles transposed in registers, stored fp32 or rounded once to
+      // bf16 (nearest even, as the GEMMs round an fp32 operand); lse = m ln 2 + log l.
       for (int64_t r0 = 0; r0 < rows; r0 += 16) {
         const int64_t nrow = std::min<int64_t>(16, rows - r0);
-        float* dst[16];
+        int64_t dst[16];  // element offset of each row in out
         float inv[16];
         for (int64_t i = 0, t = i0 + r0 / G, g = r0 % G; i < nrow; ++i) {
           const int64_t r = r0 + i;
-          dst[i] = out + ((b * Tn + t) * d.H + kvh * G + g) * d.D;
+          dst[i] = ((b * Tn + t) * d.H + kvh * G + g) * d.D;
           inv[i] = 1.0f / l[r];
           lse[(b * d.H + kvh * G + g) * Tn + t] = static_cast<float>(double(m[r]) * kLn2 + std::log(double(l[r])));
           if (++g == G) g = 0, ++t;
@@ -490,8 +492,13 @@ void forward(float* out, float* lse, const void* q, const void* k, const void* v
           for (int i = 0; i < 16; ++i) t[i] = _mm512_load_si512(tile + i * 16);
           transpose16(t);
           const __mmask16 mask = head_mask(d.D - e0);
-          for (int64_t i = 0; i < nrow; ++i)
-            _mm512_mask_storeu_ps(dst[i] + e0, mask, _mm512_mul_ps(_mm512_castsi512_ps(t[i]), _mm512_set1_ps(inv[i])));
+          for (int64_t i = 0; i < nrow; ++i) {
+            const __m512 o = _mm512_mul_ps(_mm512_castsi512_ps(t[i]), _mm512_set1_ps(inv[i]));
+            if (out_bf16)
+              _mm256_mask_storeu_epi16(static_cast<uint16_t*>(out) + dst[i] + e0, mask, _mm512_cvtepi32_epi16(rne_lo(o)));
+            else
+              _mm512_mask_storeu_ps(static_cast<float*>(out) + dst[i] + e0, mask, o);
+          }
         }
       }
     }
@@ -506,7 +513,7 @@ void forward(float* out, float* lse, const void* q, const void* k, const void* v
 // of k in b_rowsT and b_rows, of v in b_rowsT (Tp x Dp bf16 each).
 struct Packed {
   uint16_t *Qa, *dOa, *QTa, *dOTa, *KTv, *VTv, *Kv;
-  float *lr, *di;  // lse log2(e), Di = rowdot(bf16(dout), out); 0 for padding rows
+  float *lr, *di;  // lse log2(e), Di = rowdot(bf16(dout), bf16(out)); 0 for padding rows
   int32_t* qpos;   // query position; -1 for padding rows (every key masked)
 };
 
@@ -527,11 +534,13 @@ inline Packed packed_group(char* p, const Dims& d) {
 }
 
 // Query tile i of group (b, kvh): its R stacked rows of q and dout packed, and their lse, Di and
-// positions. Di = rowdot(bf16(dout), out): the dout that dP = dO V^T sees, so dS = P (dP - Di)
-// has no 2^-9-sized term from dout's rounding (with one key, out = bf16(v) and dS is 0 up to
-// fp32 sums, as in exact arithmetic).
-void pack_query_tile(const Packed& pk, const void* q, bool q_bf16, const float* dout, const float* out, const float* lse,
-                     const Dims& d, int64_t b, int64_t kvh, int64_t i) {
+// positions. Di = rowdot(bf16(dout), bf16(out)): the dout that dP = dO V^T sees, so dS = P (dP -
+// Di) has no 2^-9-sized term from dout's rounding (with one key, out = bf16(v) and dS is 0 up to
+// fp32 sums, as in exact arithmetic); and out as bf16 mixed precision keeps it (forward may store
+// it in bf16, the o projection's GEMMs read it rounded): an fp32 out is rounded here, so both
+// give the same bits, as FlashAttention's backward reads its bf16 output.
+void pack_query_tile(const Packed& pk, const void* q, bool q_bf16, const float* dout, const void* out, bool out_bf16,
+                     const float* lse, const Dims& d, int64_t b, int64_t kvh, int64_t i) {
   const Rows qr = query_rows(q, q_bf16, d, b, kvh), gr = query_rows(dout, false, d, b, kvh);
   const int64_t r0 = i * d.R, Dp = d.Dp;
   pack_a_rows(pk.Qa + r0 * Dp, qr, r0, d.R / 16, Dp);
@@ -545,11 +554,15 @@ void pack_query_tile(const Packed& pk, const void* q, bool q_bf16, const float* 
         continue;
       }
       const int64_t h = kvh * d.G + g, off = ((b * d.Tn + t) * d.H + h) * d.D;
+      const void* orow = out_bf16 ? static_cast<const void*>(static_cast<const uint16_t*>(out) + off)
+                                  : static_cast<const void*>(static_cast<const float*>(out) + off);
       __m512 acc = _mm512_setzero_ps();
       for (int64_t e = 0; e < d.D; e += 16) {
         const __m512 x = load_row(dout + off, false, d.D, e);
         const __m512 xr = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x)), 16));
-        acc = _mm512_fmadd_ps(xr, load_row(out + off, false, d.D, e), acc);
+        __m512 o = load_row(orow, out_bf16, d.D, e);
+        if (!out_bf16) o = _mm512_castsi512_ps(_mm512_slli_epi32(rne_lo(o), 16));
+        acc = _mm512_fmadd_ps(xr, o, acc);
       }
       pk.di[r] = _mm512_reduce_add_ps(acc);
       pk.lr[r] = static_cast<float>(lse[(b * d.H + h) * d.Tn + t] * kLog2e);
@@ -718,7 +731,7 @@ void store_dq(float* dq, const float* dQ, const Dims& d, int64_t b, int64_t kvh,
 
 template <bool kAmx>
 void backward(float* dq, float* dk, float* dv, const float* dout, const void* q, const void* k, const void* v,
-              bool qkv_bf16, const float* out, const float* lse, const Dims& d) {
+              bool qkv_bf16, const void* out, bool out_bf16, const float* lse, const Dims& d) {
   const int64_t R = d.R, Bc = d.Bc, Dp = d.Dp, Tn = d.Tn;
   const int64_t tb = tiles_bytes(d), pk_bytes = packed_group_bytes(d);
   const int64_t acc_bytes = carve_bytes({4 * kSweep * Dp * Bc, 4 * kSweep * Dp * Bc});
@@ -740,7 +753,7 @@ void backward(float* dq, float* dk, float* dv, const float* dout, const void* q,
 #pragma omp for schedule(dynamic, 1)
       for (int64_t grp = 0; grp < d.groups; ++grp) {
         const int64_t b = grp / d.KVH, kvh = grp % d.KVH;
-        for (int64_t i = 0; i < d.nI; ++i) pack_query_tile(pk, q, qkv_bf16, dout, out, lse, d, b, kvh, i);
+        for (int64_t i = 0; i < d.nI; ++i) pack_query_tile(pk, q, qkv_bf16, dout, out, out_bf16, lse, d, b, kvh, i);
         for (int64_t j = 0; j < d.nJ; ++j) pack_key_tile(pk, k, v, qkv_bf16, d, b, kvh, j);
         for (int64_t jt = 0; jt < d.nJ; jt += kSweep)
           key_tiles<kAmx>(dk, dv, dQa, pk, t, dKT, dVT, d, b, kvh, jt, std::min(kSweep, d.nJ - jt));
@@ -769,7 +782,7 @@ void backward(float* dq, float* dk, float* dv, const float* dout, const void* q,
       const int64_t grp = task / (d.nI + d.nJ), i = task % (d.nI + d.nJ), b = grp / d.KVH, kvh = grp % d.KVH;
       const Packed pk = packed_group(packed + grp * pk_bytes, d);
       if (i < d.nI)
-        pack_query_tile(pk, q, qkv_bf16, dout, out, lse, d, b, kvh, i);
+        pack_query_tile(pk, q, qkv_bf16, dout, out, out_bf16, lse, d, b, kvh, i);
       else
         pack_key_tile(pk, k, v, qkv_bf16, d, b, kvh, i - d.nI);
     }
@@ -793,25 +806,25 @@ void backward(float* dq, float* dk, float* dv, const float* dout, const void* q,
 
 }  // namespace
 
-void attention_flash_forward(Unit unit, float* out, float* lse, const void* q, const void* k, const void* v,
-                             bool qkv_bf16, int64_t B, int64_t Tn, int64_t H, int64_t KVH, int64_t D) {
+void attention_flash_forward(Unit unit, void* out, bool out_bf16, float* lse, const void* q, const void* k,
+                             const void* v, bool qkv_bf16, int64_t B, int64_t Tn, int64_t H, int64_t KVH, int64_t D) {
   if (B <= 0 || Tn <= 0 || H <= 0 || D <= 0) return;
   const Dims d = dims(B, Tn, H, KVH, D);
   if (unit == Unit::amx)
-    forward<true>(out, lse, q, k, v, qkv_bf16, d);
+    forward<true>(out, out_bf16, lse, q, k, v, qkv_bf16, d);
   else
-    forward<false>(out, lse, q, k, v, qkv_bf16, d);
+    forward<false>(out, out_bf16, lse, q, k, v, qkv_bf16, d);
 }
 
 void attention_flash_backward(Unit unit, float* dq, float* dk, float* dv, const float* dout, const void* q,
-                              const void* k, const void* v, bool qkv_bf16, const float* out, const float* lse,
-                              int64_t B, int64_t Tn, int64_t H, int64_t KVH, int64_t D) {
+                              const void* k, const void* v, bool qkv_bf16, const void* out, bool out_bf16,
+                              const float* lse, int64_t B, int64_t Tn, int64_t H, int64_t KVH, int64_t D) {
   if (B <= 0 || Tn <= 0 || H <= 0 || D <= 0) return;
   const Dims d = dims(B, Tn, H, KVH, D);
   if (unit == Unit::amx)
-    backward<true>(dq, dk, dv, dout, q, k, v, qkv_bf16, out, lse, d);
+    backward<true>(dq, dk, dv, dout, q, k, v, qkv_bf16, out, out_bf16, lse, d);
   else
-    backward<false>(dq, dk, dv, dout, q, k, v, qkv_bf16, out, lse, d);
+    backward<false>(dq, dk, dv, dout, q, k, v, qkv_bf16, out, out_bf16, lse, d);
 }
 
 }  // namespace bf16

@@ -62,12 +62,14 @@ double linear_cross_entropy(Unit unit, float* dx, float* dW, float* lse, const O
 // fp32 buffers, causal, GQA, lse (B, H, T), deterministic) with the tile products on the unit:
 // Q, K, V, dO and the probabilities P and dS rounded to bf16 as GEMM operands only, fp32
 // accumulation and fp32 softmax statistics (flash_attention_bf16.cc). Any head dim D. q, k and
-// v are fp32, or (qkv_bf16) bf16 bits, read as their fp32 values: the same results.
-void attention_flash_forward(Unit unit, float* out, float* lse, const void* q, const void* k, const void* v,
-                             bool qkv_bf16, int64_t B, int64_t T, int64_t H, int64_t KVH, int64_t D);
+// v are fp32, or (qkv_bf16) bf16 bits, read as their fp32 values: the same results. out is fp32
+// or (out_bf16) bf16 bits, the fp32 output rounded once; backward reads it as bf16 either way
+// (Di = rowdot(bf16(dout), bf16(out))), so both forms give the same gradients.
+void attention_flash_forward(Unit unit, void* out, bool out_bf16, float* lse, const void* q, const void* k,
+                             const void* v, bool qkv_bf16, int64_t B, int64_t T, int64_t H, int64_t KVH, int64_t D);
 void attention_flash_backward(Unit unit, float* dq, float* dk, float* dv, const float* dout, const void* q,
-                              const void* k, const void* v, bool qkv_bf16, const float* out, const float* lse,
-                              int64_t B, int64_t T, int64_t H, int64_t KVH, int64_t D);
+                              const void* k, const void* v, bool qkv_bf16, const void* out, bool out_bf16,
+                              const float* lse, int64_t B, int64_t T, int64_t H, int64_t KVH, int64_t D);
 
 // Peak calibration loops (GFLOP/s with `threads` OpenMP threads for about `seconds`), two flops
 // per bf16 multiply-add, like the fp32 FMA peak.
