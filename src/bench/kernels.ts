@@ -13,8 +13,8 @@
 // Each op: `warmup` unmeasured runs, then the median (min, max) of `steps` runs. A kernel that
 // throws (e.g. not built yet) becomes a failed row; the others still run. bf16 fused rows on a
 // matrix unit take the operands the trainer keeps in bf16 there (weights, h, q/k/v, the attention
-// output, the SwiGLU activation, dout, dgu: llama.ts keepsBf16Operands); the gemm rows, shared by both paths, and
-// the standard rows take fp32 operands, as the standard path does.
+// output, the SwiGLU activation, dout, dgu: llama.ts keepsBf16Operands); the gemm rows, shared by
+// both paths, and the standard rows take fp32 operands, as the standard path does.
 import os from 'node:os';
 import { resolveConfig } from '../config/load.js';
 import { native } from '../kernels/native.js';

@@ -24,8 +24,9 @@ export interface MemoryOptions {
    * bf16 on the fused path with a bf16 matrix unit (AMX / AVX-512 BF16; llama.ts
    * keepsBf16Operands): the operands read only by matrix products are kept in bf16: a bf16
    * working copy of the weights (2 bytes per parameter, counted under parameters), the norm
-   * outputs, q, k, v, the attention output, the SwiGLU activation, dgu (workspace) and dqkv (in qkv's bytes). Ignored unless dtype is bf16,
-   * kernels litespark and storage f32. Without a matrix unit (the fp32 unit) bf16 changes no buffer.
+   * outputs, q, k, v, the attention output, the SwiGLU activation, dgu (workspace) and dqkv (in
+   * qkv's bytes). Ignored unless dtype is bf16, kernels litespark and storage f32. Without a
+   * matrix unit (the fp32 unit) bf16 changes no buffer.
    */
   bf16Operands?: boolean;
   recompute: MemoryRecompute;

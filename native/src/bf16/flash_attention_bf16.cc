@@ -534,11 +534,12 @@ inline Packed packed_group(char* p, const Dims& d) {
 }
 
 // Query tile i of group (b, kvh): its R stacked rows of q and dout packed, and their lse, Di and
-// positions. Di = rowdot(bf16(dout), bf16(out)): the dout that dP = dO V^T sees, so dS = P (dP -
-// Di) has no 2^-9-sized term from dout's rounding (with one key, out = bf16(v) and dS is 0 up to
-// fp32 sums, as in exact arithmetic); and out as bf16 mixed precision keeps it (forward may store
-// it in bf16, the o projection's GEMMs read it rounded): an fp32 out is rounded here, so both
-// give the same bits, as FlashAttention's backward reads its bf16 output.
+// positions. Di = rowdot(bf16(dout), bf16(out)). bf16(dout) is the dout that dP = dO V^T sees, so
+// dS = P (dP - Di) has no 2^-9-sized term from dout's rounding (with one key, out = bf16(v) and
+// dS is 0 up to fp32 sums, as in exact arithmetic). bf16(out) is the out that bf16 training keeps
+// (forward may store it in bf16; the o projection's GEMMs read it rounded in any case): an fp32
+// out is rounded here, so both forms give the same bits, as FlashAttention's backward reads its
+// bf16 output.
 void pack_query_tile(const Packed& pk, const void* q, bool q_bf16, const float* dout, const void* out, bool out_bf16,
                      const float* lse, const Dims& d, int64_t b, int64_t kvh, int64_t i) {
   const Rows qr = query_rows(q, q_bf16, d, b, kvh), gr = query_rows(dout, false, d, b, kvh);
