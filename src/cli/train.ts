@@ -54,7 +54,8 @@ function printStart(i: StartInfo): void {
   );
   say(
     `  memory    ${fmtBytes(m.total)}: params ${fmtBytes(m.parameters)}${i.bf16Operands ? ' (fp32 + bf16 copy)' : ''}, grads ${fmtBytes(m.gradients)}, AdamW ${fmtBytes(m.optimizer)}, ` +
-      `activations ${fmtBytes(m.activations)} (recompute ${i.recompute}${i.bf16Operands ? '; matrix-product operands in bf16' : ''}), workspace ${fmtBytes(m.workspace)}`,
+      `activations ${fmtBytes(m.activations)} (recompute ${i.recompute}${i.bf16Operands ? '; matrix-product operands in bf16' : ''}), workspace ${fmtBytes(m.workspace)}, ` +
+      `head scratch ${fmtBytes(m.scratch)}`,
   );
   say(
     `  MFU       ${(i.flopsPerToken / 1e6).toFixed(2)} MFLOP/token (6P + 12LdT) vs measured ${i.dtype === 'bf16' ? `bf16 ${unitName(i.matmulUnit)}` : 'fp32'} peak ` +

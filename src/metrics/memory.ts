@@ -47,6 +47,12 @@ export interface MemoryReport {
   activations: number;
   /** Gradient scratch shared by all layers, and the rotary tables (StepBuffers.workspaceBytes). */
   workspace: number;
+  /**
+   * The kernels' scratch that grows with the vocabulary (headScratchBytes): the fused head's
+   * logit chunk and, on a bf16 matrix unit, its packed weights; native workspaces kept between
+   * steps. Not counted: the GEMMs' and attention's per-thread blocks (MiBs, not model-sized).
+   */
+  scratch: number;
   total: number;
 }
 
@@ -125,6 +131,36 @@ function stepBytes(c: LlamaConfig, o: StepShape, e: number, bf16: boolean): { ac
   return { activations: act, workspace: work };
 }
 
+/** What the native workspace allocates for a request of b bytes (native/src/memory.cc: a quarter of headroom, whole 64 bytes). */
+export function workspaceAllocation(b: number): number {
+  return Math.ceil((b + Math.floor(b / 4)) / 64) * 64;
+}
+
+/** Chunk rows of the fused head (native/src/kernels/linear_cross_entropy.cc, bf16/head_bf16.cc). */
+const HEAD_ROWS = { fp32: 384, bf16: 1024 } as const;
+
+/**
+ * The head's native scratch in training, as allocated (the slots of native/src/memory.cc):
+ * - fused path: one chunk of R = min(N, rows) rows of logits and R row losses (doubles) in slot
+ *   2; with bf16 operands (a bf16 matrix unit: head_bf16.cc) the chunk is bf16 (R = 1024) and
+ *   slot 3 holds the weight packed twice in bf16, as W^T (logits) and as W (dx), each in
+ *   32 x 32 blocks (ceil(V/32) * 32 x ceil(C/32) * 32 elements); otherwise storage-width
+ *   logits, R = 384 (linear_cross_entropy.cc).
+ * - standard path: its N row losses (cross_entropy.cc); its logits are activations.
+ * Other users of those slots (the attention kernels' packed keys, the gate/up GEMM's packed
+ * weights) request less at Llama shapes (V >= 2F, and the head's chunk is past the keys of a
+ * sequence); the per-thread blocks of slots 0 and 1 are not counted.
+ */
+export function headScratchBytes(c: LlamaConfig, o: Pick<MemoryOptions, 'B' | 'T' | 'kernels' | 'storage'>, bf16Operands: boolean): number {
+  const N = o.B * o.T, V = c.vocab_size, C = c.hidden_size;
+  if (o.kernels === 'standard') return workspaceAllocation(8 * N);
+  const e = bf16Operands ? 2 : o.storage === 'f64' ? 8 : 4;
+  const R = Math.min(N, bf16Operands ? HEAD_ROWS.bf16 : HEAD_ROWS.fp32);
+  const chunk = workspaceAllocation(Math.ceil((e * R * V) / 64) * 64 + 8 * R);
+  const up32 = (x: number) => Math.ceil(x / 32) * 32;
+  return chunk + (bf16Operands ? workspaceAllocation(2 * 2 * up32(V) * up32(C)) : 0);
+}
+
 /** The memory of a training run of `c` at micro-batch (B, T), from the config alone. */
 export function memoryModel(c: LlamaConfig, o: MemoryOptions): MemoryReport {
   const bytes = o.storage === 'f64' ? 8 : 4;
@@ -137,6 +173,7 @@ export function memoryModel(c: LlamaConfig, o: MemoryOptions): MemoryReport {
     optimizer: 2 * params,
     activations: step.activations,
     workspace: step.workspace,
+    scratch: headScratchBytes(c, o, bf16),
   };
-  return { ...r, total: r.parameters + r.gradients + r.optimizer + r.activations + r.workspace };
+  return { ...r, total: r.parameters + r.gradients + r.optimizer + r.activations + r.workspace + r.scratch };
 }

@@ -12,7 +12,8 @@
 //              parameter): bf16 working weights and gradients, fp32 master weights and the two
 //              fp32 moments in the optimizer state, activations and workspace in bf16 (the same
 //              element counts as memoryModel at 2 bytes; its O(N) rstd / lse rows counted at 2
-//              too, under 1% of the activations at any real width).
+//              too, under 1% of the activations at any real width), and the fused head's chunk of
+//              bf16 logits as the CPU's bf16 head holds it (1024 rows).
 // ZeRO-1 divides the optimizer state (and, in 'mixed', the fp32 master) over the data-parallel
 // ranks, rounded up to whole elements per rank.
 import type { LlamaConfig } from '../model/params.js';
@@ -55,13 +56,16 @@ export function planMemory(c: LlamaConfig, o: PlanMemoryOptions): PlanMemory {
   let r: Omit<PlanMemory, 'total'>;
   if (o.layout === 'trainer') {
     const m = memoryModel(c, { B: o.B, T: o.T, kernels: o.kernels, dtype: o.dtype, recompute: o.recompute, bf16Operands: o.bf16Operands });
-    r = { parameters: m.parameters, gradients: m.gradients, optimizer: o.zero === 1 ? shard(8) : m.optimizer, activations: m.activations, workspace: m.workspace };
+    r = { parameters: m.parameters, gradients: m.gradients, optimizer: o.zero === 1 ? shard(8) : m.optimizer, activations: m.activations, workspace: m.workspace, scratch: m.scratch };
   } else {
     const E = paramStoreElements(c);
     const step = stepElements(c, { B: o.B, T: o.T, kernels: o.kernels, recompute: o.recompute });
-    r = { parameters: 2 * E, gradients: 2 * E, optimizer: shard(12), activations: 2 * step.activations, workspace: 2 * step.workspace };
+    // the head's chunk in bf16, as the CPU's bf16 head holds it (no packed weights on a GPU)
+    const R = Math.min(o.B * o.T, 1024);
+    r = { parameters: 2 * E, gradients: 2 * E, optimizer: shard(12), activations: 2 * step.activations, workspace: 2 * step.workspace,
+      scratch: o.kernels === 'litespark' ? 2 * R * c.vocab_size : 0 };
   }
-  return { ...r, total: r.parameters + r.gradients + r.optimizer + r.activations + r.workspace };
+  return { ...r, total: r.parameters + r.gradients + r.optimizer + r.activations + r.workspace + r.scratch };
 }
 
 /**

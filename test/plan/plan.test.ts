@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { resolveConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/config/schema.js';
 import { flopsPerToken } from '../../src/metrics/flops.js';
-import { paramStoreElements, type MemoryRecompute } from '../../src/metrics/memory.js';
+import { headScratchBytes, paramStoreElements, type MemoryRecompute } from '../../src/metrics/memory.js';
 import { LlamaModel, type KernelPath } from '../../src/model/llama.js';
 import { gpuDevice, type Device } from '../../src/plan/accelerators.js';
 import { mfuFromBench } from '../../src/plan/bench_mfu.js';
@@ -103,8 +103,9 @@ function checkAgainstAllocation(preset: string, B: number, T: number): void {
       const bf16Operands = model.bf16Weights !== null;
       for (const recompute of MODES) {
         const buf = model.buffers(B, T, false, recompute);
+        // + the head's native scratch (held to the native workspace by test/metrics/memory.test.ts)
         const allocated = model.params.flat.bytes + (model.bf16Weights?.bytes ?? 0) + model.grads.flat.bytes + opt.bytes() +
-          buf.activationBytes() + buf.workspaceBytes();
+          buf.activationBytes() + buf.workspaceBytes() + headScratchBytes(mc, { B, T, kernels }, bf16Operands);
         for (const zero of [0, 1] as const) {
           // one rank: ZeRO-1 shards nothing, so the plan must still be the allocation
           const m = planMemory(mc, { B, T, kernels, dtype, recompute, layout: 'trainer', zero, ranks: 1, bf16Operands });
@@ -270,7 +271,7 @@ test('cpu: this machine at its measured peak, energy n/a without --device-watts'
   assert.ok(p.device.peakFlops > 0);
   assert.equal(p.job.layout, 'trainer');
   assert.equal(p.scenarios[0].joulesPerToken, null);
-  assert.equal(p.memory.total, p.memory.parameters + p.memory.gradients + p.memory.optimizer + p.memory.activations + p.memory.workspace);
+  assert.equal(p.memory.total, p.memory.parameters + p.memory.gradients + p.memory.optimizer + p.memory.activations + p.memory.workspace + p.memory.scratch);
 });
 
 test("cpu, bf16: the plan's memory is the trainer's allocation on this CPU's bf16 unit (a matrix unit: the bf16 copy and operands)", () => {
@@ -283,7 +284,8 @@ test("cpu, bf16: the plan's memory is the trainer's allocation on this CPU's bf1
   const opt = new AdamW(config.model, model.params, model.grads, config.train, model.bf16Weights);
   const buf = model.buffers(p.job.microBatch, p.job.seqLen, false, p.job.recompute);
   assert.deepEqual(
-    [p.memory.parameters, p.memory.gradients, p.memory.optimizer, p.memory.activations, p.memory.workspace],
-    [model.params.flat.bytes + (model.bf16Weights?.bytes ?? 0), model.grads.flat.bytes, opt.bytes(), buf.activationBytes(), buf.workspaceBytes()],
+    [p.memory.parameters, p.memory.gradients, p.memory.optimizer, p.memory.activations, p.memory.workspace, p.memory.scratch],
+    [model.params.flat.bytes + (model.bf16Weights?.bytes ?? 0), model.grads.flat.bytes, opt.bytes(), buf.activationBytes(), buf.workspaceBytes(),
+      headScratchBytes(config.model, { B: p.job.microBatch, T: p.job.seqLen, kernels: 'litespark' }, model.bf16Weights !== null)],
   );
 });
