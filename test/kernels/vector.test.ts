@@ -26,6 +26,24 @@ test('sumSquares, addInplace, scaleInplace, fill match plain loops on every ISA'
   });
 });
 
+test('fill past 32 MiB (streaming stores): every element, unaligned starts, odd tails, both dtypes, every ISA', () => {
+  forEachIsa((isa) => {
+    for (const [ctor, bytes] of [[Float32Array, 4], [Float64Array, 8]] as const) {
+      const n = (32 << 20) / bytes + 7;
+      const buf = new ctor(n + 3);
+      for (const off of [0, 1, 3]) {
+        buf.fill(-1);
+        const view = buf.subarray(off, off + n - off); // starts off elements in: 4 or 8 bytes off a 16-byte boundary
+        native.fill(view, 0.75, view.length);
+        const bad = view.findIndex((v) => v !== 0.75);
+        assert.equal(bad, -1, `${isa} ${ctor.name} offset ${off}: element ${bad}`);
+        for (let i = 0; i < off; i++) assert.equal(buf[i], -1, `${isa} ${ctor.name} offset ${off}: wrote before the view`);
+        for (let i = off + view.length; i < buf.length; i++) assert.equal(buf[i], -1, `${isa} ${ctor.name} offset ${off}: wrote past the view`);
+      }
+    }
+  });
+});
+
 test('sumSquares and randn do not depend on the thread count', () => {
   const x = randArray(Float32Array, 1_000_003, 3);
   let a = 0, b = 0;

@@ -44,8 +44,39 @@ void scale_inplace(T* y, T s, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] *= s;
 }
 
+// From this size on a fill streams past the caches (non-temporal stores). Such a buffer (the
+// gradients zeroed before each step) is larger than the last-level cache: stores through the
+// caches would first read every line in (read for ownership) and evict what the next kernels
+// read. Measured on a Zen 4 (2 threads, 232 MB: S's gradients): 8.8 -> 4.2 ms alone; in S's
+// bf16 step the gradients' zeroing 7.3-7.9 -> 3.5 ms (interleaved runs).
+constexpr int64_t kStreamFillBytes = int64_t(32) << 20;
+
 template <class T>
 void fill(T* y, T value, int64_t n) {
+#if defined(__SSE2__)
+  if (static_cast<int64_t>(sizeof(T)) * n >= kStreamFillBytes) {
+    // scalar stores up to a 16-byte boundary (T is 4 or 8 bytes, so one is reached), 16-byte
+    // streaming stores over the body, scalar stores over the tail
+    int64_t head = 0;
+    while (head < n && reinterpret_cast<uintptr_t>(y + head) % 16 != 0) y[head++] = value;
+    constexpr int64_t kPer = 16 / sizeof(T);  // elements per 16-byte store
+    const int64_t body = (n - head) / kPer;
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < body; ++i) {
+        T* p = y + head + i * kPer;
+        if constexpr (sizeof(T) == 4)
+          _mm_stream_ps(reinterpret_cast<float*>(p), _mm_set1_ps(static_cast<float>(value)));
+        else
+          _mm_stream_pd(reinterpret_cast<double*>(p), _mm_set1_pd(static_cast<double>(value)));
+      }
+      _mm_sfence();  // this thread's streaming stores are visible before the region ends
+    }
+    for (int64_t i = head + body * kPer; i < n; ++i) y[i] = value;
+    return;
+  }
+#endif
 #pragma omp parallel for simd schedule(static) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) y[i] = value;
 }
