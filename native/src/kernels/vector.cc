@@ -7,10 +7,33 @@
 #include "kernels/common.h"
 #include "kernels/f16.h"
 #include "kernels/ops.h"
+#include "kernels/vexp.h"
 #include "memory.h"
 
 namespace ls {
 namespace LS_ISA {
+
+// Sum of squares of n elements in double: four vector accumulators of doubles (one dependent
+// chain of adds was the bound: a chain's latency per vector), added in a fixed order at the end,
+// then the tail.
+template <class T>
+double chunk_sum_squares(const T* x, int64_t n) {
+  constexpr int kD = LS_VEC_BYTES / 8;  // doubles per vector
+  typedef double vd __attribute__((vector_size(LS_VEC_BYTES)));
+  vd acc[4] = {};
+  int64_t i = 0;
+  for (; i + 4 * kD <= n; i += 4 * kD)
+    for (int a = 0; a < 4; ++a) {
+      vd v;
+      for (int l = 0; l < kD; ++l) v[l] = double(x[i + a * kD + l]);
+      acc[a] += v * v;
+    }
+  const vd t = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+  double s = 0;
+  for (int l = 0; l < kD; ++l) s += t[l];
+  for (; i < n; ++i) s += double(x[i]) * double(x[i]);
+  return s;
+}
 
 // Fixed 64K-element chunks, partial sums in double, added in chunk order: the same result for
 // any thread count.
@@ -22,10 +45,7 @@ double sum_squares(const T* x, int64_t n) {
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t i0 = c * kChunk, i1 = i0 + kChunk < n ? i0 + kChunk : n;
-    double s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = i0; i < i1; ++i) s += double(x[i]) * double(x[i]);
-    part[c] = s;
+    part[c] = chunk_sum_squares(x + i0, i1 - i0);
   }
   double total = 0;
   for (int64_t c = 0; c < chunks; ++c) total += part[c];
