@@ -189,7 +189,8 @@ export function formatPlan(p: Plan): string {
   row('optimizer', m.optimizer, `${j.layout === 'mixed' ? 'fp32 master + 2 moments' : '2 moments'}${j.zero === 1 ? `, ZeRO-1: 1/${j.ranks} per rank` : ''}`);
   row('activations', m.activations, `micro-batch ${j.microBatch} x ${j.seqLen}, recompute ${j.recompute}`);
   row('workspace', m.workspace, 'gradient scratch, rotary tables');
-  row('scratch', m.scratch, j.layout === 'mixed' ? "the head's logit chunk" : j.bf16Operands ? "the head's logit chunk and packed weights" : "the head's logit chunk");
+  row('scratch', m.scratch, j.kernels === 'standard' ? "the loss's row sums"
+    : j.layout === 'trainer' && j.bf16Operands ? "the head's logit chunk and packed weights" : "the head's logit chunk");
   row('total', m.total, `of ${fmtBytes(m.capacity)}: ${m.fits ? 'fits' : 'does NOT fit'}; largest micro-batch that fits: ${m.largestMicroBatch}`);
   say("  (not counted: the runtime context, allocator fragmentation, communication buffers, the kernels' per-thread blocks)");
   say();

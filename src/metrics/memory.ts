@@ -137,7 +137,7 @@ export function workspaceAllocation(b: number): number {
 }
 
 /** Chunk rows of the fused head (native/src/kernels/linear_cross_entropy.cc, bf16/head_bf16.cc). */
-const HEAD_ROWS = { fp32: 384, bf16: 1024 } as const;
+export const HEAD_ROWS = { fp32: 384, bf16: 1024 } as const;
 
 /**
  * The head's native scratch in training, as allocated (the slots of native/src/memory.cc):
@@ -149,7 +149,8 @@ const HEAD_ROWS = { fp32: 384, bf16: 1024 } as const;
  * - standard path: its N row losses (cross_entropy.cc); its logits are activations.
  * Other users of those slots (the attention kernels' packed keys, the gate/up GEMM's packed
  * weights) request less at Llama shapes (V >= 2F, and the head's chunk is past the keys of a
- * sequence); the per-thread blocks of slots 0 and 1 are not counted.
+ * sequence). Not counted: the per-thread blocks of slots 0 and 1, and on the fp32 path past
+ * C = 1024 the epilogue GEMMs' partial sums in slot 3 (at most N x 1024 floats).
  */
 export function headScratchBytes(c: LlamaConfig, o: Pick<MemoryOptions, 'B' | 'T' | 'kernels' | 'storage'>, bf16Operands: boolean): number {
   const N = o.B * o.T, V = c.vocab_size, C = c.hidden_size;

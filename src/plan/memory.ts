@@ -13,11 +13,11 @@
 //              fp32 moments in the optimizer state, activations and workspace in bf16 (the same
 //              element counts as memoryModel at 2 bytes; its O(N) rstd / lse rows counted at 2
 //              too, under 1% of the activations at any real width), and the fused head's chunk of
-//              bf16 logits as the CPU's bf16 head holds it (1024 rows).
+//              bf16 logits as the CPU's bf16 head holds it (HEAD_ROWS.bf16 rows).
 // ZeRO-1 divides the optimizer state (and, in 'mixed', the fp32 master) over the data-parallel
 // ranks, rounded up to whole elements per rank.
 import type { LlamaConfig } from '../model/params.js';
-import { memoryModel, paramStoreElements, stepElements, type MemoryKernels, type MemoryRecompute, type MemoryReport } from '../metrics/memory.js';
+import { HEAD_ROWS, memoryModel, paramStoreElements, stepElements, type MemoryKernels, type MemoryRecompute, type MemoryReport } from '../metrics/memory.js';
 
 export type PlanLayout = 'trainer' | 'mixed';
 
@@ -61,7 +61,7 @@ export function planMemory(c: LlamaConfig, o: PlanMemoryOptions): PlanMemory {
     const E = paramStoreElements(c);
     const step = stepElements(c, { B: o.B, T: o.T, kernels: o.kernels, recompute: o.recompute });
     // the head's chunk in bf16, as the CPU's bf16 head holds it (no packed weights on a GPU)
-    const R = Math.min(o.B * o.T, 1024);
+    const R = Math.min(o.B * o.T, HEAD_ROWS.bf16);
     r = { parameters: 2 * E, gradients: 2 * E, optimizer: shard(12), activations: 2 * step.activations, workspace: 2 * step.workspace,
       scratch: o.kernels === 'litespark' ? 2 * R * c.vocab_size : 0 };
   }
