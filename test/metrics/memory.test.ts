@@ -69,10 +69,11 @@ test('the memory model equals the allocation: float64 storage and sampling buffe
 
 // The native workspace is grow-only and shared by every kernel of a process, so each case runs
 // one training step in a fresh process and reports what the workspace then holds.
+const module = (rel: string) => JSON.stringify(new URL(rel, import.meta.url).href); // the compiled sources beside this test
 const STEP_SCRIPT = `
-import { native } from './dist/src/kernels/native.js';
-import { LlamaModel } from './dist/src/model/llama.js';
-import { AdamW } from './dist/src/train/optimizer.js';
+import { native } from ${module('../../src/kernels/native.js')};
+import { LlamaModel } from ${module('../../src/model/llama.js')};
+import { AdamW } from ${module('../../src/train/optimizer.js')};
 const [cfg, B, T, kernels, dtype, unit] = JSON.parse(process.argv[1]);
 native.setThreads(2);
 native.setBf16Unit(unit);
