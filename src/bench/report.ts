@@ -21,7 +21,7 @@ export function stepTable(rows: StepRow[], markdown = false): Table {
   const re = rows.some((r) => r.recompute !== undefined);
   const head = ['config', 'kernels', 'dtype', ...(re ? ['recompute'] : []), 'tokens/s', 'step ms median (min-max)', 'MFU', 'peak memory', 'speedup', 'J/token'];
   if (re) head.push('activations', 'vs none: tokens/s, activations');
-  if (markdown) head.push('native peak', ...(re ? [] : ['activations']));
+  if (markdown) head.push('native peak', 'memory report', ...(re ? [] : ['activations']));
   const body = rows.map((r) => {
     const cells = [
       r.config, r.kernels, r.dtype, ...(re ? [r.recompute ?? 'none'] : []),
@@ -37,7 +37,7 @@ export function stepTable(rows: StepRow[], markdown = false): Table {
         : `${times(r.recompute_speed ?? null)}, ${times(r.recompute_memory ?? null)}`;
       cells.push(bytes(r.activation_bytes), vs);
     }
-    if (markdown) cells.push(bytes(r.native_peak_bytes), ...(re ? [] : [bytes(r.activation_bytes)]));
+    if (markdown) cells.push(bytes(r.native_peak_bytes), bytes(r.model_bytes ?? null), ...(re ? [] : [bytes(r.activation_bytes)]));
     return cells;
   });
   const firstNumber = re ? 4 : 3;

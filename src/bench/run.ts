@@ -97,7 +97,7 @@ export function failedStepRow(job: StepJob, error: string): StepRow {
     threads: job.threads, isa: null, cpu: null,
     commit: job.commit, node: process.version, loadavg_1m: os.loadavg()[0]!, ok: false, error,
     tokens_per_s: null, step_ms_median: null, step_ms_min: null, step_ms_max: null, steps: job.steps, warmup: job.warmup,
-    mfu: null, peak_gflops: job.peakGflops, peak_bytes: null, native_peak_bytes: null, activation_bytes: null,
+    mfu: null, peak_gflops: job.peakGflops, peak_bytes: null, native_peak_bytes: null, model_bytes: null, activation_bytes: null,
     joules_per_token: null, energy_source: 'none', tokens_per_step: 0, flops_per_token: 0, params: 0, speedup: null, loss: null,
   };
 }

@@ -111,6 +111,11 @@ export interface StepRow extends RowBase {
   peak_bytes: number | null;
   /** The framework's own count: native storage high-water mark + live kernel workspaces. */
   native_peak_bytes: number | null;
+  /**
+   * What the trainer's memory report (src/metrics/memory.ts) says this run holds: beside
+   * native_peak_bytes it shows how much the report leaves out (the kernels' per-thread blocks).
+   */
+  model_bytes: number | null;
   /** Saved activations of one step (what grows with batch, sequence and depth). */
   activation_bytes: number | null;
   /** Energy of the measured steps / their tokens, from the run's one meter (src/metrics/energy.ts); null when none could be read. */

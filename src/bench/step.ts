@@ -8,6 +8,7 @@ import { native } from '../kernels/native.js';
 import { flopsPerToken, mfu, parameterCounts } from '../metrics/flops.js';
 import { peakRssBytes } from '../metrics/jsonl.js';
 import { cpuModel } from '../metrics/machine.js';
+import { memoryModel } from '../metrics/memory.js';
 import { getPeak } from '../metrics/peak.js';
 import { energySource, openMeterFromSpec, type EnergyMeter } from '../metrics/energy.js';
 import { LlamaModel } from '../model/llama.js';
@@ -106,6 +107,7 @@ export function runStepRow(job: StepJob, onProgress: (done: number, total: numbe
     peak_gflops: peakGflops > 0 ? peakGflops : null,
     peak_bytes: peakRssBytes(),
     native_peak_bytes: mem.storagePeakBytes + mem.workspaceBytes,
+    model_bytes: memoryModel(mc, { B, T, kernels: job.kernels, dtype: job.dtype ?? 'fp32', recompute: job.recompute ?? 'none', bf16Operands: buf.bf16Operands }).total,
     activation_bytes: buf.activationBytes(),
     joules_per_token: e0 !== null && e1 !== null ? (e1 - e0) / (tokensPerStep * job.steps) : null,
     energy_source: meter ? energySource(meter) : energyNote,

@@ -44,6 +44,11 @@ test('bench --configs XS writes a row per kernel path with every contract field,
     for (const f of ['tokens_per_s', 'step_ms_median', 'peak_bytes', 'native_peak_bytes', 'flops_per_token']) {
       assert.ok(typeof row[f] === 'number' && (row[f] as number) > 0, `${label}: ${f} = ${row[f]}`);
     }
+    // the trainer's memory report against what the native side held: the report leaves out only
+    // the kernels' per-thread blocks (GEMM packing, attention tiles), a few MiB
+    const model = row.model_bytes as number, held = row.native_peak_bytes as number;
+    assert.ok(typeof model === 'number' && model > 0, `${label}: model_bytes ${model}`);
+    assert.ok(held >= model && held <= model + 16 * 2 ** 20, `${label}: native peak ${held} vs memory report ${model}`);
     // tokens/s is tokens per step over the median step time
     assert.ok(Math.abs((row.tokens_per_s as number) - (2048 * 1000) / (row.step_ms_median as number)) < 1e-6 * (row.tokens_per_s as number));
     assert.ok((row.step_ms_min as number) <= (row.step_ms_median as number) && (row.step_ms_median as number) <= (row.step_ms_max as number));
@@ -62,7 +67,7 @@ test('bench --configs XS writes a row per kernel path with every contract field,
   assert.deepEqual(JSON.parse(readFileSync(join(out, 'rows.json'), 'utf8')), rows);
   assert.ok(existsSync(join(out, 'results.md')));
   const md = readFileSync(join(out, 'results.md'), 'utf8');
-  for (const s of ['CPU', 'ISA path', 'GFLOP/s', '| XS | standard | fp32 |', '| XS | litespark | fp32 |', 'J/token', '| energy |']) assert.ok(md.includes(s), `results.md lacks '${s}'`);
+  for (const s of ['CPU', 'ISA path', 'GFLOP/s', '| XS | standard | fp32 |', '| XS | litespark | fp32 |', 'J/token', '| energy |', 'memory report']) assert.ok(md.includes(s), `results.md lacks '${s}'`);
   assert.match(r.out, /config\s+kernels\s+dtype\s+tokens\/s.*J\/token/);
 });
 
