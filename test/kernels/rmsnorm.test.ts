@@ -1,10 +1,12 @@
+import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { native } from '../../src/kernels/native.js';
 import { assertClose, randArray, tol } from '../helpers.js';
 import { rmsnormBackwardRef, rmsnormForwardRef } from '../reference/ops.js';
-import { fdCheck, forEachIsa, weightedSum } from './harness.js';
+import { fdCheck, forEachIsa, weightedSum, withThreads } from './harness.js';
 
-const SHAPES: Array<[number, number]> = [[1, 1], [3, 7], [17, 33], [64, 512], [5, 1000]];
+// N = 70: dw's fixed 32-row blocks, the last one partial
+const SHAPES: Array<[number, number]> = [[1, 1], [3, 7], [17, 33], [64, 512], [5, 1000], [70, 130]];
 
 test('rmsnorm forward/backward match the reference on every ISA (f32 and f64)', () => {
   forEachIsa((isa) => {
@@ -29,6 +31,28 @@ test('rmsnorm forward/backward match the reference on every ISA (f32 and f64)', 
       }
     }
   });
+});
+
+test('rmsnorm backward gives the same bits on 1, 2 and 3 threads (dw from fixed row blocks), with and without the bf16 copy', () => {
+  const [N, C] = [397, 130]; // N C past the kernels' threading threshold (2^15), the last 32-row block partial
+  const x = randArray(Float32Array, N * C, 21, 2), w = randArray(Float32Array, C, 22), dout = randArray(Float32Array, N * C, 23);
+  const rstd = new Float32Array(N), out = new Float32Array(N * C);
+  native.rmsnormForward(out, rstd, x, w, N, C, 1e-5);
+  const run = (threads: number, bf16: boolean) => {
+    const dx = randArray(Float32Array, N * C, 24), dw = randArray(Float32Array, C, 25), dx16 = new Uint16Array(N * C);
+    withThreads(threads, () => {
+      if (bf16) native.rmsnormBackward(dx, dw, dout, x, w, rstd, N, C, dx16);
+      else native.rmsnormBackward(dx, dw, dout, x, w, rstd, N, C);
+    });
+    return [dx, dw, dx16] as const;
+  };
+  for (const bf16 of [false, true]) {
+    const one = run(1, bf16);
+    for (const t of [2, 3]) {
+      const got = run(t, bf16);
+      for (let i = 0; i < 3; i++) assert.deepEqual(got[i], one[i], `${t} threads${bf16 ? ' (bf16 copy)' : ''}: ${['dx', 'dw', 'dx16'][i]}`);
+    }
+  }
 });
 
 test('rmsnorm backward equals finite differences of forward (native f64)', () => {

@@ -1,8 +1,10 @@
 // RMSNorm (Llama): out = x / sqrt(mean(x^2) + eps) * w. The standard path: separate passes.
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/common.h"
 #include "kernels/ops.h"
+#include "memory.h"
 
 namespace ls {
 namespace LS_ISA {
@@ -78,37 +80,49 @@ void add_rmsnorm_forward_bf16(T* resid, uint16_t* out, T* rstd, const T* x, cons
 template <class T>
 static void rmsnorm_backward_as(T* dx, uint16_t* dx16, T* dw, const T* dout, const T* x, const T* w, const T* rstd,
                                 int64_t N, int64_t C) {
+  // dw from partial sums over fixed blocks of kDwRows rows, formed while each row is in cache
+  // for dx (a second pass over dout and x cost a fifth of the kernel's traffic), then added in
+  // block order per column: the same bits for any thread count. The partials live in slot 3 of
+  // the calling thread ((N / kDwRows) x C values).
+  constexpr int64_t kDwRows = 32;
+  const int64_t blocks = ceil_div(N, kDwRows);
+  T* part = static_cast<T*>(thread_workspace(sizeof(T) * (blocks > 0 ? blocks : 1) * C, 3));
 #pragma omp parallel for schedule(static) if (N * C > kParallelMin)
-  for (int64_t n = 0; n < N; ++n) {
-    const T* g = dout + n * C;
-    const T* xr = x + n * C;
-    T* d = dx + n * C;
-    const T r = rstd[n];
-    T dot = 0;
+  for (int64_t b = 0; b < blocks; ++b) {
+    T* pw = part + b * C;
+    for (int64_t c = 0; c < C; ++c) pw[c] = T(0);
+    const int64_t n1 = std::min(N, (b + 1) * kDwRows);
+    for (int64_t n = b * kDwRows; n < n1; ++n) {
+      const T* g = dout + n * C;
+      const T* xr = x + n * C;
+      T* d = dx + n * C;
+      const T r = rstd[n];
+      T dot = 0;
 #pragma omp simd reduction(+ : dot)
-    for (int64_t c = 0; c < C; ++c) dot += g[c] * w[c] * xr[c];
-    const T k = dot * r * r * r / T(C);
+      for (int64_t c = 0; c < C; ++c) dot += g[c] * w[c] * xr[c];
+      const T k = dot * r * r * r / T(C);
 #pragma omp simd
-    for (int64_t c = 0; c < C; ++c) d[c] += r * w[c] * g[c] - xr[c] * k;
-    if (dx16) {
-      uint16_t* h = dx16 + n * C;
+      for (int64_t c = 0; c < C; ++c) {
+        d[c] += r * w[c] * g[c] - xr[c] * k;
+        pw[c] += g[c] * xr[c] * r;
+      }
+      if (dx16) {
+        uint16_t* h = dx16 + n * C;
 #pragma omp simd
-      for (int64_t c = 0; c < C; ++c) h[c] = bf16_from(d[c]);
+        for (int64_t c = 0; c < C; ++c) h[c] = bf16_from(d[c]);
+      }
     }
   }
-  // dw: a second pass over column ranges so each thread owns its columns (deterministic).
   constexpr int64_t kCols = 64;
   const int64_t chunks = ceil_div(C, kCols);
-#pragma omp parallel for schedule(static) if (N * C > kParallelMin)
+#pragma omp parallel for schedule(static) if (blocks * C > kParallelMin)
   for (int64_t ch = 0; ch < chunks; ++ch) {
     const int64_t c0 = ch * kCols, c1 = c0 + kCols < C ? c0 + kCols : C;
     T acc[kCols] = {};
-    for (int64_t n = 0; n < N; ++n) {
-      const T* g = dout + n * C;
-      const T* xr = x + n * C;
-      const T r = rstd[n];
+    for (int64_t b = 0; b < blocks; ++b) {
+      const T* pw = part + b * C;
 #pragma omp simd
-      for (int64_t c = c0; c < c1; ++c) acc[c - c0] += g[c] * xr[c] * r;
+      for (int64_t c = c0; c < c1; ++c) acc[c - c0] += pw[c];
     }
     for (int64_t c = c0; c < c1; ++c) dw[c] += acc[c - c0];
   }
