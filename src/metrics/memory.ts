@@ -149,8 +149,9 @@ export const HEAD_ROWS = { fp32: 384, bf16: 1024 } as const;
  * - standard path: its N row losses (cross_entropy.cc); its logits are activations.
  * Other users of those slots (the attention kernels' packed keys, the gate/up GEMM's packed
  * weights) request less at Llama shapes (V >= 2F, and the head's chunk is past the keys of a
- * sequence). Not counted: the per-thread blocks of slots 0 and 1, and on the fp32 path past
- * C = 1024 the epilogue GEMMs' partial sums in slot 3 (at most N x 1024 floats).
+ * sequence). Not counted: the per-thread blocks of slots 0 and 1, and two smaller users of
+ * slot 3 where the head leaves it empty (the fp32 path): past C = 1024 the epilogue GEMMs'
+ * partial sums (at most N x 1024 floats) and the norms' backward's dw partials (N / 32 x C).
  */
 export function headScratchBytes(c: LlamaConfig, o: Pick<MemoryOptions, 'B' | 'T' | 'kernels' | 'storage'>, bf16Operands: boolean): number {
   const N = o.B * o.T, V = c.vocab_size, C = c.hidden_size;
