@@ -62,20 +62,21 @@ export function runStepRow(job: StepJob, onProgress: (done: number, total: numbe
       energyNote = `none: ${e instanceof Error ? e.message : String(e)}`;
     }
   }
-  let e0: number | null = null;
-  let e1: number | null = null;
+  // Energy of the measured steps alone: the meter is read right before and after each of them, so
+  // the progress messages between steps (and any pause there) are not charged to the steps.
+  let joules = 0;
   const total = job.warmup + job.steps;
   const times: number[] = [];
   let loss = NaN;
   for (let s = 0; s < total; s++) {
-    if (s === job.warmup && meter) e0 = meter.read();
+    const e0 = s >= job.warmup && meter ? meter.read() : null;
     const t0 = performance.now();
     const r = trainStep(model, opt, buf, next, accum, tc.lr);
     const ms = performance.now() - t0;
+    if (e0 !== null) joules += meter!.read() - e0;
     if (!Number.isFinite(r.loss)) throw new Error(`step ${s + 1}: loss is ${r.loss}`);
     loss = r.loss;
     if (s >= job.warmup) times.push(ms);
-    if (s === total - 1 && meter) e1 = meter.read();
     onProgress(s + 1, total);
   }
 
@@ -109,7 +110,7 @@ export function runStepRow(job: StepJob, onProgress: (done: number, total: numbe
     native_peak_bytes: mem.storagePeakBytes + mem.workspaceBytes,
     model_bytes: memoryModel(mc, { B, T, kernels: job.kernels, dtype: job.dtype ?? 'fp32', recompute: job.recompute ?? 'none', bf16Operands: buf.bf16Operands }).total,
     activation_bytes: buf.activationBytes(),
-    joules_per_token: e0 !== null && e1 !== null ? (e1 - e0) / (tokensPerStep * job.steps) : null,
+    joules_per_token: meter && job.steps > 0 ? joules / (tokensPerStep * job.steps) : null,
     energy_source: meter ? energySource(meter) : energyNote,
     tokens_per_step: tokensPerStep,
     flops_per_token: fpt,
