@@ -208,15 +208,12 @@ test('training is deterministic and honours the vocab size', () => {
 
 test('training on 200 KB of the embedded corpus', () => {
   const corpus = embeddedCorpus({ maxBytes: 200_000 });
-  const t0 = performance.now();
-  const tok = BpeTokenizer.train(corpus.text, 1024);
-  const ms = performance.now() - t0;
+  const tok = BpeTokenizer.train(corpus.text, 1024); // its speed: bench/tokenizer.ts
   const ids = tok.encode(corpus.text);
   assert.equal(tok.vocabSize, 1024);
   assert.equal(tok.decode(ids), corpus.text);
   const bytesPerToken = corpus.bytes / ids.length;
   assert.ok(bytesPerToken > 3, `compression ${bytesPerToken.toFixed(2)} bytes/token`);
-  assert.ok(ms < 5000, `training took ${ms.toFixed(0)} ms`);
   assert.equal(byteToUnicode().length, 256);
 });
 
