@@ -81,6 +81,12 @@ T* buf(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t need)
   return reinterpret_cast<T*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
 }
 
+// buf, or null when argument i is null (an output the caller does not want).
+template <class T>
+T* buf_or_null(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t need) {
+  return i < info.Length() && info[i].IsNull() ? nullptr : buf<T>(info, i, name, need);
+}
+
 uint16_t* u16buf(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t need);
 void* f32_or_bf16(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t need, bool* is_bf16);
 
@@ -248,27 +254,57 @@ Napi::Value PeakBf16(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), g);
 }
 
-// gateUpSwiglu(act, h, Wgu, N, C, F): the fused MLP's gate/up GEMM with SwiGLU in the epilogue
-// (bf16/units.h) on the current bf16 unit, which must be a matrix unit. Each of act, h and Wgu is
-// a Float32Array or a Uint16Array of bf16 bits.
-Napi::Value GateUpSwiglu(const Napi::CallbackInfo& info) {
+// The current bf16 unit when it is a matrix unit; otherwise an error naming `fn` and the unit.
+ls::bf16::Unit matrix_unit_for(const Napi::CallbackInfo& info, const char* fn) {
   int unit = 0;
   if (!ls::bf16_matrix_unit(&unit))
-    throw Napi::Error::New(info.Env(), "gateUpSwiglu: needs a bf16 matrix unit (amx or avx512bf16); the current one is '" +
+    throw Napi::Error::New(info.Env(), std::string(fn) + ": needs a bf16 matrix unit (amx or avx512bf16); the current one is '" +
                                            ls::current_bf16_unit() + "'");
-  const int64_t N = int_arg(info, 3, "N"), C = int_arg(info, 4, "C", 1), F = int_arg(info, 5, "F", 1);
-  bool act_bf16 = false;
-  void* act = f32_or_bf16(info, 0, "act", N * F, &act_bf16);
+  return static_cast<ls::bf16::Unit>(unit);
+}
+
+// f32_or_bf16, or null (with *is_bf16 false) when argument i is null.
+void* f32_or_bf16_or_null(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t need, bool* is_bf16) {
+  *is_bf16 = false;
+  return i < info.Length() && info[i].IsNull() ? nullptr : f32_or_bf16(info, i, name, need, is_bf16);
+}
+
+// gateUpSwiglu(act, gu, h, Wgu, N, C, F): the fused MLP's gate/up GEMM with SwiGLU in the
+// epilogue (bf16/units.h) on the current bf16 unit, which must be a matrix unit. act (N, F) and
+// gu (N, 2F) are outputs, either null; each buffer a Float32Array or a Uint16Array of bf16 bits.
+Napi::Value GateUpSwiglu(const Napi::CallbackInfo& info) {
+  const ls::bf16::Unit unit = matrix_unit_for(info, "gateUpSwiglu");
+  const int64_t N = int_arg(info, 4, "N"), C = int_arg(info, 5, "C", 1), F = int_arg(info, 6, "F", 1);
+  bool act_bf16 = false, gu_bf16 = false;
+  void* act = f32_or_bf16_or_null(info, 0, "act", N * F, &act_bf16);
+  void* gu = f32_or_bf16_or_null(info, 1, "gu", 2 * N * F, &gu_bf16);
+  if (!act && !gu) fail(info.Env(), "gateUpSwiglu: act and gu are both null (nothing to write)");
   ls::bf16::Operand h, W;
-  h.data = f32_or_bf16(info, 1, "h", N * C, &h.bf16);
+  h.data = f32_or_bf16(info, 2, "h", N * C, &h.bf16);
   h.ld = C;
-  W.data = f32_or_bf16(info, 2, "Wgu", 2 * F * C, &W.bf16);
+  W.data = f32_or_bf16(info, 3, "Wgu", 2 * F * C, &W.bf16);
   W.ld = C;
   try {
-    ls::bf16::gate_up_swiglu(static_cast<ls::bf16::Unit>(unit), N, C, F, h, W, act, act_bf16);
+    ls::bf16::gate_up_swiglu(unit, N, C, F, h, W, act, act_bf16, gu, gu_bf16);
   } catch (const std::exception& e) {
     throw Napi::Error::New(info.Env(), std::string("gateUpSwiglu: ") + e.what());
   }
+  return info.Env().Undefined();
+}
+
+// swigluUnitBackward(dgu, act, dact, gu, N, F): gateUpSwiglu's backward pass on a matrix unit
+// (bf16/units.h, swiglu_backward). dgu and gu share a dtype (fp32 or bf16 bits) and may be one
+// buffer; act (or null) fp32 or bf16; dact a Float32Array.
+Napi::Value SwigluUnitBackward(const Napi::CallbackInfo& info) {
+  matrix_unit_for(info, "swigluUnitBackward");
+  const int64_t N = int_arg(info, 4, "N"), F = int_arg(info, 5, "F", 1);
+  bool dgu_bf16 = false, gu_bf16 = false, act_bf16 = false;
+  void* dgu = f32_or_bf16(info, 0, "dgu", 2 * N * F, &dgu_bf16);
+  void* act = f32_or_bf16_or_null(info, 1, "act", N * F, &act_bf16);
+  const float* dact = buf<float>(info, 2, "dact", N * F);
+  const void* gu = f32_or_bf16(info, 3, "gu", 2 * N * F, &gu_bf16);
+  if (dgu_bf16 != gu_bf16) fail(info.Env(), "swigluUnitBackward: dgu and gu must share a dtype (both Float32Array or both Uint16Array)");
+  ls::bf16::swiglu_backward(dgu, gu, gu_bf16, act, act_bf16, dact, N, F);
   return info.Env().Undefined();
 }
 
@@ -804,26 +840,16 @@ struct GemmQkvRope {
 
 template <class T>
 struct GemmSwiglu {
-  // gemmSwiglu(act, x, Wgu, N, C, F, bf16?): the gate/up projection with SwiGLU in its epilogue
-  // (fp32 GEMM; bf16 on a matrix unit is gateUpSwiglu).
-  static Napi::Value call(const Napi::CallbackInfo& info) {
-    int64_t N = int_arg(info, 3, "N"), C = int_arg(info, 4, "C"), F = int_arg(info, 5, "F");
-    const bool bf16 = optional_bool(info, 6, "bf16");
-    table<T>().gemm_swiglu(buf<T>(info, 0, "act", N * F), buf<T>(info, 1, "x", N * C), buf<T>(info, 2, "Wgu", 2 * F * C),
-                           N, C, F, bf16);
-    return info.Env().Undefined();
-  }
-};
-
-template <class T>
-struct GemmSwigluBackward {
-  // gemmSwigluBackward(dgu, dact, x, Wgu, N, C, F, bf16?): gate/up recomputed by the fp32 GEMM,
-  // dgu = [dgate | dup] written by its epilogue.
+  // gemmSwiglu(act, gu, x, Wgu, N, C, F, bf16?): the gate/up projection with SwiGLU in its
+  // epilogue (fp32 GEMM; bf16 on a matrix unit is gateUpSwiglu): act (N, F) and / or gu (N, 2F),
+  // either null.
   static Napi::Value call(const Napi::CallbackInfo& info) {
     int64_t N = int_arg(info, 4, "N"), C = int_arg(info, 5, "C"), F = int_arg(info, 6, "F");
     const bool bf16 = optional_bool(info, 7, "bf16");
-    table<T>().gemm_swiglu_backward(buf<T>(info, 0, "dgu", 2 * N * F), buf<T>(info, 1, "dact", N * F),
-                                    buf<T>(info, 2, "x", N * C), buf<T>(info, 3, "Wgu", 2 * F * C), N, C, F, bf16);
+    T* act = buf_or_null<T>(info, 0, "act", N * F);
+    T* gu = buf_or_null<T>(info, 1, "gu", 2 * N * F);
+    if (!act && !gu) fail(info.Env(), "gemmSwiglu: act and gu are both null (nothing to write)");
+    table<T>().gemm_swiglu(act, gu, buf<T>(info, 2, "x", N * C), buf<T>(info, 3, "Wgu", 2 * F * C), N, C, F, bf16);
     return info.Env().Undefined();
   }
 };
@@ -860,15 +886,11 @@ struct SwigluPackedForward {
 
 template <class T>
 struct SwigluPackedBackward {
-  // swigluPackedBackward(dgu, dout, gu, N, F)
+  // swigluPackedBackward(dgu, act, dout, gu, N, F): dgu may be gu; act (or null) receives silu(gate) * up
   static Napi::Value call(const Napi::CallbackInfo& info) {
-    int64_t N = int_arg(info, 3, "N"), F = int_arg(info, 4, "F");
-    if (is_bf16_arg(info, 0))  // dgu in bf16: the backward GEMMs' operand (never aliasing gu)
-      table<T>().swiglu_packed_backward_bf16(u16buf(info, 0, "dgu", 2 * N * F), buf<T>(info, 1, "dout", N * F),
-                                             buf<T>(info, 2, "gu", 2 * N * F), N, F);
-    else
-      table<T>().swiglu_packed_backward(buf<T>(info, 0, "dgu", 2 * N * F), buf<T>(info, 1, "dout", N * F),
-                                        buf<T>(info, 2, "gu", 2 * N * F), N, F);
+    int64_t N = int_arg(info, 4, "N"), F = int_arg(info, 5, "F");
+    table<T>().swiglu_packed_backward(buf<T>(info, 0, "dgu", 2 * N * F), buf_or_null<T>(info, 1, "act", N * F),
+                                      buf<T>(info, 2, "dout", N * F), buf<T>(info, 3, "gu", 2 * N * F), N, F);
     return info.Env().Undefined();
   }
 };
@@ -1056,6 +1078,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("nvmlEnergyMj", Napi::Function::New(env, NvmlEnergyMj));
   exports.Set("bf16GemmEx", Napi::Function::New(env, Bf16GemmEx));
   exports.Set("gateUpSwiglu", Napi::Function::New(env, GateUpSwiglu));
+  exports.Set("swigluUnitBackward", Napi::Function::New(env, SwigluUnitBackward));
   LS_EXPORT_KERNEL("gemm", Gemm, 6, "A");
   exports.Set("gemmBf16", Napi::Function::New(env, GemmBf16Any));
   LS_EXPORT_KERNEL("castToBf16", CastToBf16, 1, "x");
@@ -1075,11 +1098,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   LS_EXPORT_KERNEL("addRmsnormForward", AddRmsnormForward, 0, "resid");
   LS_EXPORT_KERNEL("ropeQkvSplit", RopeQkvSplit, 3, "qkv");
   LS_EXPORT_KERNEL("gemmQkvRope", GemmQkvRope, 0, "q");
-  LS_EXPORT_KERNEL("gemmSwiglu", GemmSwiglu, 0, "act");
-  LS_EXPORT_KERNEL("gemmSwigluBackward", GemmSwigluBackward, 0, "dgu");
+  LS_EXPORT_KERNEL("gemmSwiglu", GemmSwiglu, 2, "x");
   LS_EXPORT_KERNEL("ropeQkvMerge", RopeQkvMerge, 1, "dq");
   LS_EXPORT_KERNEL("swigluPackedForward", SwigluPackedForward, 0, "out");
-  LS_EXPORT_KERNEL("swigluPackedBackward", SwigluPackedBackward, 1, "dout");
+  LS_EXPORT_KERNEL("swigluPackedBackward", SwigluPackedBackward, 2, "dout");
   LS_EXPORT_KERNEL("swigluForward", SwigluForward, 0, "out");
   LS_EXPORT_KERNEL("swigluBackward", SwigluBackward, 0, "dgate");
   LS_EXPORT_KERNEL("crossEntropyForward", CrossEntropyForward, 0, "lse");

@@ -210,13 +210,14 @@ function mlpOps(N: number, C: number, F: number, paths: KernelPath[], seed: numb
       // gate rows [0, F) and up rows [F, 2F) of one (2F, C) matrix, as the parameter store packs them
       const w = { gu: operand(buffer(2 * F * C, seed + 23, 0.02), ops16), down: operand(buffer(C * F, seed + 25, 0.02), ops16) };
       const dw = { gu: buffer(2 * F * C, 0), down: buffer(C * F, 0) };
-      const act = output(N * F, ops16), h2 = operand(h, ops16), dout2 = operand(dout, ops16);
+      // gate/up kept for backward (the trainer's --recompute none); backward turns them into dgu
+      const gu = output(2 * N * F, ops16), h2 = operand(h, ops16), dout2 = operand(dout, ops16);
       const scratch = new FusedMlpScratch('f32', s, ops16);
-      const fwd = () => fusedMlpForward(y, act, h2, w, s);
+      const fwd = () => fusedMlpForward(y, gu, scratch.act.data, h2, w, s);
       ops.push(
-        { group: 'mlp', op: 'mlp fwd', shape, kernels: path, flops: fwdFlops, savedBytes: act.byteLength, run: fwd },
-        { group: 'mlp', op: 'mlp bwd', shape, kernels: path, flops: 2 * fwdFlops, savedBytes: act.byteLength, prepare: fwd,
-          run: () => fusedMlpBackward(dh, dw, dout2, act, scratch, h2, w, s) },
+        { group: 'mlp', op: 'mlp fwd', shape, kernels: path, flops: fwdFlops, savedBytes: gu.byteLength, run: fwd },
+        { group: 'mlp', op: 'mlp bwd', shape, kernels: path, flops: 2 * fwdFlops, savedBytes: gu.byteLength, prepare: fwd,
+          run: () => fusedMlpBackward(dh, dw, dout2, gu, scratch, h2, w, s) },
       );
     }
   }

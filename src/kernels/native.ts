@@ -89,10 +89,18 @@ export interface NativeAddon {
     C: Float32Array | Uint16Array, ldc: number): void;
   /**
    * The fused MLP's gate/up GEMM with SwiGLU in its epilogue, on the current bf16 unit (a matrix
-   * unit: 'amx' or 'avx512bf16'). Wgu (2F, C) = [gate_proj; up_proj]; act (N, F) = silu(h Wg^T) * (h Wu^T).
-   * Each of act, h and Wgu fp32 or bf16 bits (a bf16 act is the fp32 one rounded once).
+   * unit: 'amx' or 'avx512bf16'). Wgu (2F, C) = [gate_proj; up_proj]; gate = h Wg^T and up = h Wu^T
+   * are rounded to bf16 (the units' SwiGLU reads bf16 gate and up, as bf16 autocast does); act
+   * (N, F) = silu(gate) * up of those, gu (N, 2F) = [gate | up]; either output may be null. Each
+   * buffer fp32 or bf16 bits (a bf16 act is the fp32 one rounded once; an fp32 gu holds the bf16 values).
    */
-  gateUpSwiglu(act: UnitArray, h: UnitArray, Wgu: UnitArray, N: number, C: number, F: number): void;
+  gateUpSwiglu(act: UnitArray | null, gu: UnitArray | null, h: UnitArray, Wgu: UnitArray, N: number, C: number, F: number): void;
+  /**
+   * Its backward pass on a matrix unit: from gu as gateUpSwiglu writes it (fp32 values rounded to
+   * bf16 first) and dact (N, F), dgu (N, 2F) = [dgate | dup] in gu's dtype (bf16: rounded once),
+   * which may be gu itself; act (or null) receives gateUpSwiglu's act bit for bit.
+   */
+  swigluUnitBackward(dgu: UnitArray, act: UnitArray | null, dact: Float32Array, gu: UnitArray, N: number, F: number): void;
   /** y = bf16 bits of x (round to nearest even; NaN stays NaN; subnormals kept). */
   castToBf16(y: Uint16Array, x: FloatArray, n: number): void;
   castFromBf16(y: FloatArray, x: Uint16Array, n: number): void;
@@ -150,22 +158,18 @@ export interface NativeAddon {
     sin: FloatArray, B: number, T: number, C: number, H: number, KVH: number, D: number, bf16?: boolean): void;
   /**
    * The fused MLP's gate/up projection with SwiGLU in the fp32 GEMM's epilogue: act (N, F) =
-   * silu(x Wg^T) * (x Wu^T), Wgu (2F, C) = [gate_proj; up_proj]; gate and up never stored. bf16:
-   * operands rounded as gemmBf16 on the fp32 unit (a matrix unit runs gateUpSwiglu).
+   * silu(x Wg^T) * (x Wu^T) and / or gu (N, 2F) = [x Wg^T | x Wu^T] (either null), Wgu (2F, C) =
+   * [gate_proj; up_proj]. bf16: operands rounded as gemmBf16 on the fp32 unit (a matrix unit runs
+   * gateUpSwiglu).
    */
-  gemmSwiglu(act: FloatArray, x: FloatArray, Wgu: FloatArray, N: number, C: number, F: number, bf16?: boolean): void;
-  /**
-   * Its backward: gate and up recomputed by the same GEMM, and from dact (N, F) its epilogue
-   * writes dgu (N, 2F) = [dgate | dup] (swigluPackedBackward's layout); gate and up never stored.
-   */
-  gemmSwigluBackward(dgu: FloatArray, dact: FloatArray, x: FloatArray, Wgu: FloatArray, N: number, C: number, F: number,
+  gemmSwiglu(act: FloatArray | null, gu: FloatArray | null, x: FloatArray, Wgu: FloatArray, N: number, C: number, F: number,
     bf16?: boolean): void;
   /** dqkv may be bf16 bits (Uint16Array): the backward GEMMs' operand in bf16 training. */
   ropeQkvMerge(dqkv: FloatArray | Uint16Array, dq: FloatArray, dk: FloatArray, dv: FloatArray, cos: FloatArray, sin: FloatArray,
     B: number, T: number, H: number, KVH: number, D: number): void;
   swigluPackedForward(out: FloatArray, gu: FloatArray, N: number, F: number): void;
-  /** dgu may be bf16 bits (Uint16Array; then not aliasing gu): the backward GEMMs' operand in bf16 training. */
-  swigluPackedBackward(dgu: FloatArray | Uint16Array, dout: FloatArray, gu: FloatArray, N: number, F: number): void;
+  /** dgu may be gu itself; act (or null) receives silu(gate) * up, swigluPackedForward's and gemmSwiglu's bits. */
+  swigluPackedBackward(dgu: FloatArray, act: FloatArray | null, dout: FloatArray, gu: FloatArray, N: number, F: number): void;
   swigluForward(out: FloatArray, gate: FloatArray, up: FloatArray, n: number): void;
   swigluBackward(dgate: FloatArray, dup: FloatArray, dout: FloatArray, gate: FloatArray, up: FloatArray, n: number): void;
   crossEntropyForward(lse: FloatArray, logits: FloatArray, targets: Int32Array, N: number, V: number): number;

@@ -88,7 +88,7 @@ export function stepElements(c: LlamaConfig, o: StepShape): { activations: numbe
 /**
  * Bytes a step keeps for backward and of its scratch with `e` bytes an element; bf16: the fused
  * path's matrix-product-only operands at 2 bytes (norm outputs h1, h2, hF, q, k, v, the
- * attention output, the SwiGLU activation, dgu).
+ * attention output, gate/up and dgu, the SwiGLU activation).
  */
 function stepBytes(c: LlamaConfig, o: StepShape, e: number, bf16: boolean): { activations: number; workspace: number } {
   const { B, T } = o;
@@ -119,14 +119,15 @@ function stepBytes(c: LlamaConfig, o: StepShape, e: number, bf16: boolean): { ac
     work += (2 * q + 2 * kv + 3 * N * F) * e; // datt, dq, dk, dv, dact, dgate, dup
   } else {
     const attn = (2 * q + 2 * kv) * hb + B * H * T * e; // q, k, v, att (bf16 with bf16 operands); lse
-    // the SwiGLU activation per layer without recomputation; with it, it lives in the workspace
-    // (dact in fp32, the first half of dgu in bf16)
+    // gate/up (N, 2F) per layer without recomputation (dgu in place); with it, recomputed into the
+    // workspace's one dgu buffer
     if (o.withLogits) act += N * V * e;
-    if (o.recompute === 'none') act += N * C * hb + L * (norms + attn + N * F * hb); // hF; per layer
+    if (o.recompute === 'none') act += N * C * hb + L * (norms + attn + 2 * N * F * hb); // hF; per layer
     else if (o.recompute === 'full') act += shared + attn; // shared h is hF too; one attention set (mid lives in datt)
     else act += shared + L * (N * C * e + attn); // per layer: mid and attention
-    // qkv (dqkv in bf16 lives in its bytes), datt, dq, dk, dv, gu, dact; in bf16 also dgu and a copy of dres
-    work += (N * (H + 2 * KVH) * D + 2 * q + 2 * kv + 2 * N * F + N * F) * e + (hb < e ? (2 * N * F + N * C) * hb : 0);
+    // qkv (dqkv in bf16 lives in its bytes), datt, dq, dk, dv, dact; the activation; under
+    // recomputation gate/up then dgu; in bf16 a copy of dres
+    work += (N * (H + 2 * KVH) * D + 2 * q + 2 * kv + N * F) * e + N * F * hb + (o.recompute !== 'none' ? 2 * N * F * hb : 0) + (hb < e ? N * C * hb : 0);
   }
   return { activations: act, workspace: work };
 }

@@ -27,9 +27,18 @@ export function linearForward(y: FloatArray, x: Operand, W: Operand, N: number, 
   mm(false, true, N, nout, nin, 1, x, nin, W, nin, 0, y, nout);
 }
 
-// dW: (out, in) += dy^T · x; dx: (N, in) = dy · W (+= when accumulateDx). dW is formed first:
-// the recompute modes rely on that order (llama.ts rebuilds the SwiGLU activation into the
-// buffer that then receives dx), and their bitwise-equality tests would catch a change.
+// dW: (out, in) += dy^T · x
+export function linearBackwardWeight(dW: FloatArray, dy: Operand, x: Operand, N: number, nin: number, nout: number, mm: Matmul = native.gemm): void {
+  mm(true, false, nout, nin, N, 1, dy, nout, x, nin, 1, dW, nin);
+}
+
+// dx: (N, in) = dy · W (+= when accumulateDx)
+export function linearBackwardInput(dx: FloatArray, dy: Operand, W: Operand, N: number, nin: number, nout: number, accumulateDx = false,
+  mm: Matmul = native.gemm): void {
+  mm(false, false, N, nin, nout, 1, dy, nout, W, nin, accumulateDx ? 1 : 0, dx, nin);
+}
+
+// Both: dW first, then dx (when not null).
 export function linearBackward(
   dx: FloatArray | null,
   dW: FloatArray,
@@ -42,6 +51,6 @@ export function linearBackward(
   accumulateDx = false,
   mm: Matmul = native.gemm,
 ): void {
-  mm(true, false, nout, nin, N, 1, dy, nout, x, nin, 1, dW, nin);
-  if (dx) mm(false, false, N, nin, nout, 1, dy, nout, W, nin, accumulateDx ? 1 : 0, dx, nin);
+  linearBackwardWeight(dW, dy, x, N, nin, nout, mm);
+  if (dx) linearBackwardInput(dx, dy, W, N, nin, nout, accumulateDx, mm);
 }

@@ -10,7 +10,7 @@ import {
 } from './attention.js';
 import { linearBackward, linearForward, matmulFor, type Matmul, type Operand, type Precision } from './linear.js';
 import {
-  FusedMlpScratch, MlpActs, MlpGrads, fusedMlpBackward, fusedMlpForward, mlpBackward, mlpForward, type FusedMlpWeights,
+  FusedMlpScratch, MlpActs, MlpGrads, fusedMlpBackward, fusedMlpForward, fusedMlpRecompute, mlpBackward, mlpForward, type FusedMlpWeights,
   type MlpShape, type MlpWeights,
 } from './mlp.js';
 import { Bf16Weights, ParamStore, headDim, type LlamaConfig } from './params.js';
@@ -75,16 +75,18 @@ export function keepsBf16Operands(dtype: DType, kernels: KernelPath, precision: 
  * Activation checkpointing (`--recompute`): what backward recomputes instead of keeping it from
  * forward. Recomputation runs the forward's own kernels on bit-identical inputs, so gradients are
  * bitwise those of 'none' at the same thread count.
- * - 'none': every layer keeps its norm outputs, attention tensors and MLP activations.
+ * - 'none': every layer keeps its norm outputs, attention tensors and MLP inputs of backward
+ *   (standard path: gate, up and the activation; fused path: gate and up, from which backward's
+ *   SwiGLU pass makes the activation again, elementwise). No GEMM runs twice.
  * - 'selective': the cheap, memory-heavy parts are recomputed: the norm outputs h1/h2 (and their
- *   rstd) into one buffer shared by all layers; the SwiGLU activation (fused path: by the MLP's
- *   own forward, into its gradient scratch; standard path: from the kept gate/up); on the
- *   standard path also the (B, H, T, T) probabilities (the attention core, as Megatron-LM's
- *   selective recomputation). Kept per layer: mid, q, k, v, att, lse (fused) or mid, q, k, v,
- *   att, gate, up (standard).
+ *   rstd) into one buffer shared by all layers; on the fused path gate/up (the gate/up GEMM again,
+ *   into the MLP's dgu scratch), on the standard path the activation from the kept gate/up and the
+ *   (B, H, T, T) probabilities (the attention core, as Megatron-LM's selective recomputation).
+ *   Kept per layer: mid, q, k, v, att, lse (fused) or mid, q, k, v, att, gate, up (standard).
  * - 'full': each layer keeps only its input (the residual stream, resid[l]); backward re-runs the
  *   layer's forward into ONE set of activations shared by all layers right before its backward
- *   (on the fused path its mid in the attention's gradient scratch datt, free until then).
+ *   (on the fused path its mid in the attention's gradient scratch datt, free until then, and
+ *   gate/up as under 'selective').
  */
 export type Recompute = 'none' | 'selective' | 'full';
 
@@ -160,40 +162,37 @@ class StandardParts {
   }
 }
 
-/** The fused path's saved activations (no probabilities, no gate/up) and scratch. */
+/** The fused path's saved activations (no probabilities; gate/up without recomputation) and scratch. */
 class FusedParts {
-  readonly layers: Array<LayerActs<FusedAttentionActs, AnyTensor, AnyTensor>>; // mlp: the SwiGLU activation (N, F)
+  readonly layers: Array<LayerActs<FusedAttentionActs, AnyTensor, AnyTensor>>; // mlp: gate/up (N, 2F)
   readonly attnGrads: FusedAttentionGrads;
   readonly mlpScratch: FusedMlpScratch;
   /** Under recomputation: the one (N, C) norm-output buffer of all layers (also the final norm's). */
   readonly sharedH: AnyTensor | null;
 
-  /** bf16: the norm outputs, q, k, v, the attention output and the activation in bf16, dgu and dqkv too (keepsBf16Operands). */
+  /** bf16: the norm outputs, q, k, v, the attention output, gate/up and the activation in bf16, dgu and dqkv too (keepsBf16Operands). */
   constructor(dtype: DType, L: number, a: AttentionShape, m: MlpShape, readonly recompute: Recompute, readonly bf16 = false) {
     const t = (shape: number[]) => Tensor.empty(dtype, shape);
     const op = (shape: number[]): AnyTensor => (bf16 ? Bf16Tensor.empty(shape) : t(shape)); // a GEMM-only operand
     const { N, F } = m;
     const C = a.C;
     this.attnGrads = new FusedAttentionGrads(dtype, a, bf16);
-    this.mlpScratch = new FusedMlpScratch(dtype, m, bf16);
+    this.mlpScratch = new FusedMlpScratch(dtype, m, bf16, recompute !== 'none');
     if (recompute === 'none') {
       this.sharedH = null;
       this.layers = Array.from({ length: L }, () => ({
         rstd1: t([N]), h1: op([N, C]), mid: t([N, C]), rstd2: t([N]), h2: op([N, C]),
-        attn: new FusedAttentionActs(dtype, a, bf16), mlp: op([N, F]),
+        attn: new FusedAttentionActs(dtype, a, bf16), mlp: op([N, 2 * F]),
       }));
       return;
     }
     // h1 and h2 of every layer share one buffer (and one rstd): backward recomputes each right
-    // before it is needed. The activation lives in the MLP's gradient scratch: backward
-    // recomputes it there and fusedMlpBackward reads it (down_proj's weight gradient) before it
-    // overwrites that scratch. In fp32 that is dact (linearBackward forms dW before dx); in bf16
-    // the first half of dgu16 (written only after the recomputed gate/up, which comes later).
-    const sc = this.mlpScratch;
-    const h = op([N, C]), rstd = t([N]), act = sc.dgu16 ? new Bf16Tensor(sc.dgu16.storage, [N, F]) : sc.dact;
+    // before it is needed. Gate/up live in the MLP's dgu scratch: backward recomputes them there
+    // and its SwiGLU pass turns them into dgu in place.
+    const h = op([N, C]), rstd = t([N]), gu = this.mlpScratch.gu!;
     this.sharedH = h;
     const layer = (mid: Tensor): LayerActs<FusedAttentionActs, AnyTensor, AnyTensor> => ({
-      rstd1: rstd, h1: h, mid, rstd2: rstd, h2: h, attn: new FusedAttentionActs(dtype, a, bf16), mlp: act,
+      rstd1: rstd, h1: h, mid, rstd2: rstd, h2: h, attn: new FusedAttentionActs(dtype, a, bf16), mlp: gu,
     });
     if (recompute === 'full') {
       // mid lives in datt's bytes ((N, H*D), H*D = C): the recomputed forward writes it, the
@@ -210,7 +209,7 @@ class FusedParts {
     return this.layers.flatMap((l) => [
       ...normTensors(l).filter((t) => this.recompute !== 'full' || t !== l.mid), // full: mid lives in datt
       l.attn.q, l.attn.k, l.attn.v, l.attn.att, l.attn.lse,
-      ...(this.recompute === 'none' ? [l.mlp] : []), // otherwise it lives in the workspace (dact, or dgu16 in bf16)
+      ...(this.recompute === 'none' ? [l.mlp] : []), // otherwise it is the workspace's dgu scratch
     ]);
   }
 
@@ -218,7 +217,7 @@ class FusedParts {
     const g = this.attnGrads;
     const sc = this.mlpScratch;
     // dqkv16 shares qkv's storage
-    return [g.qkv, g.datt, g.dq, g.dk, g.dv, sc.gu, sc.dact, ...(sc.dgu16 ? [sc.dgu16] : [])];
+    return [g.qkv, g.datt, g.dq, g.dk, g.dv, sc.act, sc.dact, ...(sc.gu ? [sc.gu] : [])];
   }
 }
 
@@ -471,7 +470,7 @@ export class LlamaModel {
       const o = s.dh.data; // scratch for each branch's output, before it is added
       fusedAttentionForward(o, a.attn, parts.attnGrads, a.h1.data, w.fusedAttn, rope, s.attnShape);
       native.addRmsnormForward(a.mid.data, a.h2.data, a.rstd2.data, s.resid[l]!.data, o, w.postNorm, N, C, eps);
-      fusedMlpForward(o, a.mlp.data, a.h2.data, w.fusedMlp, s.mlpShape);
+      fusedMlpForward(o, s.recompute === 'none' ? a.mlp.data : null, parts.mlpScratch.act.data, a.h2.data, w.fusedMlp, s.mlpShape);
       const next = l + 1 < L ? parts.layers[l + 1]! : null;
       native.addRmsnormForward(s.resid[l + 1]!.data, next ? next.h1.data : s.hF.data, next ? next.rstd1.data : s.rstdF.data, a.mid.data, o, next ? this.layerW[l + 1]!.inNorm : finalNorm, N, C, eps);
     }
@@ -530,11 +529,7 @@ export class LlamaModel {
       } else if (s.recompute === 'selective') {
         this.renormFused(s, a.h2, a.rstd2, a.mid, w.postNorm);
       }
-      if (s.recompute !== 'none') {
-        // The activation again, by forward's own function, so it is bit for bit forward's on
-        // every GEMM unit (its output, the MLP branch, is not needed: dh is scratch here).
-        fusedMlpForward(s.dh.data, a.mlp.data, a.h2.data, w.fusedMlp, s.mlpShape);
-      }
+      if (s.recompute !== 'none') fusedMlpRecompute(a.mlp.data, a.h2.data, w.fusedMlp, s.mlpShape); // gate/up again
       // the branches' output gradient dres as their GEMMs read it: its bf16 copy where there is one
       const dout = s.dres16?.data ?? s.dres.data;
       fusedMlpBackward(s.dh.data, g.fusedMlp, dout, a.mlp.data, sc, a.h2.data, w.fusedMlp, s.mlpShape);

@@ -1,8 +1,8 @@
 // The SwiGLU MLP of a Llama block: down(silu(gate(h)) * up(h)). Standard kernels: three
 // separate GEMMs and a separate elementwise activation pass; gate, up and the activation saved.
-import { native, type FloatArray } from '../kernels/native.js';
-import { Bf16Tensor, Tensor, type DType } from '../kernels/tensor.js';
-import { linearBackward, linearForward, onMatrixUnit, type Matmul, type Operand } from './linear.js';
+import { native, type FloatArray, type UnitArray } from '../kernels/native.js';
+import { Bf16Tensor, Tensor, type AnyTensor, type DType } from '../kernels/tensor.js';
+import { linearBackward, linearBackwardInput, linearBackwardWeight, linearForward, onMatrixUnit, type Matmul, type Operand } from './linear.js';
 
 export interface MlpShape {
   N: number;
@@ -59,55 +59,72 @@ export function mlpBackward(dh: FloatArray, dw: MlpWeights, dout: FloatArray, a:
 }
 
 // ---- the fused (litespark) path ----------------------------------------------------------
-// Gate and up as one GEMM over their packed 2F x C weights with SwiGLU in its epilogue: gate and
-// up live only in the register tile (fp32 GEMM: native.gemmSwiglu; bf16 on a matrix unit, AMX /
-// AVX-512 BF16: native.gateUpSwiglu, 1.25x over GEMM + pass on AMX, S shape). Only the
-// activation is saved: backward recomputes gate/up, on the fp32 GEMM with the SwiGLU backward in
-// its epilogue writing dgu (native.gemmSwigluBackward), on a matrix unit with the plain GEMM and
-// the SwiGLU backward pass (an epilogue writing dgu measured slower on AMX).
+// Gate and up as one GEMM over their packed 2F x C weights with SwiGLU in its epilogue (fp32 GEMM:
+// native.gemmSwiglu; bf16 on a matrix unit, AMX / AVX-512 BF16: native.gateUpSwiglu, whose SwiGLU
+// reads gate and up rounded to bf16). The epilogue writes the activation, which only the down
+// projection's forward GEMM reads (one (N, F) buffer shared by all layers), and, without
+// recomputation, gu = [gate | up], which the layer keeps for backward. Backward forms dact, then
+// one elementwise pass makes dgu from gu and dact (in place over gu) and the activation again,
+// bit for bit forward's (same function on the same gate and up), for down_proj's weight
+// gradient. With recomputation (llama.ts) the layer keeps nothing here: backward re-runs the
+// same epilogue GEMM writing gu only into one shared buffer, so every mode's gradients are the
+// same bits; no GEMM runs twice.
 //
 // bf16 on a matrix unit keeps the GEMM-only operands in bf16 (llama.ts decides): the weights
-// (the working copy AdamW writes), h, the activation (the epilogue rounds it once) and dgu (the
-// SwiGLU backward pass rounds it once into its own buffer). Each is rounded exactly as the unit
-// would round its fp32 value while packing, so the products are unchanged, the saved
-// activations take half the bytes and the GEMMs read bf16 without converting.
+// (the working copy AdamW writes), h, gu and dgu (the pass rounds dgu once, in place), and the
+// activation (the epilogue and the pass round it once). Each is rounded exactly as the unit would
+// round its fp32 value while packing, so the products are unchanged, those tensors take half the
+// bytes and the GEMMs read bf16 without converting.
 
 export interface FusedMlpWeights<W extends Operand = FloatArray> {
   gu: W; // (2F, C): gate_proj then up_proj
   down: W; // (C, F)
 }
 
-/** Scratch shared by all layers: the gate/up projection output, then its gradient. */
+/** Scratch shared by all layers. */
 export class FusedMlpScratch {
-  readonly gu: Tensor; // (N, 2F): dgu (and on a matrix unit first the recomputed gate/up)
+  /** (N, F): the activation, written by forward's epilogue for the down GEMM and again by backward's pass for down_proj's dW. */
+  readonly act: AnyTensor;
   readonly dact: Tensor; // (N, F)
-  /** (N, 2F): dgu in bf16 when the operands are kept in bf16 (gu then holds only the recomputed gate/up). */
-  readonly dgu16: Bf16Tensor | null;
+  /** (N, 2F): under recomputation, gate/up recomputed by backward, then dgu in place; null without it (each layer keeps its own). */
+  readonly gu: AnyTensor | null;
 
-  constructor(dtype: DType, s: MlpShape, bf16Operands = false) {
-    this.gu = Tensor.empty(dtype, [s.N, 2 * s.F]);
+  /** bf16Operands: act and gu in bf16 (keepsBf16Operands); recompute: backward recomputes gu (any mode but 'none'). */
+  constructor(dtype: DType, s: MlpShape, bf16Operands = false, recompute = false) {
+    const op = (shape: number[]): AnyTensor => (bf16Operands ? Bf16Tensor.empty(shape) : Tensor.empty(dtype, shape));
+    this.act = op([s.N, s.F]);
     this.dact = Tensor.empty(dtype, [s.N, s.F]);
-    this.dgu16 = bf16Operands ? Bf16Tensor.empty([s.N, 2 * s.F]) : null;
+    this.gu = recompute ? op([s.N, 2 * s.F]) : null;
   }
 }
 
-// out: (N, C); act: (N, F) saved for backward (fp32, or bf16 bits on a matrix unit).
-export function fusedMlpForward(out: FloatArray, act: Operand, h: Operand, w: FusedMlpWeights<Operand>, s: MlpShape): void {
-  if (onMatrixUnit(s.mm, h)) native.gateUpSwiglu(act as Float32Array | Uint16Array, h, w.gu as Float32Array | Uint16Array, s.N, s.C, s.F);
-  else native.gemmSwiglu(act as FloatArray, h as FloatArray, w.gu as FloatArray, s.N, s.C, s.F, s.mm === native.gemmBf16);
+/** The gate/up GEMM's epilogue: act and / or gu (either null). */
+function gateUp(act: Operand | null, gu: Operand | null, h: Operand, w: FusedMlpWeights<Operand>, s: MlpShape): void {
+  if (onMatrixUnit(s.mm, h)) native.gateUpSwiglu(act as UnitArray | null, gu as UnitArray | null, h, w.gu as UnitArray, s.N, s.C, s.F);
+  else native.gemmSwiglu(act as FloatArray | null, gu as FloatArray | null, h as FloatArray, w.gu as FloatArray, s.N, s.C, s.F, s.mm === native.gemmBf16);
+}
+
+/**
+ * out: (N, C). gu: (N, 2F) gate and up kept for backward, or null under recomputation (backward
+ * makes them with fusedMlpRecompute); act: (N, F) scratch for the down GEMM.
+ */
+export function fusedMlpForward(out: FloatArray, gu: Operand | null, act: Operand, h: Operand, w: FusedMlpWeights<Operand>, s: MlpShape): void {
+  gateUp(act, gu, h, w, s);
   linearForward(out, act, w.down, s.N, s.F, s.C, s.mm);
 }
 
-// dh: (N, C) overwritten; weight gradients accumulate.
-export function fusedMlpBackward(dh: FloatArray, dw: FusedMlpWeights, dout: Operand, act: Operand, sc: FusedMlpScratch, h: Operand, w: FusedMlpWeights<Operand>, s: MlpShape): void {
-  linearBackward(sc.dact.data, dw.down, dout, act, w.down, s.N, s.F, s.C, false, s.mm);
-  let dgu: Operand = sc.gu.data;
-  if (onMatrixUnit(s.mm, h)) {
-    linearForward(sc.gu.data, h, w.gu, s.N, s.C, 2 * s.F, s.mm); // recompute gate and up
-    if (sc.dgu16) dgu = sc.dgu16.data; // gu -> dgu rounded to bf16
-    native.swigluPackedBackward(dgu, sc.dact.data, sc.gu.data, s.N, s.F); // else in place: gu -> dgu
-  } else {
-    native.gemmSwigluBackward(sc.gu.data, sc.dact.data, h as FloatArray, w.gu as FloatArray, s.N, s.C, s.F, s.mm === native.gemmBf16);
-  }
-  linearBackward(dh, dw.gu, dgu, h, w.gu, s.N, s.C, 2 * s.F, false, s.mm);
+/** gu: (N, 2F) = [gate | up] again, bit for bit as fusedMlpForward makes them (the same epilogue GEMM). */
+export function fusedMlpRecompute(gu: Operand, h: Operand, w: FusedMlpWeights<Operand>, s: MlpShape): void {
+  gateUp(null, gu, h, w, s);
+}
+
+/** dh: (N, C) overwritten; weight gradients accumulate. gu: (N, 2F) from forward or fusedMlpRecompute, overwritten by dgu. */
+export function fusedMlpBackward(dh: FloatArray, dw: FusedMlpWeights, dout: Operand, gu: Operand, sc: FusedMlpScratch, h: Operand,
+  w: FusedMlpWeights<Operand>, s: MlpShape): void {
+  const { N, C, F } = s;
+  linearBackwardInput(sc.dact.data, dout, w.down, N, F, C, false, s.mm);
+  if (onMatrixUnit(s.mm, h)) native.swigluUnitBackward(gu as UnitArray, sc.act.data as UnitArray, sc.dact.data as Float32Array, gu as UnitArray, N, F);
+  else native.swigluPackedBackward(gu as FloatArray, sc.act.data as FloatArray, sc.dact.data, gu as FloatArray, N, F);
+  linearBackwardWeight(dw.down, dout, sc.act.data, N, F, C, s.mm);
+  linearBackward(dh, dw.gu, gu, h, w.gu, N, C, 2 * F, false, s.mm); // gu now holds dgu
 }

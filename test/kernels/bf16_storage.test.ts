@@ -1,6 +1,6 @@
 // Operands kept in bf16 (Uint16Array of bf16 bits) by bf16 training on a matrix unit: the
-// weights' working copy (written by AdamW), the norm outputs, the attention output, the SwiGLU
-// activation, dgu and dqkv. Every GEMM-side entry point must give bit for bit what it gives for the fp32 values of
+// weights' working copy (written by AdamW), the norm outputs, the attention output, gate/up, the
+// SwiGLU activation, dgu and dqkv. Every GEMM-side entry point must give bit for bit what it gives for the fp32 values of
 // the same bits (the units round fp32 operands to those very bits while packing), and every
 // producer must write exactly castToBf16 of what its fp32 form writes. Awkward sizes throughout.
 import assert from 'node:assert/strict';
@@ -69,20 +69,55 @@ test('gemmBf16 with bf16 operands on the fp32 unit is refused, naming the unit',
   });
 });
 
-test('gateUpSwiglu: bf16 h and Wgu read as their fp32 values; a bf16 act is the fp32 act rounded once', { skip: noUnit }, () => {
+test('gateUpSwiglu: bf16 h and Wgu read as their fp32 values; a bf16 act or gu is the fp32 one rounded once; one output alone gives the same bits', { skip: noUnit }, () => {
   for (const [N, C, F] of [[1, 7, 5], [37, 64, 40], [300, 130, 100]] as const) {
     const h = randArray(Float32Array, N * C, N + C), W = randArray(Float32Array, 2 * F * C, F, 1 / Math.sqrt(C));
     for (const unit of UNITS)
       withUnit(unit, () => {
-        const want = new Float32Array(N * F);
-        native.gateUpSwiglu(want, h, W, N, C, F);
-        const got = new Float32Array(N * F);
-        native.gateUpSwiglu(got, bits(h), bits(W), N, C, F);
-        assertSameBits(got, want, `${unit} N=${N} C=${C} F=${F} act from bf16 operands`);
-        const act16 = new Uint16Array(N * F).fill(0x7fc0);
-        native.gateUpSwiglu(act16, bits(h), W, N, C, F);
-        assertSameBits(act16, bits(want), `${unit} N=${N} C=${C} F=${F} bf16 act`);
+        const what = `${unit} N=${N} C=${C} F=${F}`;
+        const want = new Float32Array(N * F), wantGu = new Float32Array(2 * N * F);
+        native.gateUpSwiglu(want, wantGu, h, W, N, C, F);
+        const got = new Float32Array(N * F), gotGu = new Float32Array(2 * N * F);
+        native.gateUpSwiglu(got, gotGu, bits(h), bits(W), N, C, F);
+        assertSameBits(got, want, `${what} act from bf16 operands`);
+        assertSameBits(gotGu, wantGu, `${what} gu from bf16 operands`);
+        const act16 = new Uint16Array(N * F).fill(0x7fc0), gu16 = new Uint16Array(2 * N * F).fill(0x7fc0);
+        native.gateUpSwiglu(act16, gu16, bits(h), W, N, C, F);
+        assertSameBits(act16, bits(want), `${what} bf16 act`);
+        assertSameBits(gu16, bits(wantGu), `${what} bf16 gu`);
+        assertSameBits(roundedF32(wantGu), wantGu, `${what} fp32 gu holds bf16 values`);
+        const actOnly = new Uint16Array(N * F), guOnly = new Uint16Array(2 * N * F);
+        native.gateUpSwiglu(actOnly, null, h, W, N, C, F);
+        native.gateUpSwiglu(null, guOnly, h, W, N, C, F);
+        assertSameBits(actOnly, act16, `${what} act alone`);
+        assertSameBits(guOnly, gu16, `${what} gu alone`);
       });
+  }
+});
+
+test('swigluUnitBackward: forward\'s activation bit for bit; bf16 dgu and act the fp32 ones rounded once; in place or apart; fp32 gu rounded first', { skip: noUnit }, () => {
+  for (const [N, C, F] of [[1, 7, 5], [37, 64, 40], [300, 130, 100]] as const) {
+    const h = randArray(Float32Array, N * C, N + C + 1), W = randArray(Float32Array, 2 * F * C, F + 1, 2 / Math.sqrt(C));
+    const dact = randArray(Float32Array, N * F, N * F);
+    for (const unit of UNITS)
+      for (const threads of [1, 2, 3])
+        withUnit(unit, () => withThreads(threads, () => {
+          const what = `${unit} ${threads}T N=${N} C=${C} F=${F}`;
+          const act = new Float32Array(N * F), gu = new Float32Array(2 * N * F);
+          native.gateUpSwiglu(act, gu, h, W, N, C, F);
+          const dgu = new Float32Array(2 * N * F).fill(NaN), again = new Float32Array(N * F).fill(NaN);
+          native.swigluUnitBackward(dgu, again, dact, gu, N, F);
+          assertSameBits(again, act, `${what}: the pass's activation is not the epilogue's`);
+          const gu16 = bits(gu), act16 = new Uint16Array(N * F).fill(0x7fc0);
+          native.swigluUnitBackward(gu16, act16, dact, gu16, N, F); // in place
+          assertSameBits(gu16, bits(dgu), `${what}: bf16 dgu in place`);
+          assertSameBits(act16, bits(act), `${what}: bf16 act`);
+          // fp32 gate/up off the bf16 grid are rounded first: the same as their rounded values
+          const off = Float32Array.from(gu, (v, i) => (i % 3 === 0 ? v * (1 + 2 ** -12) : v));
+          const dguOff = new Float32Array(2 * N * F);
+          native.swigluUnitBackward(dguOff, null, dact, off, N, F);
+          assertSameBits(dguOff, dgu, `${what}: fp32 gu not rounded first`);
+        }));
   }
 });
 
@@ -164,18 +199,6 @@ test('rmsnormBackward with a bf16 copy of dx: dx and dw unchanged, the copy the 
       assertSameBits(dxB, dx, `${what}: dx`);
       assertSameBits(dwB, dw, `${what}: dw`);
       assertSameBits(dx16, bits(dx), `${what}: bf16 copy`);
-    }
-});
-
-test('swigluPackedBackward with a bf16 dgu: the fp32 dgu rounded once (F across the 256-feature blocks)', () => {
-  for (const ctor of [Float32Array, Float64Array] as const)
-    for (const [N, F] of [[1, 1], [5, 7], [9, 300], [40, 513]] as const) {
-      const gu = rand(ctor, 2 * N * F, N + F, 2), dout = rand(ctor, N * F, N * F);
-      const want = new ctor(2 * N * F);
-      native.swigluPackedBackward(want, dout, gu, N, F);
-      const got = new Uint16Array(2 * N * F).fill(0x7fc0);
-      native.swigluPackedBackward(got, dout, gu, N, F);
-      assertSameBits(got, bits(want), `${ctor.name} N=${N} F=${F}`);
     }
 });
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { native } from '../../src/kernels/native.js';
 import { randArray, randInts } from '../helpers.js';
-import { gemmRef, roundBf16Ref, swigluForwardRef } from '../reference/ops.js';
+import { gemmRef, roundBf16Ref, swigluBackwardRef, swigluForwardRef } from '../reference/ops.js';
 import { MATRIX_UNITS as UNITS, withUnit } from './harness.js';
 
 const U = 2 ** -24; // fp32 unit roundoff
@@ -86,7 +86,7 @@ test('bf16GemmEx: a bf16 C with beta != 0 is refused', { skip: UNITS.length === 
   assert.throws(() => native.bf16GemmEx(UNITS[0]!, false, false, 2, 2, 2, 1, A, 2, A, 2, false, 1, C, 2), /beta == 0/);
 });
 
-test('gateUpSwiglu: SwiGLU in the gate/up GEMM epilogue, every matrix unit', { skip: UNITS.length === 0 && 'no bf16 matrix unit on this CPU' }, () => {
+test('gateUpSwiglu: gate and up rounded to bf16, SwiGLU of those in the gate/up GEMM epilogue, every matrix unit', { skip: UNITS.length === 0 && 'no bf16 matrix unit on this CPU' }, () => {
   // F not a multiple of 16 (the features per tile), N across 32-row tiles and 256-row blocks.
   for (const [N, C, F] of [[1, 7, 5], [37, 64, 40], [300, 130, 100], [70, 96, 48]] as const) {
     const h = randArray(Float32Array, N * C, N + C), W = randArray(Float32Array, 2 * F * C, F, 1 / Math.sqrt(C));
@@ -94,19 +94,22 @@ test('gateUpSwiglu: SwiGLU in the gate/up GEMM epilogue, every matrix unit', { s
     const gu = new Float64Array(N * 2 * F), absGu = new Float64Array(N * 2 * F);
     gemmRef(false, true, N, 2 * F, C, 1, rounded(h), C, rounded(W), C, 0, gu, 2 * F);
     gemmRef(false, true, N, 2 * F, C, C * U, rounded(h).map(Math.abs), C, rounded(W).map(Math.abs), C, 0, absGu, 2 * F);
+    // each kernel gate / up: the fp32 sum (within absGu of the exact one) rounded to bf16 (at most
+    // half a bf16 ulp, 2^-8 of the value, from that sum)
+    const guErr = (i: number) => absGu[i]! + 2 ** -8 * (Math.abs(gu[i]!) + absGu[i]!);
     const gate = new Float64Array(N * F), up = new Float64Array(N * F), err = new Float64Array(N * F);
     for (let n = 0; n < N; n++)
       for (let f = 0; f < F; f++) {
         gate[n * F + f] = gu[n * 2 * F + f]!;
         up[n * F + f] = gu[n * 2 * F + F + f]!;
-        err[n * F + f] = Math.max(absGu[n * 2 * F + f]!, absGu[n * 2 * F + F + f]!);
+        err[n * F + f] = Math.max(guErr(n * 2 * F + f), guErr(n * 2 * F + F + f));
       }
     const act = new Float64Array(N * F);
     swigluForwardRef(act, gate, up, N * F);
     for (const unit of UNITS)
       withUnit(unit, () => {
-        const got = new Float32Array(N * F).fill(NaN);
-        native.gateUpSwiglu(got, h, W, N, C, F);
+        const got = new Float32Array(N * F).fill(NaN), gotGu = new Float32Array(N * 2 * F).fill(NaN);
+        native.gateUpSwiglu(got, gotGu, h, W, N, C, F);
         // |d act| <= (|up| |silu'(gate)| + |silu(gate)|) err <= (|gate| + |up| + 1.2) err with
         // silu' in [-0.1, 1.1]; plus a few fp32 ulps of the epilogue's own arithmetic.
         for (let i = 0; i < N * F; i++) {
@@ -114,15 +117,49 @@ test('gateUpSwiglu: SwiGLU in the gate/up GEMM epilogue, every matrix unit', { s
           if (!(Math.abs(got[i]! - act[i]!) <= tolerance))
             assert.fail(`${unit} N=${N} C=${C} F=${F} act[${Math.floor(i / F)},${i % F}] = ${got[i]}, expected ${act[i]} +- ${tolerance}`);
         }
+        for (let i = 0; i < N * 2 * F; i++) {
+          if (!(Math.abs(gotGu[i]! - gu[i]!) <= guErr(i) + 1e-30))
+            assert.fail(`${unit} N=${N} C=${C} F=${F} gu[${Math.floor(i / (2 * F))},${i % (2 * F)}] = ${gotGu[i]}, expected ${gu[i]} +- ${guErr(i)}`);
+          if (roundBf16Ref(gotGu[i]!) !== gotGu[i]) assert.fail(`${unit}: gu[${i}] = ${gotGu[i]} is not a bf16 value`);
+        }
       });
   }
 });
 
-test('gateUpSwiglu refuses the fp32 unit (it has no epilogue GEMM) and names the unit', () => {
-  withUnit('fp32', () => {
-    const a = new Float32Array(16);
-    assert.throws(() => native.gateUpSwiglu(a, a, a, 2, 2, 2), /matrix unit.*'fp32'/);
-  });
+test('swigluUnitBackward: dgu of the kept bf16 gate/up against the float64 SwiGLU backward, every matrix unit', { skip: UNITS.length === 0 && 'no bf16 matrix unit on this CPU' }, () => {
+  for (const [N, F] of [[1, 5], [37, 40], [300, 100], [3, 1536]] as const) {
+    // gate and up bf16 values (as gateUpSwiglu keeps them), large enough to reach both tails of the sigmoid
+    const gu32 = Float32Array.from(randArray(Float32Array, 2 * N * F, N + F, 6), roundBf16Ref);
+    const dact = randArray(Float32Array, N * F, 3 * N + F);
+    const gate = new Float64Array(N * F), up = new Float64Array(N * F);
+    for (let n = 0; n < N; n++)
+      for (let f = 0; f < F; f++) {
+        gate[n * F + f] = gu32[n * 2 * F + f]!;
+        up[n * F + f] = gu32[n * 2 * F + F + f]!;
+      }
+    const dg = new Float64Array(N * F), du = new Float64Array(N * F), act = new Float64Array(N * F);
+    swigluBackwardRef(dg, du, dact, gate, up, N * F);
+    swigluForwardRef(act, gate, up, N * F);
+    for (const unit of UNITS)
+      withUnit(unit, () => {
+        const dgu = new Float32Array(2 * N * F).fill(NaN), a = new Float32Array(N * F).fill(NaN);
+        native.swigluUnitBackward(dgu, a, dact, gu32, N, F);
+        // the epilogue's sigmoid (RCP14 and one Newton step, a few ulps) and products: 32 fp32 ulps
+        // of the terms' magnitudes
+        for (let n = 0; n < N; n++)
+          for (let f = 0; f < F; f++) {
+            const i = n * F + f, g = gate[i]!, u = up[i]!, d = Math.abs(dact[i]!);
+            const checks: Array<[string, number, number, number]> = [
+              ['dgate', dgu[n * 2 * F + f]!, dg[i]!, d * Math.abs(u) * (1.2 + Math.abs(g))],
+              ['dup', dgu[n * 2 * F + F + f]!, du[i]!, d * Math.abs(g)],
+              ['act', a[i]!, act[i]!, Math.abs(g * u)],
+            ];
+            for (const [what, got, want, scale] of checks)
+              if (!(Math.abs(got - want) <= 32 * U * scale + 1e-30))
+                assert.fail(`${unit} N=${N} F=${F} ${what}[${n},${f}] = ${got}, expected ${want} +- ${32 * U * scale}`);
+          }
+      });
+  }
 });
 
 test('linearCrossEntropy on a matrix unit (bf16 logits) against the float64 bf16-operand reference', { skip: UNITS.length === 0 && 'no bf16 matrix unit on this CPU' }, () => {

@@ -1,5 +1,6 @@
 // The fp32 GEMM's epilogues (native/src/kernels/epilogue.h): gemmSwiglu (gate/up projection with
-// SwiGLU), gemmSwigluBackward (the same recomputed, writing the SwiGLU backward) and gemmQkvRope
+// SwiGLU, writing the activation and / or gate and up, which swigluPackedBackward turns into dgu
+// and the same activation) and gemmQkvRope
 // (QKV projection with RoPE and the split into heads) against the plain float64 reference (GEMM,
 // then the pass), on every ISA path, f32 and f64, 1 and 2 threads, on shapes whose rows,
 // features, heads and pairs do not fill the register tiles.
@@ -26,25 +27,30 @@ function gateUpRef(x: Float64Array, Wgu: Float64Array, N: number, C: number, F: 
   return { gate, up };
 }
 
-/** act (N, F) = silu(x Wg^T) * (x Wu^T) in float64; bf16: operands rounded first. */
-function swigluRef(x: Float64Array, Wgu: Float64Array, N: number, C: number, F: number, bf16 = false): Float64Array {
+/** [gate | up] rows (N, 2F) from gate and up (N, F). */
+function packRows(a: Float64Array, b: Float64Array, N: number, F: number): Float64Array {
+  const out = new Float64Array(N * 2 * F);
+  for (let n = 0; n < N; n++) {
+    out.set(a.subarray(n * F, (n + 1) * F), n * 2 * F);
+    out.set(b.subarray(n * F, (n + 1) * F), n * 2 * F + F);
+  }
+  return out;
+}
+
+/** act (N, F) = silu(x Wg^T) * (x Wu^T) and gu (N, 2F) = [gate | up] in float64; bf16: operands rounded first. */
+function swigluRef(x: Float64Array, Wgu: Float64Array, N: number, C: number, F: number, bf16 = false): { act: Float64Array; gu: Float64Array } {
   const { gate, up } = gateUpRef(x, Wgu, N, C, F, bf16);
   const act = new Float64Array(N * F);
   swigluForwardRef(act, gate, up, N * F);
-  return act;
+  return { act, gu: packRows(gate, up, N, F) };
 }
 
 /** dgu (N, 2F) = [dgate | dup] of silu(gate) * up for dact (N, F), in float64. */
-function swigluBackwardGemmRef(dact: Float64Array, x: Float64Array, Wgu: Float64Array, N: number, C: number, F: number, bf16 = false): Float64Array {
-  const { gate, up } = gateUpRef(x, Wgu, N, C, F, bf16);
+function swigluBackwardGemmRef(dact: Float64Array, x: Float64Array, Wgu: Float64Array, N: number, C: number, F: number): Float64Array {
+  const { gate, up } = gateUpRef(x, Wgu, N, C, F, false);
   const dg = new Float64Array(N * F), du = new Float64Array(N * F);
   swigluBackwardRef(dg, du, dact, gate, up, N * F);
-  const dgu = new Float64Array(N * 2 * F);
-  for (let n = 0; n < N; n++) {
-    dgu.set(dg.subarray(n * F, (n + 1) * F), n * 2 * F);
-    dgu.set(du.subarray(n * F, (n + 1) * F), n * 2 * F + F);
-  }
-  return dgu;
+  return packRows(dg, du, N, F);
 }
 
 /** q, k rotated and v, from x (B*T, C) and Wqkv ((H + 2 KVH) D, C), in float64. */
@@ -57,7 +63,7 @@ function qkvRopeRef(x: Float64Array, Wqkv: Float64Array, cos: Float64Array, sin:
   return ropeQkvSplitRef(qkv, cos, sin, B, T, H, KVH, D);
 }
 
-test('gemmSwiglu equals GEMM + SwiGLU on every ISA, f32 and f64, 1 and 2 threads, awkward shapes', () => {
+test('gemmSwiglu equals GEMM + SwiGLU (act and gu = [gate | up]) on every ISA, f32 and f64, 1 and 2 threads, awkward shapes', () => {
   // F not a multiple of any tile's half width; N not a multiple of the row tile; C odd and long.
   // C > 1024: K in several blocks, the earlier ones' sums kept for the last block's epilogue.
   const shapes = [[1, 1, 1], [7, 5, 13], [13, 33, 17], [29, 64, 40], [37, 200, 100], [50, 512, 96], [13, 1500, 20], [25, 2100, 7], [64, 1100, 40]] as const;
@@ -68,9 +74,17 @@ test('gemmSwiglu equals GEMM + SwiGLU on every ISA, f32 and f64, 1 and 2 threads
           const x = randArray(Float64Array, N * C, 11 + N, 1), Wgu = randArray(Float64Array, 2 * F * C, 12 + F, 2 / Math.sqrt(C));
           const ref = swigluRef(x, Wgu, N, C, F);
           for (const [ctor, dt] of DTYPES) {
-            const act = new ctor(N * F).fill(Number.NaN);
-            native.gemmSwiglu(act, new ctor(x), new ctor(Wgu), N, C, F);
-            assertClose(act, ref, tol(dt, C, 16), `${isa} ${threads}T ${dt} act ${N}x${C}x${F}`);
+            const what = `${isa} ${threads}T ${dt} ${N}x${C}x${F}`;
+            const act = new ctor(N * F).fill(Number.NaN), gu = new ctor(N * 2 * F).fill(Number.NaN);
+            native.gemmSwiglu(act, gu, new ctor(x), new ctor(Wgu), N, C, F);
+            assertClose(act, ref.act, tol(dt, C, 16), `${what} act`);
+            assertClose(gu, ref.gu, tol(dt, C, 16), `${what} gu`);
+            // one output alone: the same bits
+            const act1 = new ctor(N * F).fill(Number.NaN), gu1 = new ctor(N * 2 * F).fill(Number.NaN);
+            native.gemmSwiglu(act1, null, new ctor(x), new ctor(Wgu), N, C, F);
+            native.gemmSwiglu(null, gu1, new ctor(x), new ctor(Wgu), N, C, F);
+            assert.deepEqual(act1, act, `${what}: act alone`);
+            assert.deepEqual(gu1, gu, `${what}: gu alone`);
           }
         }
       });
@@ -82,16 +96,17 @@ test('gemmSwiglu with bf16 operands equals the float64 product of the rounded op
     for (const [N, C, F] of [[5, 7, 3], [31, 130, 45]] as const) {
       const x = randArray(Float64Array, N * C, 21, 1), Wgu = randArray(Float64Array, 2 * F * C, 22, 0.3);
       const ref = swigluRef(x, Wgu, N, C, F, true);
-      const act = new Float32Array(N * F);
-      native.gemmSwiglu(act, new Float32Array(x), new Float32Array(Wgu), N, C, F, true);
-      assertClose(act, ref, tol('f32', C, 16), `${isa} bf16 act ${N}x${C}x${F}`);
+      const act = new Float32Array(N * F), gu = new Float32Array(N * 2 * F);
+      native.gemmSwiglu(act, gu, new Float32Array(x), new Float32Array(Wgu), N, C, F, true);
+      assertClose(act, ref.act, tol('f32', C, 16), `${isa} bf16 act ${N}x${C}x${F}`);
+      assertClose(gu, ref.gu, tol('f32', C, 16), `${isa} bf16 gu ${N}x${C}x${F}`);
       // Not the unrounded product: the rounding is really applied.
-      assert.throws(() => assertClose(act, swigluRef(x, Wgu, N, C, F), tol('f32', C, 16)), /expected/, `${isa}: bf16 act within fp32 tolerance of the unrounded product`);
+      assert.throws(() => assertClose(act, swigluRef(x, Wgu, N, C, F).act, tol('f32', C, 16)), /expected/, `${isa}: bf16 act within fp32 tolerance of the unrounded product`);
     }
   });
 });
 
-test('gemmSwigluBackward equals GEMM + SwiGLU backward (dgu = [dgate | dup]) on every ISA, f32 and f64, 1 and 2 threads', () => {
+test('gemmSwiglu\'s gu through swigluPackedBackward: dgu = [dgate | dup] of the reference, in place, and gemmSwiglu\'s act bit for bit, every ISA, f32 and f64, 1 and 2 threads', () => {
   forEachIsa((isa) => {
     for (const threads of [1, 2])
       withThreads(threads, () => {
@@ -100,18 +115,16 @@ test('gemmSwigluBackward equals GEMM + SwiGLU backward (dgu = [dgate | dup]) on 
           const dact = randArray(Float64Array, N * F, 53, 1);
           const ref = swigluBackwardGemmRef(dact, x, Wgu, N, C, F);
           for (const [ctor, dt] of DTYPES) {
-            const dgu = new ctor(N * 2 * F).fill(Number.NaN);
-            native.gemmSwigluBackward(dgu, new ctor(dact), new ctor(x), new ctor(Wgu), N, C, F);
-            assertClose(dgu, ref, tol(dt, C, 16), `${isa} ${threads}T ${dt} dgu ${N}x${C}x${F}`);
+            const what = `${isa} ${threads}T ${dt} ${N}x${C}x${F}`;
+            const act = new ctor(N * F), gu = new ctor(N * 2 * F);
+            native.gemmSwiglu(act, gu, new ctor(x), new ctor(Wgu), N, C, F);
+            const again = new ctor(N * F).fill(Number.NaN);
+            native.swigluPackedBackward(gu, again, new ctor(dact), gu, N, F); // in place: gu becomes dgu
+            assertClose(gu, ref, tol(dt, C, 16), `${what} dgu`);
+            assert.deepEqual(again, act, `${what}: the pass's activation is not the epilogue's`);
           }
         }
       });
-    const [N, C, F] = [9, 70, 21];
-    const x = randArray(Float64Array, N * C, 61, 1), Wgu = randArray(Float64Array, 2 * F * C, 62, 0.3), dact = randArray(Float64Array, N * F, 63);
-    const dgu = new Float32Array(N * 2 * F);
-    native.gemmSwigluBackward(dgu, new Float32Array(dact), new Float32Array(x), new Float32Array(Wgu), N, C, F, true);
-    assertClose(dgu, swigluBackwardGemmRef(dact, x, Wgu, N, C, F, true), tol('f32', C, 16), `${isa} bf16 dgu`);
-    assert.throws(() => assertClose(dgu, swigluBackwardGemmRef(dact, x, Wgu, N, C, F), tol('f32', C, 16)), /expected/, `${isa}: bf16 dgu within fp32 tolerance of the unrounded one`);
   });
 });
 
@@ -167,16 +180,16 @@ test('gemmQkvRope with bf16 operands equals the float64 product of the rounded o
 });
 
 test('the epilogue GEMMs with C = 0 write zeros; bad arguments are refused by name', () => {
-  const act = new Float32Array(6).fill(Number.NaN);
-  native.gemmSwiglu(act, new Float32Array(0), new Float32Array(0), 2, 0, 3);
+  const act = new Float32Array(6).fill(Number.NaN), gu = new Float32Array(12).fill(Number.NaN);
+  native.gemmSwiglu(act, gu, new Float32Array(0), new Float32Array(0), 2, 0, 3);
   assert.deepEqual([...act], [0, 0, 0, 0, 0, 0]);
-  const dgu = new Float32Array(12).fill(Number.NaN);
-  native.gemmSwigluBackward(dgu, new Float32Array(6).fill(1), new Float32Array(0), new Float32Array(0), 2, 0, 3);
-  assert.deepEqual([...dgu], new Array(12).fill(0));
+  assert.deepEqual([...gu], new Array(12).fill(0));
   const q = new Float32Array(4).fill(Number.NaN), k = new Float32Array(4).fill(Number.NaN), v = new Float32Array(4).fill(Number.NaN);
   native.gemmQkvRope(q, k, v, new Float32Array(0), new Float32Array(0), new Float32Array(2), new Float32Array(2), 1, 2, 0, 1, 1, 2);
   assert.deepEqual([...q, ...k, ...v], new Array(12).fill(0));
-  assert.throws(() => native.gemmSwiglu(new Float32Array(5), new Float32Array(6), new Float32Array(18), 2, 3, 3), /act/);
+  assert.throws(() => native.gemmSwiglu(new Float32Array(5), null, new Float32Array(6), new Float32Array(18), 2, 3, 3), /act/);
+  assert.throws(() => native.gemmSwiglu(null, new Float32Array(11), new Float32Array(6), new Float32Array(18), 2, 3, 3), /gu/);
+  assert.throws(() => native.gemmSwiglu(null, null, new Float32Array(6), new Float32Array(18), 2, 3, 3), /both null/);
   assert.throws(() => native.gemmQkvRope(q, k, v, new Float32Array(2), new Float32Array(8), new Float32Array(2), new Float32Array(2), 1, 2, 1, 1, 1, 3), /even/);
   assert.throws(() => native.gemmQkvRope(q, k, v, new Float32Array(2), new Float32Array(8), new Float32Array(2), new Float32Array(2), 1, 2, 1, 3, 2, 2), /KVH|heads/);
 });

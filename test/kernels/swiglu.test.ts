@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { native } from '../../src/kernels/native.js';
 import { assertClose, randArray, tol } from '../helpers.js';
@@ -57,9 +58,13 @@ test('packed swiglu (gate and up in one (N, 2F) matrix) equals the separate kern
         const o = new ctor(N * F);
         native.swigluPackedForward(o, new ctor(gu), N, F);
         assertClose(o, out, tol(dt, 4), `${isa} ${dt} out ${N}x${F}`);
-        const g = new ctor(gu);
-        native.swigluPackedBackward(g, new ctor(d), g, N, F);
+        const g = new ctor(gu), act = new ctor(N * F).fill(Number.NaN);
+        native.swigluPackedBackward(g, act, new ctor(d), g, N, F);
         assertClose(g, dgu, tol(dt, 4), `${isa} ${dt} dgu in place ${N}x${F}`);
+        assert.deepEqual(act, o, `${isa} ${dt}: the backward's activation is not the forward's bits ${N}x${F}`);
+        const apart = new ctor(N * 2 * F);
+        native.swigluPackedBackward(apart, null, new ctor(d), new ctor(gu), N, F);
+        assert.deepEqual(apart, g, `${isa} ${dt}: a separate dgu (no act) differs from the in-place one ${N}x${F}`);
       }
     }
   });

@@ -204,14 +204,15 @@ void pack_b_panels(uint16_t* dst, int64_t pstride, const Operand& b, int64_t pc,
 // ---- C tiles through a local buffer --------------------------------------------------------
 
 // What a tile's epilogue does with alpha * A B: store it (+ beta C), or the SwiGLU of the
-// gate/up GEMM (gate_up_swiglu): act = silu(gate) * up. (A backward epilogue writing dgu from
-// dact measured slower than the recompute GEMM followed by the vectorized SwiGLU-backward pass,
-// S shape on AMX: 5.9 vs 5.1 ms, so backward uses the latter.)
+// gate/up GEMM (gate_up_swiglu): gate and up rounded to bf16, act = silu(gate) * up from those,
+// and / or gate and up themselves. (A backward epilogue writing dgu from dact measured slower
+// than the recompute GEMM followed by the vectorized SwiGLU-backward pass, S shape on AMX: 5.9
+// vs 5.1 ms; backward now reads gate and up kept or recomputed by this epilogue.)
 enum class Epi : uint8_t { store, swiglu };
 
 // Where one output tile goes: fp32 C (c = alpha * acc + beta * c; beta == 0 never reads c) or
-// bf16 C (c = bf16(alpha * acc); beta is 0 there); for the SwiGLU epilogues c is the tile's first
-// row of act (N, F) and f0 its first feature.
+// bf16 C (c = bf16(alpha * acc); beta is 0 there); for the SwiGLU epilogue c is the tile's first
+// row of act (N, F) or null, gu its first row of gu (N, 2F) or null, and f0 its first feature.
 struct Out {
   void* c;
   int64_t ldc;
@@ -220,6 +221,8 @@ struct Out {
   int mr, nr;
   Epi epi;
   int64_t F, f0;
+  void* gu;
+  bool gu_bf16;
 };
 
 // Stores row i, half h (16 columns) of a tile from the vector acc.
@@ -236,29 +239,57 @@ inline void store_row(const Out& o, int i, int h, __m512 acc) {
   _mm512_mask_storeu_ps(p, m, r);
 }
 
-// Row `rows` of an fp32 or bf16 matrix with leading dimension ld.
+// Row `rows` of an fp32 or bf16 matrix with leading dimension ld (null stays null).
 inline void* row_of(void* c, int64_t rows, int64_t ld, bool bf16) {
+  if (!c) return nullptr;
   return bf16 ? static_cast<void*>(static_cast<uint16_t*>(c) + rows * ld) : static_cast<void*>(static_cast<float*>(c) + rows * ld);
 }
 
+// ---- SwiGLU on the units' bf16 gate and up ----------------------------------------------------
+// The epilogue below (forward, and backward's recomputation) and swiglu_backward (its backward
+// pass) share these, so the activation that backward rebuilds from the kept gate and up is
+// forward's bit for bit.
+
+// x rounded to the nearest bf16 value (rne_lo), as fp32.
+inline __m512 round_bf16x16(__m512 x) { return _mm512_castsi512_ps(_mm512_slli_epi32(rne_lo(x), 16)); }
+
+// sigmoid(g) = 1 / (1 + e^-g) by RCP14 and one Newton step (~1 ulp; VDIVPS would take a third
+// of the tile's TDPBF16PS time on its own).
+inline __m512 sigmoid16(__m512 g) {
+  const __m512 den = _mm512_add_ps(_mm512_set1_ps(1.0f), vexp512(_mm512_sub_ps(_mm512_setzero_ps(), g)));
+  const __m512 r0 = _mm512_rcp14_ps(den);
+  return _mm512_mul_ps(r0, _mm512_fnmadd_ps(den, r0, _mm512_set1_ps(2.0f)));
+}
+
+// silu(g) * up = g * sigmoid(g) * u, given s = sigmoid(g).
+inline __m512 swiglu16(__m512 g, __m512 s, __m512 u) { return _mm512_mul_ps(_mm512_mul_ps(g, s), u); }
+
+// The first lanes of m of 16 values at element `at` of an fp32 or bf16 (bits) array.
+inline __m512 load16(const void* base, bool bf16, int64_t at, __mmask16 m) {
+  if (bf16) return load_bf16x16(static_cast<const uint16_t*>(base) + at, m);
+  return _mm512_maskz_loadu_ps(m, static_cast<const float*>(base) + at);
+}
+
+// Stores the first lanes of m of v at element `at`: fp32, or rounded once to bf16 (nearest even).
+inline void store16(void* base, bool bf16, int64_t at, __mmask16 m, __m512 v) {
+  if (bf16)
+    _mm256_mask_storeu_epi16(static_cast<uint16_t*>(base) + at, m, _mm512_cvtepi32_epi16(rne_lo(v)));
+  else
+    _mm512_mask_storeu_ps(static_cast<float*>(base) + at, m, v);
+}
+
 // The SwiGLU epilogue on a finished 32 x 32 tile in `local` (row stride 32): gate in columns
-// 0-15, up in 16-31, for features f0..f0+15; act = silu(gate) * up = gate * sigmoid(gate) * up,
-// stored as fp32 or rounded once to bf16 (nearest even) when the activation is kept in bf16.
+// 0-15, up in 16-31, for features f0..f0+15, each rounded to bf16; act = silu(gate) * up from the
+// rounded values, stored as fp32 or rounded once to bf16; gate and up stored into gu's halves.
 void swiglu_tile(const Out& o, const float* local) {
   const __mmask16 m = head_mask(o.F - o.f0);
-  const __m512 one = _mm512_set1_ps(1.0f);
   for (int i = 0; i < o.mr; ++i) {
-    const __m512 g = _mm512_load_ps(local + i * 32), u = _mm512_load_ps(local + i * 32 + 16);
-    // sigmoid: 1 / (1 + e^-g) by RCP14 and one Newton step (~1 ulp; VDIVPS would take a third of
-    // the tile's TDPBF16PS time on its own).
-    const __m512 den = _mm512_add_ps(one, vexp512(_mm512_sub_ps(_mm512_setzero_ps(), g)));
-    const __m512 r0 = _mm512_rcp14_ps(den);
-    const __m512 sg = _mm512_mul_ps(r0, _mm512_fnmadd_ps(den, r0, _mm512_set1_ps(2.0f)));
-    const __m512 act = _mm512_mul_ps(_mm512_mul_ps(g, sg), u);
-    if (o.bf16)
-      _mm256_mask_storeu_epi16(static_cast<uint16_t*>(o.c) + i * o.ldc + o.f0, m, _mm512_cvtepi32_epi16(rne_lo(act)));
-    else
-      _mm512_mask_storeu_ps(static_cast<float*>(o.c) + i * o.ldc + o.f0, m, act);
+    const __m512 g = round_bf16x16(_mm512_load_ps(local + i * 32)), u = round_bf16x16(_mm512_load_ps(local + i * 32 + 16));
+    if (o.gu) {
+      store16(o.gu, o.gu_bf16, i * 2 * o.F + o.f0, m, g);
+      store16(o.gu, o.gu_bf16, i * 2 * o.F + o.F + o.f0, m, u);
+    }
+    if (o.c) store16(o.c, o.bf16, i * o.ldc + o.f0, m, swiglu16(g, sigmoid16(g), u));
   }
 }
 
@@ -367,6 +398,7 @@ void micro_dp(const uint16_t* a, const uint16_t* b, int64_t kcp, const Out& o, b
       Out rowsout = o;
       rowsout.mr = rows;
       rowsout.c = row_of(o.c, r0, o.ldc, o.bf16);
+      rowsout.gu = row_of(o.gu, r0, 2 * o.F, o.gu_bf16);
       swiglu_tile(rowsout, local);
       continue;
     }
@@ -390,8 +422,10 @@ struct Problem {
   uint16_t* Bbuf[2];  // shared packed-B blocks, double-buffered (unused when B.packed)
   int64_t Kp;         // K rounded up to 32: the panel length of a pre-packed B
   bool amx;
-  Epi epi;            // swiglu: C is act (ldc F, fp32 or bf16); B.packed holds the interleaved gate/up weights
+  Epi epi;            // swiglu: C is act (ldc F, fp32 or bf16) or null; B.packed holds the interleaved gate/up weights
   int64_t F;
+  void* gu;           // swiglu: (N, 2F) gate and up, fp32 or bf16, or null
+  bool gu_bf16;
 };
 
 inline void split(int64_t n, int parts, int i, int64_t& lo, int64_t& hi) {
@@ -472,9 +506,11 @@ void run_thread(const Problem& p, int tid, int nthreads) {
             const uint16_t* b = Bp + q * pstride;
             Out o{static_cast<char*>(p.C) + ((ic + i) * p.ldc + jc + q * kNR) * esize, p.ldc, p.c_bf16, p.alpha, p.beta,
                   static_cast<int>(std::min<int64_t>(32, mc - i)), static_cast<int>(std::min<int64_t>(kNR, nc - q * kNR)),
-                  p.epi, p.F, 0};
-            if (p.epi != Epi::store) {  // rows of act; features of global panel jc/32 + q
+                  p.epi, p.F, 0, nullptr, false};
+            if (p.epi != Epi::store) {  // rows of act and gu; features of global panel jc/32 + q
               o.c = row_of(p.C, ic + i, p.ldc, p.c_bf16);
+              o.gu = row_of(p.gu, ic + i, 2 * p.F, p.gu_bf16);
+              o.gu_bf16 = p.gu_bf16;
               o.f0 = 16 * (jc / kNR + q);
             }
             micro(Ap + a_tile(i / 16, 0, kcp), b, kcp, o, first, local);
@@ -506,9 +542,9 @@ void scale_c(int64_t M, int64_t N, float beta, void* C, int64_t ldc, bool c_bf16
 namespace {
 
 void gemm_run(Unit unit, int64_t M, int64_t N, int64_t K, float alpha, const Operand& A, const Operand& B, float beta,
-              void* C, int64_t ldc, bool c_bf16, Epi epi, int64_t F) {
+              void* C, int64_t ldc, bool c_bf16, Epi epi = Epi::store, int64_t F = 0, void* gu = nullptr, bool gu_bf16 = false) {
   Problem p{M, N, K, alpha, beta, A, B, C, ldc, c_bf16, 0, 0, 0, {}, ceil_div(K, 32) * 32, unit == Unit::amx,
-            epi, F};
+            epi, F, gu, gu_bf16};
   // Balanced K blocks of a multiple of 32 (a pre-packed B is addressed by K offset); a bf16 C
   // is rounded once and an epilogue sees the whole sum, so those run K in one block.
   const int64_t kc = unit == Unit::amx ? kKCAmx : kKCDp;
@@ -535,12 +571,12 @@ void gemm(Unit unit, int64_t M, int64_t N, int64_t K, float alpha, const Operand
   if (c_bf16 && beta != 0.0f) throw std::invalid_argument("bf16 gemm: a bf16 C needs beta == 0");
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) return scale_c(M, N, beta, C, ldc, c_bf16);
-  gemm_run(unit, M, N, K, alpha, A, B, beta, C, ldc, c_bf16, Epi::store, 0);
+  gemm_run(unit, M, N, K, alpha, A, B, beta, C, ldc, c_bf16);
 }
 
 void gate_up_swiglu(Unit unit, int64_t N, int64_t C, int64_t F, const Operand& h, const Operand& Wgu, void* act,
-                    bool act_bf16) {
-  if (N <= 0 || F <= 0) return;
+                    bool act_bf16, void* gu, bool gu_bf16) {
+  if (N <= 0 || F <= 0 || (!act && !gu)) return;
   const int64_t panels = ceil_div(F, 16), Kp = ceil_div(C, 32) * 32;
   uint16_t* wp = static_cast<uint16_t*>(thread_workspace(sizeof(uint16_t) * panels * kNR * Kp, 3));
   const Operand w{Wgu.data, C, true, Wgu.bf16};
@@ -548,7 +584,29 @@ void gate_up_swiglu(Unit unit, int64_t N, int64_t C, int64_t F, const Operand& h
   for (int64_t q = 0; q < panels; ++q) pack_b_panels(wp, Kp * kNR, w, 0, C, Kp, 0, 0, q, q + 1, F);
   Operand b;
   b.packed = wp;
-  gemm_run(unit, N, panels * kNR, C, 1.0f, h, b, 0.0f, act, F, act_bf16, Epi::swiglu, F);
+  gemm_run(unit, N, panels * kNR, C, 1.0f, h, b, 0.0f, act, F, act_bf16, Epi::swiglu, F, gu, gu_bf16);
+}
+
+void swiglu_backward(void* dgu, const void* gu, bool gu_bf16, void* act, bool act_bf16, const float* dact, int64_t N,
+                     int64_t F) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+#pragma omp parallel for schedule(static) if (N * F > (1 << 15) && !omp_in_parallel())
+  for (int64_t n = 0; n < N; ++n) {
+    const int64_t row = n * 2 * F;
+    for (int64_t f = 0; f < F; f += 16) {
+      const __mmask16 m = head_mask(F - f);
+      // gate and up as the epilogue rounded them (a no-op on its output), read before dgu is written
+      const __m512 g = round_bf16x16(load16(gu, gu_bf16, row + f, m)), u = round_bf16x16(load16(gu, gu_bf16, row + F + f, m));
+      const __m512 d = _mm512_maskz_loadu_ps(m, dact + n * F + f);
+      const __m512 sg = sigmoid16(g);
+      if (act) store16(act, act_bf16, n * F + f, m, swiglu16(g, sg, u));
+      const __m512 gs = _mm512_mul_ps(g, sg);
+      // dgate = d u (s + g s (1 - s)), dup = d g s
+      const __m512 dsilu = _mm512_fmadd_ps(gs, _mm512_sub_ps(one, sg), sg);
+      store16(dgu, gu_bf16, row + f, m, _mm512_mul_ps(_mm512_mul_ps(d, u), dsilu));
+      store16(dgu, gu_bf16, row + F + f, m, _mm512_mul_ps(d, gs));
+    }
+  }
 }
 
 int64_t packed_b_size(int64_t K, int64_t N) { return ceil_div(N, kNR) * kNR * (ceil_div(K, 32) * 32); }

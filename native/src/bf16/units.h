@@ -47,10 +47,20 @@ void gemm_dpbf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, floa
 
 // The fused MLP's gate/up projection with SwiGLU in the GEMM epilogue: [gate | up] = h Wgu^T,
 // Wgu (2F, C) = [gate_proj; up_proj] row-major fp32 or bf16 (Wgu.data and Wgu.bf16 are read;
-// packed here, gate and up columns interleaved per tile); act (N, F) = silu(gate) * up, fp32 or
-// (act_bf16) rounded once to bf16; gate and up never stored.
+// packed here, gate and up columns interleaved per tile). Gate and up are rounded to bf16 (the
+// units' SwiGLU reads bf16 gate and up, as bf16 autocast does); act (N, F) = silu(gate) * up of
+// those, fp32 or (act_bf16) rounded once to bf16; gu (N, 2F) = [gate | up], fp32 (the bf16
+// values) or bf16. Either output may be null: forward without recomputation writes both (gu is
+// kept for backward), with recomputation act only, and backward's recomputation gu only.
 void gate_up_swiglu(Unit unit, int64_t N, int64_t C, int64_t F, const Operand& h, const Operand& Wgu, void* act,
-                    bool act_bf16);
+                    bool act_bf16, void* gu, bool gu_bf16);
+
+// Its backward pass: from gu (N, 2F) as gate_up_swiglu writes it (fp32 values are rounded to bf16
+// first, a no-op on its output) and dact (N, F), dgu (N, 2F) = [dgate | dup] in gu's dtype (bf16:
+// rounded once), which may be gu itself; act (N, F), unless null, receives gate_up_swiglu's act
+// bit for bit (the down projection's weight gradient reads it). AVX-512 only (any matrix unit).
+void swiglu_backward(void* dgu, const void* gu, bool gu_bf16, void* act, bool act_bf16, const float* dact, int64_t N,
+                     int64_t F);
 
 // kernels/linear_cross_entropy.cc's contract on a matrix unit, with the logits of each chunk
 // held (and the dlogits written) in bf16 (head_bf16.cc). x (N, C) and W (V, C) are row-major

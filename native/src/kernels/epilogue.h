@@ -2,12 +2,11 @@
 // does with a finished register tile instead of storing it to C. The products they replace
 // never exist as a plain matrix:
 //
-//   swiglu    x (N,C) . [gate; up]^T -> act (N,F) = silu(gate) * up. The packed B panels
-//             interleave the two weights: the first NR/2 columns of panel p are the gate rows
-//             of features [p NR/2, (p+1) NR/2), the last NR/2 the up rows of the same features,
-//             so one tile holds both inputs of its activations.
-//   swiglu_backward  the same product recomputed in backward, and with dact (N,F) the tile
-//             writes dgu (N,2F) = [dgate | dup] of silu(gate) * up (the panels as swiglu's).
+//   swiglu    x (N,C) . [gate; up]^T -> act (N,F) = silu(gate) * up and/or gu (N,2F) = [gate |
+//             up] (what backward reads without recomputation). The packed B panels interleave
+//             the two weights: the first NR/2 columns of panel p are the gate rows of features
+//             [p NR/2, (p+1) NR/2), the last NR/2 the up rows of the same features, so one tile
+//             holds both inputs of its activations.
 //   rope_qkv  x (B*T,C) . [q; k; v]^T -> q (B,T,H,D), k, v (B,T,KVH,D), RoPE (rotate_half) on
 //             q and k. Panels [0, rot) hold NR/2 rotation pairs each: the first NR/2 columns are
 //             element i of a head, the last NR/2 element i + D/2 of the same head, pairs counted
@@ -25,14 +24,13 @@ namespace ls {
 
 template <class T>
 struct Epilogue {
-  enum class Kind { swiglu, swiglu_backward, rope_qkv };
+  enum class Kind { swiglu, rope_qkv };
   Kind kind;
   int half;  // NR / 2 of the GEMM's register tile on this ISA and dtype
 
-  // swiglu, swiglu_backward
-  T* act = nullptr;         // (N, F): swiglu's output
-  const T* dact = nullptr;  // (N, F): swiglu_backward's input
-  T* dgu = nullptr;         // (N, 2F): swiglu_backward's output
+  // swiglu: either output may be null
+  T* act = nullptr;  // (N, F) = silu(gate) * up
+  T* gu = nullptr;   // (N, 2F) = [gate | up]
   int64_t F = 0;
 
   // rope_qkv

@@ -469,7 +469,6 @@ void macro_kernel_epi(int64_t mc, int64_t kc, int64_t q0, int64_t q1, const T* A
       }
       switch (e.kind) {
         case Epilogue<T>::Kind::swiglu: swiglu_tile(e, tile, ldt, row0 + i, mr, p0 + q); break;
-        case Epilogue<T>::Kind::swiglu_backward: swiglu_backward_tile(e, tile, ldt, row0 + i, mr, p0 + q); break;
         case Epilogue<T>::Kind::rope_qkv: rope_qkv_tile(e, tile, ldt, row0 + i, mr, p0 + q); break;
       }
     }
@@ -672,34 +671,18 @@ void gemm_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alph
   gemm_impl(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, true);
 }
 
-// act (N, F) = silu(x Wg^T) * (x Wu^T), Wgu (2F, C) = [gate_proj; up_proj]: SwiGLU in the
-// epilogue, gate and up never stored. bf16: operands rounded as gemm_bf16's.
+// act (N, F) = silu(x Wg^T) * (x Wu^T) and/or gu (N, 2F) = [x Wg^T | x Wu^T], Wgu (2F, C) =
+// [gate_proj; up_proj]: SwiGLU in the epilogue. bf16: operands rounded as gemm_bf16's.
 template <class T>
-void gemm_swiglu(T* act, const T* x, const T* Wgu, int64_t N, int64_t C, int64_t F, bool bf16) {
-  if (N <= 0 || F <= 0) return;
+void gemm_swiglu(T* act, T* gu, const T* x, const T* Wgu, int64_t N, int64_t C, int64_t F, bool bf16) {
+  if (N <= 0 || F <= 0 || (!act && !gu)) return;
   Epilogue<T> e{Epilogue<T>::Kind::swiglu, Blocking<T>::NR / 2};
   e.act = act;
+  e.gu = gu;
   e.F = F;
   if (C <= 0) {  // x Wg^T = 0: silu(0) * 0
-    fill(act, T(0), N * F);
-    return;
-  }
-  gemm_impl(false, true, N, e.panels() * Blocking<T>::NR, C, T(1), x, C, Wgu, C, T(0), static_cast<T*>(nullptr), 0,
-            bf16, &e);
-}
-
-// Backward of gemm_swiglu's activation: gate and up recomputed as gemm_swiglu computes them, and
-// from dact (N, F) the epilogue writes dgu (N, 2F) = [dgate | dup] (swiglu_packed_backward's
-// layout); gate and up never stored.
-template <class T>
-void gemm_swiglu_backward(T* dgu, const T* dact, const T* x, const T* Wgu, int64_t N, int64_t C, int64_t F, bool bf16) {
-  if (N <= 0 || F <= 0) return;
-  Epilogue<T> e{Epilogue<T>::Kind::swiglu_backward, Blocking<T>::NR / 2};
-  e.dact = dact;
-  e.dgu = dgu;
-  e.F = F;
-  if (C <= 0) {  // gate = up = 0: dgate = dact * up * silu'(0) = 0, dup = dact * silu(0) = 0
-    fill(dgu, T(0), N * 2 * F);
+    if (act) fill(act, T(0), N * F);
+    if (gu) fill(gu, T(0), N * 2 * F);
     return;
   }
   gemm_impl(false, true, N, e.panels() * Blocking<T>::NR, C, T(1), x, C, Wgu, C, T(0), static_cast<T*>(nullptr), 0,
@@ -739,6 +722,5 @@ void gemm_qkv_rope(T* q, T* k, T* v, const T* x, const T* Wqkv, const T* cos, co
 
 LS_INSTANTIATE(gemm)
 LS_INSTANTIATE(gemm_swiglu)
-LS_INSTANTIATE(gemm_swiglu_backward)
 LS_INSTANTIATE(gemm_qkv_rope)
 LS_INSTANTIATE(gemm_bf16)

@@ -110,24 +110,20 @@ struct KernelTable {
   void (*rope_qkv_merge_bf16)(uint16_t* dqkv, const T* dq, const T* dk, const T* dv, const T* cos,
                               const T* sin, int64_t B, int64_t Tn, int64_t H, int64_t KVH, int64_t D);
   // The same two products with their passes in the GEMM's epilogue (kernels/epilogue.h): the
-  // gate/up GEMM writing act (N,F) = silu(x Wg^T) * (x Wu^T) from x (N,C) and Wgu (2F,C), and
-  // the QKV GEMM writing q, k (rotated) and v from x (B*T,C) and Wqkv ((H + 2 KVH) D, C), so
-  // gu and qkv are never stored. bf16: operands rounded to bf16 as gemm_bf16 (the fp32 unit of
-  // mixed precision).
-  void (*gemm_swiglu)(T* act, const T* x, const T* Wgu, int64_t N, int64_t C, int64_t F, bool bf16);
-  // Its backward: gate/up recomputed on the tile, dgu (N,2F) = [dgate | dup] written from dact
-  // (N,F), as swiglu_packed_backward writes it (gate and up never stored).
-  void (*gemm_swiglu_backward)(T* dgu, const T* dact, const T* x, const T* Wgu, int64_t N, int64_t C, int64_t F,
-                               bool bf16);
+  // gate/up GEMM writing act (N,F) = silu(x Wg^T) * (x Wu^T) and/or gu (N,2F) = [gate | up] from
+  // x (N,C) and Wgu (2F,C) (either may be null: forward keeps gu for backward only without
+  // recomputation, and backward's recomputation needs gu only), and the QKV GEMM writing q, k
+  // (rotated) and v from x (B*T,C) and Wqkv ((H + 2 KVH) D, C), so qkv is never stored. bf16:
+  // operands rounded to bf16 as gemm_bf16 (the fp32 unit of mixed precision).
+  void (*gemm_swiglu)(T* act, T* gu, const T* x, const T* Wgu, int64_t N, int64_t C, int64_t F, bool bf16);
   void (*gemm_qkv_rope)(T* q, T* k, T* v, const T* x, const T* Wqkv, const T* cos, const T* sin, int64_t B,
                         int64_t Tn, int64_t C, int64_t H, int64_t KVH, int64_t D, bool bf16);
   // SwiGLU over the output of the concatenated gate/up projection: gu (N, 2F) holds the gate
   // in columns [0,F) and up in [F,2F) of each row. out (N,F) = silu(gate) * up.
   void (*swiglu_packed_forward)(T* out, const T* gu, int64_t N, int64_t F);
-  // dgu (N,2F) overwritten (may alias gu) from dout (N,F) and gu.
-  void (*swiglu_packed_backward)(T* dgu, const T* dout, const T* gu, int64_t N, int64_t F);
-  // dgu rounded to bf16 bits (nearest even), never aliasing gu.
-  void (*swiglu_packed_backward_bf16)(uint16_t* dgu, const T* dout, const T* gu, int64_t N, int64_t F);
+  // dgu (N,2F) overwritten (may alias gu) from dout (N,F) and gu; with act (may be null) also
+  // act (N,F) = silu(gate) * up, the same bits as swiglu_packed_forward and gemm_swiglu's act.
+  void (*swiglu_packed_backward)(T* dgu, T* act, const T* dout, const T* gu, int64_t N, int64_t F);
 
   // out(n) = silu(gate) * up.
   void (*swiglu_forward)(T* out, const T* gate, const T* up, int64_t n);

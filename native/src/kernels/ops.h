@@ -18,9 +18,7 @@ template <class T>
 void gemm_bf16(bool transA, bool transB, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
                int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
 template <class T>
-void gemm_swiglu(T* act, const T* x, const T* Wgu, int64_t N, int64_t C, int64_t F, bool bf16);
-template <class T>
-void gemm_swiglu_backward(T* dgu, const T* dact, const T* x, const T* Wgu, int64_t N, int64_t C, int64_t F, bool bf16);
+void gemm_swiglu(T* act, T* gu, const T* x, const T* Wgu, int64_t N, int64_t C, int64_t F, bool bf16);
 template <class T>
 void gemm_qkv_rope(T* q, T* k, T* v, const T* x, const T* Wqkv, const T* cos, const T* sin, int64_t B, int64_t Tn,
                    int64_t C, int64_t H, int64_t KVH, int64_t D, bool bf16);
@@ -28,8 +26,6 @@ void gemm_qkv_rope(T* q, T* k, T* v, const T* x, const T* Wqkv, const T* cos, co
 // rows row0 .. row0 + mr - 1 and panel p (epilogue.h).
 template <class T>
 void swiglu_tile(const Epilogue<T>& e, const T* tile, int64_t ldt, int64_t row0, int mr, int64_t p);
-template <class T>
-void swiglu_backward_tile(const Epilogue<T>& e, const T* tile, int64_t ldt, int64_t row0, int mr, int64_t p);
 template <class T>
 void rope_qkv_tile(const Epilogue<T>& e, const T* tile, int64_t ldt, int64_t row0, int mr, int64_t p);
 template <class T>
@@ -94,9 +90,7 @@ void rope_qkv_merge_bf16(uint16_t* dqkv, const T* dq, const T* dk, const T* dv, 
 template <class T>
 void swiglu_packed_forward(T* out, const T* gu, int64_t N, int64_t F);
 template <class T>
-void swiglu_packed_backward(T* dgu, const T* dout, const T* gu, int64_t N, int64_t F);
-template <class T>
-void swiglu_packed_backward_bf16(uint16_t* dgu, const T* dout, const T* gu, int64_t N, int64_t F);
+void swiglu_packed_backward(T* dgu, T* act, const T* dout, const T* gu, int64_t N, int64_t F);
 template <class T>
 void swiglu_forward(T* out, const T* gate, const T* up, int64_t n);
 template <class T>

@@ -57,30 +57,35 @@ void swiglu_row(float* out, const float* g, const float* u, int64_t n) {
   });
 }
 
-// dg = d * u * (s + g s (1 - s)), du = d * g * s; dg / du may alias g / u (read first).
-void swiglu_row_backward(float* dg, float* du, const float* d, const float* g, const float* u, int64_t n) {
-  auto body = [](vfloat dv, vfloat gv, vfloat uv, vfloat& dgv, vfloat& duv) {
+// dg = d * u * (s + g s (1 - s)), du = d * g * s, and (act not null) act = g s u, the bits of
+// swiglu_row's; dg / du may alias g / u (read first).
+void swiglu_row_backward(float* dg, float* du, float* act, const float* d, const float* g, const float* u, int64_t n) {
+  auto body = [](vfloat dv, vfloat gv, vfloat uv, vfloat& dgv, vfloat& duv, vfloat& av) {
     const vfloat s = vsigmoid(gv);
+    av = gv * s * uv;
     duv = dv * gv * s;
     dgv = dv * uv * (s + gv * s * (1.0f - s));
   };
   rows_vec(n, [&](int64_t i, int w) {
-    vfloat dgv, duv;
+    vfloat dgv, duv, av;
     if (w == kW) {
-      body(vload(d + i), vload(g + i), vload(u + i), dgv, duv);
+      body(vload(d + i), vload(g + i), vload(u + i), dgv, duv, av);
       vstore(dg + i, dgv);
       vstore(du + i, duv);
+      if (act) vstore(act + i, av);
       return;
     }
-    alignas(64) float db[kW] = {}, gb[kW] = {}, ub[kW] = {}, o1[kW], o2[kW];
+    alignas(64) float db[kW] = {}, gb[kW] = {}, ub[kW] = {}, o1[kW], o2[kW], o3[kW];
     std::memcpy(db, d + i, sizeof(float) * w);
     std::memcpy(gb, g + i, sizeof(float) * w);
     std::memcpy(ub, u + i, sizeof(float) * w);
-    body(vload(db), vload(gb), vload(ub), dgv, duv);
+    body(vload(db), vload(gb), vload(ub), dgv, duv, av);
     vstore(o1, dgv);
     vstore(o2, duv);
+    vstore(o3, av);
     std::memcpy(dg + i, o1, sizeof(float) * w);
     std::memcpy(du + i, o2, sizeof(float) * w);
+    if (act) std::memcpy(act + i, o3, sizeof(float) * w);
   });
 }
 
@@ -97,13 +102,13 @@ void swiglu_run(T* out, const T* g, const T* u, int64_t n) {
 }
 
 template <class T>
-void swiglu_run_backward(T* dg, T* du, const T* d, const T* g, const T* u, int64_t n) {
+void swiglu_run_backward(T* dg, T* du, T* act, const T* d, const T* g, const T* u, int64_t n) {
   if constexpr (std::is_same<T, float>::value) {
-    swiglu_row_backward(dg, du, d, g, u, n);
+    swiglu_row_backward(dg, du, act, d, g, u, n);
   } else {
-#pragma omp simd
     for (int64_t i = 0; i < n; ++i) {
       const T gi = g[i], ui = u[i], di = d[i];
+      if (act) act[i] = gi / (T(1) + std::exp(-gi)) * ui;  // swiglu_run's expression
       const T s = T(1) / (T(1) + std::exp(-gi));
       du[i] = di * gi * s;
       dg[i] = di * ui * (s + gi * s * (T(1) - s));
@@ -141,7 +146,7 @@ void swiglu_backward(T* dgate, T* dup, const T* dout, const T* gate, const T* up
 #pragma omp parallel for schedule(static) if (n > kParallelMin)
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t i = c * kChunk, m = std::min(kChunk, n - i);
-      swiglu_row_backward(dgate + i, dup + i, dout + i, gate + i, up + i, m);
+      swiglu_row_backward(dgate + i, dup + i, nullptr, dout + i, gate + i, up + i, m);
     }
     return;
   }
@@ -163,61 +168,35 @@ void swiglu_packed_forward(T* out, const T* gu, int64_t N, int64_t F) {
   for (int64_t n = 0; n < N; ++n) swiglu_run(out + n * F, gu + n * 2 * F, gu + n * 2 * F + F, F);
 }
 
-// dgu (N, 2F) overwritten, may alias gu: each element is read before it is written.
+// dgu (N, 2F) overwritten, may alias gu: each element is read before it is written. act (N, F),
+// when not null, receives silu(gate) * up (the fused MLP's backward without recomputation: the
+// down projection's weight gradient reads it).
 template <class T>
-void swiglu_packed_backward(T* dgu, const T* dout, const T* gu, int64_t N, int64_t F) {
+void swiglu_packed_backward(T* dgu, T* act, const T* dout, const T* gu, int64_t N, int64_t F) {
 #pragma omp parallel for schedule(static) if (N * F > kParallelMin)
   for (int64_t n = 0; n < N; ++n) {
     const T* g = gu + n * 2 * F;
     T* dg = dgu + n * 2 * F;
-    swiglu_run_backward(dg, dg + F, dout + n * F, g, g + F, F);
-  }
-}
-
-// The same with dgu in bf16 (the A operand of the gate/up backward GEMMs in bf16 training):
-// each row's features in blocks through two stack rows, then rounded once (nearest even).
-template <class T>
-void swiglu_packed_backward_bf16(uint16_t* dgu, const T* dout, const T* gu, int64_t N, int64_t F) {
-  constexpr int64_t kBlock = 256;
-#pragma omp parallel for schedule(static) if (N * F > kParallelMin)
-  for (int64_t n = 0; n < N; ++n) {
-    const T* g = gu + n * 2 * F;
-    uint16_t* dg = dgu + n * 2 * F;
-    alignas(64) T tg[kBlock], tu[kBlock];
-    for (int64_t f0 = 0; f0 < F; f0 += kBlock) {
-      const int64_t nf = std::min<int64_t>(kBlock, F - f0);
-      swiglu_run_backward(tg, tu, dout + n * F + f0, g + f0, g + F + f0, nf);
-#pragma omp simd
-      for (int64_t i = 0; i < nf; ++i) {
-        dg[f0 + i] = bf16_from(tg[i]);
-        dg[F + f0 + i] = bf16_from(tu[i]);
-      }
-    }
+    swiglu_run_backward(dg, dg + F, act ? act + n * F : nullptr, dout + n * F, g, g + F, F);
   }
 }
 
 // The gate/up GEMM's epilogue (epilogue.h): tile rows of [gate (half) | up (half)] for features
-// [p half, p half + half) -> rows row0.. of act.
+// [p half, p half + half) -> rows row0.. of act and / or of gu.
 template <class T>
 void swiglu_tile(const Epilogue<T>& e, const T* tile, int64_t ldt, int64_t row0, int mr, int64_t p) {
   const int64_t f0 = p * e.half, nf = std::min<int64_t>(e.half, e.F - f0);
-  for (int r = 0; r < mr; ++r) swiglu_run(e.act + (row0 + r) * e.F + f0, tile + r * ldt, tile + r * ldt + e.half, nf);
-}
-
-// The recomputed gate/up GEMM's epilogue in backward: with dact rows, dgu = [dgate | dup] rows.
-template <class T>
-void swiglu_backward_tile(const Epilogue<T>& e, const T* tile, int64_t ldt, int64_t row0, int mr, int64_t p) {
-  const int64_t f0 = p * e.half, nf = std::min<int64_t>(e.half, e.F - f0);
   for (int r = 0; r < mr; ++r) {
-    const int64_t n = row0 + r;
     const T* g = tile + r * ldt;
-    T* dg = e.dgu + n * 2 * e.F + f0;
-    swiglu_run_backward(dg, dg + e.F, e.dact + n * e.F + f0, g, g + e.half, nf);
+    if (e.act) swiglu_run(e.act + (row0 + r) * e.F + f0, g, g + e.half, nf);
+    if (e.gu) {
+      T* o = e.gu + (row0 + r) * 2 * e.F + f0;
+      std::memcpy(o, g, sizeof(T) * nf);
+      std::memcpy(o + e.F, g + e.half, sizeof(T) * nf);
+    }
   }
 }
 
-template void swiglu_backward_tile<float>(const Epilogue<float>&, const float*, int64_t, int64_t, int, int64_t);
-template void swiglu_backward_tile<double>(const Epilogue<double>&, const double*, int64_t, int64_t, int, int64_t);
 template void swiglu_tile<float>(const Epilogue<float>&, const float*, int64_t, int64_t, int, int64_t);
 template void swiglu_tile<double>(const Epilogue<double>&, const double*, int64_t, int64_t, int, int64_t);
 
@@ -228,4 +207,3 @@ LS_INSTANTIATE(swiglu_forward)
 LS_INSTANTIATE(swiglu_backward)
 LS_INSTANTIATE(swiglu_packed_forward)
 LS_INSTANTIATE(swiglu_packed_backward)
-LS_INSTANTIATE(swiglu_packed_backward_bf16)

@@ -31,7 +31,6 @@ static KernelTable<T> make_table() {
   t.add_rmsnorm_forward = add_rmsnorm_forward<T>;
   t.add_rmsnorm_forward_bf16 = add_rmsnorm_forward_bf16<T>;
   t.gemm_swiglu = gemm_swiglu<T>;
-  t.gemm_swiglu_backward = gemm_swiglu_backward<T>;
   t.gemm_qkv_rope = gemm_qkv_rope<T>;
   t.rope_qkv_split = rope_qkv_split<T>;
   t.rope_qkv_split_bf16 = rope_qkv_split_bf16<T>;
@@ -39,7 +38,6 @@ static KernelTable<T> make_table() {
   t.rope_qkv_merge_bf16 = rope_qkv_merge_bf16<T>;
   t.swiglu_packed_forward = swiglu_packed_forward<T>;
   t.swiglu_packed_backward = swiglu_packed_backward<T>;
-  t.swiglu_packed_backward_bf16 = swiglu_packed_backward_bf16<T>;
   t.swiglu_forward = swiglu_forward<T>;
   t.swiglu_backward = swiglu_backward<T>;
   t.cross_entropy_forward = cross_entropy_forward<T>;
