@@ -1,6 +1,8 @@
-// SwiGLU activation of the Llama MLP: out = silu(gate) * up, as a separate elementwise pass
-// (the standard path, and the fused path in fp32; under bf16 on a matrix unit it runs in the
-// gate/up GEMM's epilogue, bf16/gemm_bf16.cc).
+// SwiGLU activation of the Llama MLP: out = silu(gate) * up, as separate elementwise passes (the
+// standard path), as the fp32 gate/up GEMM's epilogue (swiglu_tile, kernels/gemm.cc), and the
+// fused path's backward pass over the kept gate/up (swiglu_packed_backward, which also makes the
+// activation again with the epilogue's arithmetic). Under bf16 on a matrix unit both live in
+// bf16/gemm_bf16.cc.
 //
 // float runs whole vectors through the vectorized exp of vexp.h (~1 ulp): with std::exp the
 // compiler emits one scalar call per element, which made these memory-bound passes compute-bound
