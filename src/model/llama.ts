@@ -257,6 +257,12 @@ export class StepBuffers {
   readonly mm: Matmul;
   /** Operands read only by matrix products kept in bf16 (keepsBf16Operands). */
   readonly bf16Operands: boolean;
+  /**
+   * Whether backward may run: set by a training forward (one given dloss; on the standard path
+   * any forward), cleared by backward, which overwrites what it read (the fused MLP's gate/up
+   * become their gradient in place).
+   */
+  backwardReady = false;
 
   constructor(readonly config: LlamaConfig, readonly dtype: DType, B: number, T: number, readonly kernels: KernelPath, withLogits = false,
     readonly precision: Precision = 'fp32', readonly recompute: Recompute = 'none', bf16Operands = keepsBf16Operands(dtype, kernels, precision)) {
@@ -355,11 +361,13 @@ export class LlamaModel {
    * Without dloss (evaluation) nothing but the loss is computed.
    */
   forward(s: StepBuffers, dloss?: number): number {
-    this.trunk(s);
+    const train = dloss !== undefined;
+    s.backwardReady = false;
+    this.trunk(s, train);
     const c = this.config;
     const N = s.B * s.T;
+    s.backwardReady = train || s.kernels === 'standard';
     if (s.kernels === 'litespark') {
-      const train = dloss !== undefined;
       return native.linearCrossEntropy(train ? s.dh.data : null, train ? this.grads.head(c).data : null, s.lse.data, s.hF.data, this.gemmHead(s), s.targets, N, c.hidden_size, c.vocab_size, dloss ?? 0, s.precision === 'bf16');
     }
     const head = this.params.head(c).data;
@@ -370,7 +378,8 @@ export class LlamaModel {
   /** Forward to the logits of every position (s.logits, which the buffers must have). */
   forwardLogits(s: StepBuffers): FloatArray {
     if (!s.logits) throw new Error('forwardLogits: these buffers keep no logits (make them with withLogits)');
-    this.trunk(s);
+    s.backwardReady = false;
+    this.trunk(s, false);
     const c = this.config;
     linearForward(s.logits.data, s.hF.data, this.gemmHead(s), s.B * s.T, c.hidden_size, c.vocab_size, s.mm);
     return s.logits.data;
@@ -394,6 +403,11 @@ export class LlamaModel {
    * this.grads; the caller zeroes them once per optimizer step.
    */
   backward(s: StepBuffers, dloss: number): void {
+    if (!s.backwardReady) {
+      throw new Error('backward: these buffers hold no training forward to differentiate (call forward(s, dloss) first; ' +
+        'on the fused path an evaluation forward keeps nothing for backward, and a backward consumes what its forward kept)');
+    }
+    s.backwardReady = false;
     const c = this.config;
     const N = s.B * s.T;
     const C = c.hidden_size;
@@ -411,15 +425,15 @@ export class LlamaModel {
     native.embeddingBackward(this.grads.get('model.embed_tokens.weight').data, s.dres.data, s.ids, N, C, V);
   }
 
-  /** Embedding, the L blocks and the final norm: s.hF holds the final hidden states. */
-  private trunk(s: StepBuffers): void {
+  /** Embedding, the L blocks and the final norm: s.hF holds the final hidden states. train: backward follows (keep what it reads). */
+  private trunk(s: StepBuffers, train: boolean): void {
     this.checkBuffers(s);
     this.bf16Weights?.sync(); // a no-op unless the fp32 weights changed since AdamW wrote the copy
     const c = this.config;
     const N = s.B * s.T;
     native.embeddingForward(s.resid[0]!.data, s.ids, this.params.get('model.embed_tokens.weight').data, N, c.hidden_size, c.vocab_size);
     if (s.kernels === 'standard') this.trunkStandard(s);
-    else this.trunkFused(s);
+    else this.trunkFused(s, train);
   }
 
   private trunkStandard(s: StepBuffers): void {
@@ -453,7 +467,7 @@ export class LlamaModel {
 
   // Each residual add is folded into the norm that follows it: the next layer's input norm, or
   // the final norm after the last layer.
-  private trunkFused(s: StepBuffers): void {
+  private trunkFused(s: StepBuffers, train: boolean): void {
     const c = this.config;
     const N = s.B * s.T;
     const C = c.hidden_size;
@@ -470,7 +484,8 @@ export class LlamaModel {
       const o = s.dh.data; // scratch for each branch's output, before it is added
       fusedAttentionForward(o, a.attn, parts.attnGrads, a.h1.data, w.fusedAttn, rope, s.attnShape);
       native.addRmsnormForward(a.mid.data, a.h2.data, a.rstd2.data, s.resid[l]!.data, o, w.postNorm, N, C, eps);
-      fusedMlpForward(o, s.recompute === 'none' ? a.mlp.data : null, parts.mlpScratch.act.data, a.h2.data, w.fusedMlp, s.mlpShape);
+      const keep = train && s.recompute === 'none'; // gate/up for backward
+      fusedMlpForward(o, keep ? a.mlp.data : null, parts.mlpScratch.act.data, a.h2.data, w.fusedMlp, s.mlpShape);
       const next = l + 1 < L ? parts.layers[l + 1]! : null;
       native.addRmsnormForward(s.resid[l + 1]!.data, next ? next.h1.data : s.hF.data, next ? next.rstd1.data : s.rstdF.data, a.mid.data, o, next ? this.layerW[l + 1]!.inNorm : finalNorm, N, C, eps);
     }

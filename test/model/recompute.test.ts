@@ -136,3 +136,26 @@ test('a forward-only pass (evaluation, sampling logits) is the same in every mod
   });
   for (const o of out.slice(1)) assert.deepEqual(o, out[0]);
 });
+
+test('backward runs once per training forward: not after an evaluation forward or sampling logits, not twice', () => {
+  const cfg = tiny();
+  for (const kernels of ['standard', 'litespark'] as const) {
+    const model = new LlamaModel(cfg, 'f32', kernels);
+    model.params.init(2);
+    const b = model.buffers(2, 9, true);
+    b.ids.set(randInts(18, cfg.vocab_size, 5));
+    b.targets.set(randInts(18, cfg.vocab_size, 6));
+    const refused = /backward: these buffers hold no training forward/;
+    assert.throws(() => model.backward(b, 1 / 18), refused, `${kernels}: before any forward`);
+    model.forward(b, 1 / 18);
+    model.backward(b, 1 / 18);
+    assert.throws(() => model.backward(b, 1 / 18), refused, `${kernels}: a second backward`);
+    model.forward(b, 1 / 18);
+    model.forwardLogits(b);
+    assert.throws(() => model.backward(b, 1 / 18), refused, `${kernels}: after sampling logits`);
+    if (kernels === 'litespark') {
+      model.forward(b); // evaluation: the fused path computes no head gradient and keeps no gate/up
+      assert.throws(() => model.backward(b, 1 / 18), refused, 'litespark: after an evaluation forward');
+    }
+  }
+});
