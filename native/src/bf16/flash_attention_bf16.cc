@@ -238,33 +238,27 @@ inline void mm32(float* c, int64_t ti, int64_t tj, bool acc, const Mm& m) {
     // VDPBF16PS: 8 rows x 32 columns of C in 16 zmm; an A row's (k, k+1) pair broadcast.
     for (int r0 = 0; r0 < 32; r0 += 8) {
       float* cr = c + (r0 / 16) * ti + (r0 % 16) * 16;
-      __m512 c0[8], c1[8];
+      __m512 v[8][2];
 #pragma GCC unroll 8
       for (int i = 0; i < 8; ++i) {
-        c0[i] = acc ? _mm512_load_ps(cr + i * 16) : _mm512_setzero_ps();
-        c1[i] = acc ? _mm512_load_ps(cr + tj + i * 16) : _mm512_setzero_ps();
+        v[i][0] = acc ? _mm512_load_ps(cr + i * 16) : _mm512_setzero_ps();
+        v[i][1] = acc ? _mm512_load_ps(cr + tj + i * 16) : _mm512_setzero_ps();
       }
+      Acc8x32 x;
+      acc_load(x, v);
       const uint16_t* a = (r0 < 16 ? m.a0 : m.a1) + (r0 % 16) * 32;
       for (int64_t s = 0; s < m.nk; ++s) {
         const uint16_t* as = a + s * m.as;
         const uint16_t* b0 = m.b0 + s * m.bs;
         const uint16_t* b1 = m.b1 + s * m.bs;
-        for (int p = 0; p < 16; ++p) {
-          const __m512bh v0 = (__m512bh)_mm512_load_si512(b0 + p * 32), v1 = (__m512bh)_mm512_load_si512(b1 + p * 32);
-#pragma GCC unroll 8
-          for (int i = 0; i < 8; ++i) {
-            int32_t pair;
-            std::memcpy(&pair, as + i * 32 + 2 * p, 4);
-            const __m512bh ai = (__m512bh)_mm512_set1_epi32(pair);
-            c0[i] = _mm512_dpbf16_ps(c0[i], ai, v0);
-            c1[i] = _mm512_dpbf16_ps(c1[i], ai, v1);
-          }
-        }
+        for (int p = 0; p < 16; ++p)
+          dp8x32(x, reinterpret_cast<const char*>(as + 2 * p), 64, _mm512_load_ps(b0 + p * 32), _mm512_load_ps(b1 + p * 32));
       }
+      acc_store(x, v);
 #pragma GCC unroll 8
       for (int i = 0; i < 8; ++i) {
-        _mm512_store_ps(cr + i * 16, c0[i]);
-        _mm512_store_ps(cr + tj + i * 16, c1[i]);
+        _mm512_store_ps(cr + i * 16, v[i][0]);
+        _mm512_store_ps(cr + tj + i * 16, v[i][1]);
       }
     }
   }

@@ -376,21 +376,14 @@ void micro_dp(const uint16_t* a, const uint16_t* b, int64_t kcp, const Out& o, b
     for (int i = 0; i < 8; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     // Rows r0..r0+7 lie in one 16-row panel: row i of it at panel + t * 512 + i * 32.
     const uint16_t* ar = a + (r0 / 16) * kcp * 16 + (r0 % 16) * 32;
+    Acc8x32 x;
+    acc_load(x, acc);
     for (int64_t k = 0; k < kcp; k += 2) {
       const int64_t t = k >> 5, kk = k & 31;
       const uint16_t* bt = b + t * 1024 + (kk >> 1) * 32;
-      const __m512bh b0 = (__m512bh)_mm512_load_si512(bt);
-      const __m512bh b1 = (__m512bh)_mm512_load_si512(bt + 512);
-      const uint16_t* at_k = ar + t * 512 + kk;
-#pragma GCC unroll 8
-      for (int i = 0; i < 8; ++i) {
-        int32_t pair;
-        std::memcpy(&pair, at_k + i * 32, 4);
-        const __m512bh ai = (__m512bh)_mm512_set1_epi32(pair);
-        acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
-        acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
-      }
+      dp8x32(x, reinterpret_cast<const char*>(ar + t * 512 + kk), 64, _mm512_load_ps(bt), _mm512_load_ps(bt + 512));
     }
+    acc_store(x, acc);
     const int rows = std::min(8, o.mr - r0);
     if (o.epi != Epi::store) {
       for (int i = 0; i < 8; ++i)
