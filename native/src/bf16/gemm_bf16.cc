@@ -497,7 +497,9 @@ void run_thread(const Problem& p, int tid, int nthreads) {
         for (int64_t i = 0; i < mc; i += 32) {
           for (int64_t q = q0; q < q1; ++q) {
             const uint16_t* b = Bp + q * pstride;
-            Out o{static_cast<char*>(p.C) + ((ic + i) * p.ldc + jc + q * kNR) * esize, p.ldc, p.c_bf16, p.alpha, p.beta,
+            // (the SwiGLU epilogue's C, act, may be null: set below)
+            Out o{p.epi == Epi::store ? static_cast<char*>(p.C) + ((ic + i) * p.ldc + jc + q * kNR) * esize : nullptr,
+                  p.ldc, p.c_bf16, p.alpha, p.beta,
                   static_cast<int>(std::min<int64_t>(32, mc - i)), static_cast<int>(std::min<int64_t>(kNR, nc - q * kNR)),
                   p.epi, p.F, 0, nullptr, false};
             if (p.epi != Epi::store) {  // rows of act and gu; features of global panel jc/32 + q
