@@ -119,6 +119,12 @@ test('swigluUnitBackward: forward\'s activation bit for bit; bf16 dgu and act th
           assertSameBits(dguOff, dgu, `${what}: fp32 gu not rounded first`);
         }));
   }
+  withUnit(UNITS[0]!, () => {
+    const [N, F] = [3, 5];
+    assert.throws(() => native.swigluUnitBackward(new Uint16Array(2 * N * F), null, new Float32Array(N * F), new Float32Array(2 * N * F), N, F), /share a dtype/);
+    assert.throws(() => native.swigluUnitBackward(new Float32Array(2 * N * F), null, new Float32Array(N * F - 1), new Float32Array(2 * N * F), N, F), /dact/);
+    assert.throws(() => native.gateUpSwiglu(null, null, new Float32Array(N * 4), new Float32Array(2 * F * 4), N, 4, F), /both null/);
+  });
 });
 
 test('linearCrossEntropy on a matrix unit: bf16 x and W give the fp32-operand loss, lse and gradients bit for bit', { skip: noUnit }, () => {
