@@ -50,7 +50,8 @@ export interface MemoryReport {
   /**
    * The kernels' scratch that grows with the vocabulary (headScratchBytes): the fused head's
    * logit chunk and, on a bf16 matrix unit, its packed weights; native workspaces kept between
-   * steps. Not counted: the GEMMs' and attention's per-thread blocks (MiBs, not model-sized).
+   * steps. Not counted: the GEMMs' and attention's per-thread blocks (MiBs, not model-sized), and
+   * the bf16 head's per-thread row of exponentials (V floats each, in slot 1).
    */
   scratch: number;
   total: number;
@@ -150,7 +151,8 @@ export const HEAD_ROWS = { fp32: 384, bf16: 1024 } as const;
  * - standard path: its N row losses (cross_entropy.cc); its logits are activations.
  * Other users of those slots (the attention kernels' packed keys, the gate/up GEMM's packed
  * weights) request less at Llama shapes (V >= 2F, and the head's chunk is past the keys of a
- * sequence). Not counted: the per-thread blocks of slots 0 and 1, and two smaller users of
+ * sequence). Not counted: the per-thread blocks of slots 0 and 1 (slot 1 includes the bf16
+ * head's row of V fp32 exponentials per thread in training), and two smaller users of
  * slot 3 where the head leaves it empty (the fp32 path): past C = 1024 the epilogue GEMMs'
  * partial sums (at most N x 1024 floats) and the norms' backward's dw partials (N / 32 x C).
  */

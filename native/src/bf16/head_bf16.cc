@@ -16,7 +16,8 @@
 // 2^-9 |logit|), as in PyTorch's bf16 autocast; the softmax statistics are fp32.
 //
 // Memory: R x V bf16 in workspace slot 2 and the two packed weights in slot 3 of the calling
-// thread (the GEMMs use slot 0; slot 3 is otherwise only sum_squares', never during this call).
+// thread (the GEMMs use slot 0; slot 3 is otherwise only sum_squares', never during this call);
+// in training one row of V fp32 exponentials in slot 1 of each thread.
 // Determinism: as the fp32 kernel (fixed R, one thread per row, deterministic GEMMs).
 #include <immintrin.h>
 #include <omp.h>
@@ -42,8 +43,11 @@ namespace {
 // threads, whole head fwd+bwd): R 768: 175 ms, 1024: 166 ms, 2048: 171 ms.
 constexpr int64_t kChunkRows = 1024;
 
-// The softmax cross-entropy of one row of bf16 logits; in training the row becomes dlogits.
-double softmax_row(uint16_t* row, int64_t V, int32_t t, float dloss, bool train, float* lse) {
+// The softmax cross-entropy of one row of bf16 logits; in training the row becomes dlogits. ex
+// (V floats, training only) keeps exp(logit - max) from the sum's pass for the dlogits pass: one
+// exponential per logit instead of two, the same values (the kernels/linear_cross_entropy.cc
+// kernel keeps them in its fp32 row; here the row is bf16, so they go beside it).
+double softmax_row(uint16_t* row, int64_t V, int32_t t, float dloss, bool train, float* lse, float* ex) {
   __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   for (int64_t j = 0; j < V; j += 16) {
     const __mmask16 k = head_mask(V - j);
@@ -54,7 +58,9 @@ double softmax_row(uint16_t* row, int64_t V, int32_t t, float dloss, bool train,
   __m512 s = _mm512_setzero_ps();
   for (int64_t j = 0; j < V; j += 16) {
     const __mmask16 k = head_mask(V - j);
-    s = _mm512_add_ps(s, _mm512_maskz_mov_ps(k, vexp512(_mm512_sub_ps(load_bf16x16(row + j, k), vmx))));
+    const __m512 e = _mm512_maskz_mov_ps(k, vexp512(_mm512_sub_ps(load_bf16x16(row + j, k), vmx)));
+    if (train) _mm512_store_ps(ex + j, e);
+    s = _mm512_add_ps(s, e);
   }
   const float sum = _mm512_reduce_add_ps(s);
   const float l = mx + std::log(sum);
@@ -68,7 +74,7 @@ double softmax_row(uint16_t* row, int64_t V, int32_t t, float dloss, bool train,
   const __m512 scale = _mm512_set1_ps(dloss / sum);
   for (int64_t j = 0; j < V; j += 16) {
     const __mmask16 k = head_mask(V - j);
-    const __m512 p = _mm512_mul_ps(vexp512(_mm512_sub_ps(load_bf16x16(row + j, k), vmx)), scale);
+    const __m512 p = _mm512_mul_ps(_mm512_load_ps(ex + j), scale);
     _mm256_mask_storeu_epi16(row + j, k, _mm512_cvtepi32_epi16(rne_lo(p)));
   }
   row[t] = bf16_from_f32(std::exp(x_t - mx) * (dloss / sum) - dloss);
@@ -103,9 +109,14 @@ double linear_cross_entropy(Unit unit, float* dx, float* dW, float* lse, const O
     Operand packed_wt;
     packed_wt.packed = Wt;
     gemm(unit, rows, V, C, 1.0f, xc, packed_wt, 0.0f, logits, V, true);
-#pragma omp parallel for schedule(static) if (rows * V > (1 << 16))
-    for (int64_t r = 0; r < rows; ++r)
-      row_loss[r] = softmax_row(logits + r * V, V, targets[n0 + r], dloss, train, lse + n0 + r);
+#pragma omp parallel if (rows * V > (1 << 16))
+    {
+      // each thread's exponentials row: its workspace slot 1 (no other user during this call)
+      float* ex = train ? static_cast<float*>(thread_workspace(sizeof(float) * ceil_div(V, 16) * 16, 1)) : nullptr;
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < rows; ++r)
+        row_loss[r] = softmax_row(logits + r * V, V, targets[n0 + r], dloss, train, lse + n0 + r, ex);
+    }
     for (int64_t r = 0; r < rows; ++r) total += row_loss[r];
     if (!train) continue;
     Operand packed_wn;
