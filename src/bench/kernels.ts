@@ -7,7 +7,7 @@
 //   attention  forward and backward: standard (materialized (B,H,T,T) probabilities) vs flash
 //   mlp        forward and backward, the model's own functions: standard (gate GEMM + up GEMM +
 //              swiglu + down GEMM) vs fused (one GEMM over the packed (2F, C) gate/up weights with
-//              SwiGLU in its epilogue + down; gate/up recomputed in backward)
+//              SwiGLU in its epilogue, which also keeps gate/up for backward, + down)
 //   loss       forward + backward: standard (head GEMM + cross-entropy + dX/dW GEMMs) vs
 //              linearCrossEntropy in training mode
 // Each op: `warmup` unmeasured runs, then the median (min, max) of `steps` runs. A kernel that
@@ -184,8 +184,8 @@ function qkvOps(B: number, T: number, C: number, H: number, KVH: number, D: numb
 }
 
 // The model's own MLP functions (src/model/mlp.ts), so the rows time exactly what the trainer
-// runs: standard saves gate, up and the activation; fused saves the activation only and
-// recomputes gate/up in backward.
+// runs (with --recompute none): standard saves gate, up and the activation; fused saves gate/up
+// and makes the activation again in backward's SwiGLU pass.
 function mlpOps(N: number, C: number, F: number, paths: KernelPath[], seed: number, mm: Matmul, ops16: boolean): Op[] {
   const h = buffer(N * C, seed + 21, 0.5), dout = buffer(N * C, seed + 22, 0.01);
   const y = buffer(N * C, 0), dh = buffer(N * C, 0);
