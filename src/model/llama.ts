@@ -366,13 +366,15 @@ export class LlamaModel {
     this.trunk(s, train);
     const c = this.config;
     const N = s.B * s.T;
-    s.backwardReady = train || s.kernels === 'standard';
+    let loss: number;
     if (s.kernels === 'litespark') {
-      return native.linearCrossEntropy(train ? s.dh.data : null, train ? this.grads.head(c).data : null, s.lse.data, s.hF.data, this.gemmHead(s), s.targets, N, c.hidden_size, c.vocab_size, dloss ?? 0, s.precision === 'bf16');
+      loss = native.linearCrossEntropy(train ? s.dh.data : null, train ? this.grads.head(c).data : null, s.lse.data, s.hF.data, this.gemmHead(s), s.targets, N, c.hidden_size, c.vocab_size, dloss ?? 0, s.precision === 'bf16');
+    } else {
+      linearForward(s.logits!.data, s.hF.data, this.params.head(c).data, N, c.hidden_size, c.vocab_size, s.mm);
+      loss = native.crossEntropyForward(s.lse.data, s.logits!.data, s.targets, N, c.vocab_size);
     }
-    const head = this.params.head(c).data;
-    linearForward(s.logits!.data, s.hF.data, head, N, c.hidden_size, c.vocab_size, s.mm);
-    return native.crossEntropyForward(s.lse.data, s.logits!.data, s.targets, N, c.vocab_size);
+    s.backwardReady = train || s.kernels === 'standard'; // only once the whole forward has run
+    return loss;
   }
 
   /** Forward to the logits of every position (s.logits, which the buffers must have). */

@@ -372,12 +372,10 @@ void micro_dp(const uint16_t* a, const uint16_t* b, int64_t kcp, const Out& o, b
   Out out = o;
   if (!first) out.beta = 1.0f;
   for (int r0 = 0; r0 < o.mr; r0 += 8) {
-    __m512 acc[8][2];
-    for (int i = 0; i < 8; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     // Rows r0..r0+7 lie in one 16-row panel: row i of it at panel + t * 512 + i * 32.
     const uint16_t* ar = a + (r0 / 16) * kcp * 16 + (r0 % 16) * 32;
-    Acc8x32 x;
-    acc_load(x, acc);
+    Acc8x32 x{};  // from zero
+    __m512 acc[8][2];
     for (int64_t k = 0; k < kcp; k += 2) {
       const int64_t t = k >> 5, kk = k & 31;
       const uint16_t* bt = b + t * 1024 + (kk >> 1) * 32;

@@ -103,7 +103,7 @@ inline void dp8x32(Acc8x32& a, const char* ap, int64_t rs, __m512 b0, __m512 b1)
 #undef LS_DP
 }
 
-// Row i, half h of the block, and a whole block from / to an array of [8][2] vectors.
+// The block from / to an array of [8][2] vectors: [row i][half h] = x<i><h>.
 inline void acc_load(Acc8x32& a, const __m512 (&v)[8][2]) {
   a = Acc8x32{v[0][0], v[0][1], v[1][0], v[1][1], v[2][0], v[2][1], v[3][0], v[3][1],
               v[4][0], v[4][1], v[5][0], v[5][1], v[6][0], v[6][1], v[7][0], v[7][1]};
