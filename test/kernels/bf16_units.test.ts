@@ -162,6 +162,38 @@ test('swigluUnitBackward: dgu of the kept bf16 gate/up against the float64 SwiGL
   }
 });
 
+test('gateUpSwiglu and swigluUnitBackward: the sigmoid\'s far tails (|gate| past 87, its exponent clamp) and NaN, every matrix unit', { skip: UNITS.length === 0 && 'no bf16 matrix unit on this CPU' }, () => {
+  // C = 1 and h = 1: gate and up are the weights themselves (bf16 values), so each feature f
+  // has gate G[f] and up 1.5 on every row.
+  const G = [-1e4, -300, -126, -90, -87.5, -86, -40, -1, 0, 1, 40, 86, 87.5, 90, 126, 300, 1e4, NaN].map(roundBf16Ref);
+  const F = G.length, N = 35, U1 = 1.5;
+  const h = new Float32Array(N).fill(1), W = Float32Array.from([...G, ...G.map(() => U1)]);
+  const gate = Float64Array.from({ length: N * F }, (_, i) => G[i % F]!), up = new Float64Array(N * F).fill(U1);
+  const dact = randArray(Float32Array, N * F, 17);
+  const act = new Float64Array(N * F), dg = new Float64Array(N * F), du = new Float64Array(N * F);
+  swigluForwardRef(act, gate, up, N * F);
+  swigluBackwardRef(dg, du, dact, gate, up, N * F);
+  // Past |gate| 87 the sigmoid is 1 or 2^-126 for e^-|gate|: silu is gate, or within 2^-126 |gate| of 0.
+  const near = (got: number, want: number, scale: number) =>
+    Number.isNaN(want) ? Number.isNaN(got) : Math.abs(got - want) <= 32 * U * scale + 2 ** -126 * (1 + scale);
+  for (const unit of UNITS)
+    withUnit(unit, () => {
+      const a = new Float32Array(N * F).fill(-7), gu = new Float32Array(N * 2 * F).fill(-7);
+      native.gateUpSwiglu(a, gu, h, W, N, 1, F);
+      const dgu = new Float32Array(N * 2 * F).fill(-7), a2 = new Float32Array(N * F).fill(-7);
+      native.swigluUnitBackward(dgu, a2, dact, gu, N, F);
+      for (let i = 0; i < N * F; i++) {
+        const n = Math.floor(i / F), f = i % F, g = gate[i]!, d = Math.abs(dact[i]!);
+        const what = `${unit} gate ${g}`;
+        assert.ok(Object.is(gu[n * 2 * F + f], Math.fround(g)) || (Number.isNaN(g) && Number.isNaN(gu[n * 2 * F + f]!)), `${what}: gu`);
+        assert.ok(near(a[i]!, act[i]!, Math.abs(g * U1)), `${what}: act ${a[i]}, expected ${act[i]}`);
+        assert.ok(Object.is(a2[i], a[i]), `${what}: backward's act ${a2[i]} is not forward's ${a[i]}`);
+        assert.ok(near(dgu[n * 2 * F + f]!, dg[i]!, d * U1 * (1.2 + Math.abs(g))), `${what}: dgate ${dgu[n * 2 * F + f]}, expected ${dg[i]}`);
+        assert.ok(near(dgu[n * 2 * F + F + f]!, du[i]!, d * Math.abs(g)), `${what}: dup ${dgu[n * 2 * F + F + f]}, expected ${du[i]}`);
+      }
+    });
+});
+
 test('linearCrossEntropy on a matrix unit (bf16 logits) against the float64 bf16-operand reference', { skip: UNITS.length === 0 && 'no bf16 matrix unit on this CPU' }, () => {
   // N across the 1024-row chunks; V not a multiple of 16 or 32; ignored targets (-1).
   const N = 1100, C = 48, V = 1001;

@@ -99,11 +99,6 @@ inline int64_t round_up(int64_t x, int64_t m) { return ceil_div(x, m) * m; }
 
 // ---- conversions and packing --------------------------------------------------------------
 
-// 32 bf16 (round to nearest even): lo's 16 values, then hi's. VCVTNE2PS2BF16 treats fp32
-// subnormal inputs as zero; they would be bf16 subnormals, which the units read as zero anyway,
-// so the products are those of convert.h's rounding.
-inline __m512i cvt2(__m512 hi, __m512 lo) { return (__m512i)_mm512_cvtne2ps_pbh(hi, lo); }
-
 alignas(64) constexpr uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
                                                   8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
 
@@ -264,38 +259,6 @@ inline void mm32(float* c, int64_t ti, int64_t tj, bool acc, const Mm& m) {
   }
 }
 
-// 2^t, the softmax's exponential (scores are kept in log2 units: scale * log2(e) folded into the
-// score scaling), for finite t <= 128: t = n + f with n an integer and |f| <= 1/2, 2^f by a
-// degree-6 polynomial (fitted for relative error: 1.6 ulp at most in fp32 over [-1/2, 1/2], like
-// the Cephes exp of kernels/vexp.h) and 2^n applied by VSCALEFPS: 9 instructions against vexp's
-// ~20, and the softmax's exponentials are this kernel's largest cost after the tile products.
-// Below 2^-126 the result underflows, flushed to 0 by FlushDenormals (below) rather than costing
-// a microcode assist; masked scores are zeroed by the caller, never passed as -inf.
-inline __m512 vexp2(__m512 t) {
-  const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 f = _mm512_sub_ps(t, n);
-  __m512 p = _mm512_set1_ps(1.535360497655347e-4f);
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.339887036010623e-3f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.61843691766262e-3f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5503323674201965e-2f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022647738456726e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931471824645996e-1f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(p, n);
-}
-
-// Subnormal fp32 results (the exponentials of very negative scores, products of them) flushed
-// to zero and subnormal inputs read as zero (the units and VCVTNE2PS2BF16 do so already) while a
-// thread runs this kernel: a subnormal result otherwise costs a microcode assist of ~100 cycles
-// (measured: the masked scores of the diagonal tiles made the whole forward 1.5x slower). The
-// thread's MXCSR is restored at the end of the parallel region.
-struct FlushDenormals {
-  unsigned saved;
-  FlushDenormals() : saved(_mm_getcsr()) { _mm_setcsr(saved | 0x8040u); }  // FTZ | DAZ
-  ~FlushDenormals() { _mm_setcsr(saved); }
-};
-
-constexpr double kLog2e = 1.4426950408889634;
 constexpr double kLn2 = 0.6931471805599453;
 
 // The sizes of one call.

@@ -65,10 +65,6 @@ constexpr int kNR = 32;        // columns per B panel
 
 // ---- rounding and packing -------------------------------------------------------------------
 
-inline __mmask32 head_mask32(int64_t n) {
-  return n >= 32 ? static_cast<__mmask32>(0xFFFFFFFFu) : n <= 0 ? 0 : static_cast<__mmask32>((1u << n) - 1);
-}
-
 // Operands are fp32 (rounded here) or bf16 bits already (copied). Two access patterns serve
 // every pack:
 //   pair_rows: element j of rows k and k+1 (16 consecutive j) -> dword j = (row k, row k+1) pair.
@@ -225,18 +221,22 @@ struct Out {
   bool gu_bf16;
 };
 
-// Stores row i, half h (16 columns) of a tile from the vector acc.
+// Stores row i, half h (16 columns) of a tile from the vector acc into an fp32 C.
 inline void store_row(const Out& o, int i, int h, __m512 acc) {
   const __mmask16 m = head_mask(o.nr - 16 * h);
   __m512 r = _mm512_mul_ps(_mm512_set1_ps(o.alpha), acc);
-  if (o.bf16) {
-    uint16_t* p = static_cast<uint16_t*>(o.c) + i * o.ldc + 16 * h;
-    _mm256_mask_storeu_epi16(p, m, _mm512_cvtepi32_epi16(rne_lo(r)));
-    return;
-  }
   float* p = static_cast<float*>(o.c) + i * o.ldc + 16 * h;
   if (o.beta != 0.0f) r = _mm512_fmadd_ps(_mm512_set1_ps(o.beta), _mm512_maskz_loadu_ps(m, p), r);
   _mm512_mask_storeu_ps(p, m, r);
+}
+
+// Stores row i (32 columns: lo's 16, then hi's) of a tile into a bf16 C, alpha applied: one
+// VCVTNE2PS2BF16 (nearest even; an fp32 subnormal result becomes 0, as the units read a bf16
+// subnormal input) and one 64-byte store.
+inline void store_row_bf16(const Out& o, int i, __m512 lo, __m512 hi) {
+  const __m512 va = _mm512_set1_ps(o.alpha);
+  _mm512_mask_storeu_epi16(static_cast<uint16_t*>(o.c) + i * o.ldc, head_mask32(o.nr),
+                           cvt2(_mm512_mul_ps(va, hi), _mm512_mul_ps(va, lo)));
 }
 
 // Row `rows` of an fp32 or bf16 matrix with leading dimension ld (null stays null).
@@ -250,13 +250,21 @@ inline void* row_of(void* c, int64_t rows, int64_t ld, bool bf16) {
 // pass) share these, so the activation that backward rebuilds from the kept gate and up is
 // forward's bit for bit.
 
-// x rounded to the nearest bf16 value (rne_lo), as fp32.
-inline __m512 round_bf16x16(__m512 x) { return _mm512_castsi512_ps(_mm512_slli_epi32(rne_lo(x), 16)); }
+// x rounded to the nearest bf16 value, as fp32: VCVTNEPS2BF16 (an fp32 subnormal becomes 0, as
+// the units read a bf16 subnormal input), widened back.
+inline __m512 round_bf16x16(__m512 x) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x)), 16));
+}
 
-// sigmoid(g) = 1 / (1 + e^-g) by RCP14 and one Newton step (~1 ulp; VDIVPS would take a third
-// of the tile's TDPBF16PS time on its own).
+// sigmoid(g) = 1 / (1 + 2^(-g log2 e)) by vexp2 and RCP14 with one Newton step (~1 ulp; VDIVPS
+// would take a third of the tile's TDPBF16PS time on its own). The exponent is clamped to
+// [-125, 126], so nothing is subnormal (a microcode assist on Intel) or infinite (RCP14 and the
+// Newton step would make NaN): for g past +-87 the sigmoid is 1 or 2^-126 instead of the true
+// value, silu is then g or ~0 all the same (tested); NaN stays NaN.
 inline __m512 sigmoid16(__m512 g) {
-  const __m512 den = _mm512_add_ps(_mm512_set1_ps(1.0f), vexp512(_mm512_sub_ps(_mm512_setzero_ps(), g)));
+  const __m512 t = _mm512_mul_ps(g, _mm512_set1_ps(-1.4426950408889634f));
+  const __m512 tc = _mm512_max_ps(_mm512_set1_ps(-125.0f), _mm512_min_ps(_mm512_set1_ps(126.0f), t));
+  const __m512 den = _mm512_add_ps(_mm512_set1_ps(1.0f), vexp2(tc));
   const __m512 r0 = _mm512_rcp14_ps(den);
   return _mm512_mul_ps(r0, _mm512_fnmadd_ps(den, r0, _mm512_set1_ps(2.0f)));
 }
@@ -270,10 +278,11 @@ inline __m512 load16(const void* base, bool bf16, int64_t at, __mmask16 m) {
   return _mm512_maskz_loadu_ps(m, static_cast<const float*>(base) + at);
 }
 
-// Stores the first lanes of m of v at element `at`: fp32, or rounded once to bf16 (nearest even).
+// Stores the first lanes of m of v at element `at`: fp32, or rounded once to bf16 (nearest even,
+// VCVTNEPS2BF16: an fp32 subnormal becomes 0).
 inline void store16(void* base, bool bf16, int64_t at, __mmask16 m, __m512 v) {
   if (bf16)
-    _mm256_mask_storeu_epi16(static_cast<uint16_t*>(base) + at, m, _mm512_cvtepi32_epi16(rne_lo(v)));
+    _mm256_mask_storeu_epi16(static_cast<uint16_t*>(base) + at, m, (__m256i)_mm512_cvtneps_pbh(v));
   else
     _mm512_mask_storeu_ps(static_cast<float*>(base) + at, m, v);
 }
@@ -350,15 +359,7 @@ void micro_amx(const uint16_t* a, const uint16_t* b, int64_t kcp, const Out& o, 
   _tile_stored(3, local + 16 * 32 + 16, 128);
   if (o.epi != Epi::store) return swiglu_tile(o, local);
   if (o.bf16) {
-    // A whole row of 32 at once: one VCVTNE2PS2BF16 (nearest even; a subnormal result flushes
-    // to zero, as the units flush bf16 subnormal inputs) and one 64-byte store.
-    const __m512 va = _mm512_set1_ps(o.alpha);
-    const __mmask32 m = head_mask32(o.nr);
-    for (int i = 0; i < o.mr; ++i) {
-      const __m512 lo = _mm512_mul_ps(va, _mm512_load_ps(local + i * 32));
-      const __m512 hi = _mm512_mul_ps(va, _mm512_load_ps(local + i * 32 + 16));
-      _mm512_mask_storeu_epi16(static_cast<uint16_t*>(o.c) + i * o.ldc, m, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-    }
+    for (int i = 0; i < o.mr; ++i) store_row_bf16(o, i, _mm512_load_ps(local + i * 32), _mm512_load_ps(local + i * 32 + 16));
     return;
   }
   Out out = o;
@@ -395,6 +396,10 @@ void micro_dp(const uint16_t* a, const uint16_t* b, int64_t kcp, const Out& o, b
     }
     Out rowsout = out;
     rowsout.c = row_of(o.c, r0, o.ldc, o.bf16);
+    if (o.bf16) {
+      for (int i = 0; i < rows; ++i) store_row_bf16(rowsout, i, acc[i][0], acc[i][1]);
+      continue;
+    }
     for (int i = 0; i < rows; ++i)
       for (int h = 0; h < 2; ++h) store_row(rowsout, i, h, acc[i][h]);
   }

@@ -44,9 +44,13 @@ namespace {
 constexpr int64_t kChunkRows = 1024;
 
 // The softmax cross-entropy of one row of bf16 logits; in training the row becomes dlogits. ex
-// (V floats, training only) keeps exp(logit - max) from the sum's pass for the dlogits pass: one
-// exponential per logit instead of two, the same values (the kernels/linear_cross_entropy.cc
-// kernel keeps them in its fp32 row; here the row is bf16, so they go beside it).
+// (V floats rounded up to 32, training only) keeps exp(logit - max) from the sum's pass for the
+// dlogits pass: one exponential per logit instead of two, the same values (the
+// kernels/linear_cross_entropy.cc kernel keeps them in its fp32 row; here the row is bf16, so they
+// go beside it). The exponentials are tiles.h's vexp2 of (logit - max) log2 e, run under
+// FlushDenormals (the caller's): below e^-87 they are 0, as kernels/vexp.h's are. dlogits are
+// rounded 32 at a time by VCVTNE2PS2BF16 (nearest even; a subnormal becomes 0, as the units read a
+// bf16 subnormal input anyway).
 double softmax_row(uint16_t* row, int64_t V, int32_t t, float dloss, bool train, float* lse, float* ex) {
   __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   for (int64_t j = 0; j < V; j += 16) {
@@ -54,11 +58,17 @@ double softmax_row(uint16_t* row, int64_t V, int32_t t, float dloss, bool train,
     m = _mm512_mask_max_ps(m, k, m, load_bf16x16(row + j, k));
   }
   const float mx = _mm512_reduce_max_ps(m);
-  const __m512 vmx = _mm512_set1_ps(mx);
+  const __m512 log2e = _mm512_set1_ps(static_cast<float>(kLog2e)), vmx = _mm512_set1_ps(mx * static_cast<float>(kLog2e));
   __m512 s = _mm512_setzero_ps();
-  for (int64_t j = 0; j < V; j += 16) {
+  int64_t j = 0;
+  for (; j + 16 <= V; j += 16) {
+    const __m512 e = vexp2(_mm512_fmsub_ps(load_bf16x16(row + j, 0xFFFF), log2e, vmx));
+    if (train) _mm512_store_ps(ex + j, e);
+    s = _mm512_add_ps(s, e);
+  }
+  if (j < V) {  // the tail: lanes past V are 0 (loading 0 would give exp(-max))
     const __mmask16 k = head_mask(V - j);
-    const __m512 e = _mm512_maskz_mov_ps(k, vexp512(_mm512_sub_ps(load_bf16x16(row + j, k), vmx)));
+    const __m512 e = _mm512_maskz_mov_ps(k, vexp2(_mm512_fmsub_ps(load_bf16x16(row + j, k), log2e, vmx)));
     if (train) _mm512_store_ps(ex + j, e);
     s = _mm512_add_ps(s, e);
   }
@@ -72,10 +82,9 @@ double softmax_row(uint16_t* row, int64_t V, int32_t t, float dloss, bool train,
     return 0.0;
   }
   const __m512 scale = _mm512_set1_ps(dloss / sum);
-  for (int64_t j = 0; j < V; j += 16) {
-    const __mmask16 k = head_mask(V - j);
-    const __m512 p = _mm512_mul_ps(_mm512_load_ps(ex + j), scale);
-    _mm256_mask_storeu_epi16(row + j, k, _mm512_cvtepi32_epi16(rne_lo(p)));
+  for (int64_t j = 0; j < V; j += 32) {  // ex holds whole vectors up to V rounded to 32
+    const __m512 lo = _mm512_mul_ps(_mm512_load_ps(ex + j), scale), hi = _mm512_mul_ps(_mm512_load_ps(ex + j + 16), scale);
+    _mm512_mask_storeu_epi16(row + j, head_mask32(V - j), cvt2(hi, lo));
   }
   row[t] = bf16_from_f32(std::exp(x_t - mx) * (dloss / sum) - dloss);
   return double(l) - double(x_t);
@@ -112,7 +121,8 @@ double linear_cross_entropy(Unit unit, float* dx, float* dW, float* lse, const O
 #pragma omp parallel if (rows * V > (1 << 16))
     {
       // each thread's exponentials row: its workspace slot 1 (no other user during this call)
-      float* ex = train ? static_cast<float*>(thread_workspace(sizeof(float) * ceil_div(V, 16) * 16, 1)) : nullptr;
+      float* ex = train ? static_cast<float*>(thread_workspace(sizeof(float) * ceil_div(V, 32) * 32, 1)) : nullptr;
+      FlushDenormals ftz;  // the exponentials' underflow (softmax_row)
 #pragma omp for schedule(static)
       for (int64_t r = 0; r < rows; ++r)
         row_loss[r] = softmax_row(logits + r * V, V, targets[n0 + r], dloss, train, lse + n0 + r, ex);

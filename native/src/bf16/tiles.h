@@ -1,7 +1,8 @@
 // Building blocks shared by the bf16 unit kernels (gemm_bf16.cc, flash_attention_bf16.cc,
-// peak_bf16.cc, head_bf16.cc): the AMX tile configuration, edge masks, RNE rounding and exp on a zmm, and the
-// 16x16 dword transpose that turns row pairs into VNNI tiles. Compiled only into the ls_bf16 library
-// (AVX-512 BF16 + AMX enabled).
+// peak_bf16.cc, head_bf16.cc): the AMX tile configuration, edge masks, RNE rounding (convert.h's
+// recipe, and VCVTNE2PS2BF16 for values the units read), exp and 2^x on a zmm with the denormal
+// flush of the softmaxes, the 16x16 dword transpose that turns row pairs into VNNI tiles, and the
+// VDPBF16PS register block. Compiled only into the ls_bf16 library (AVX-512 BF16 + AMX enabled).
 #pragma once
 #include <immintrin.h>
 
@@ -35,6 +36,11 @@ inline __mmask16 head_mask(int64_t n) {
   return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1);
 }
 
+// The first min(n, 32) lanes (none when n <= 0).
+inline __mmask32 head_mask32(int64_t n) {
+  return n >= 32 ? static_cast<__mmask32>(0xFFFFFFFFu) : n <= 0 ? 0 : static_cast<__mmask32>((1u << n) - 1);
+}
+
 // 16 floats -> 16 dwords whose low halves are the bf16 bits (high halves zero): convert.h's
 // recipe (nearest even, NaN kept and quieted, subnormals rounded) in AVX-512.
 inline __m512i rne_lo(__m512 x) {
@@ -56,6 +62,45 @@ inline __m512 load_bf16x16(const uint16_t* p, __mmask16 m) {
 inline __m512 vexp512(__m512 x) {
   return reinterpret_cast<__m512>(LS_ISA::vexp(reinterpret_cast<LS_ISA::vfloat>(x)));
 }
+
+// 2^t for finite t <= 128, the exponential of the kernels' softmaxes (flash attention keeps its
+// scores in log2 units, scale * log2(e) folded into the score scaling; the head's softmax and the
+// SwiGLU's sigmoid multiply by log2(e) in the same FMA that subtracts): t = n + f with n an
+// integer and |f| <= 1/2, 2^f by a degree-6 polynomial (fitted for relative error: 1.6 ulp at most
+// in fp32 over [-1/2, 1/2], like the Cephes exp of kernels/vexp.h) and 2^n applied by VSCALEFPS:
+// 9 instructions against vexp512's ~20. Below 2^-126 the result is subnormal: a caller either
+// runs under FlushDenormals (below), which flushes it to 0 instead of costing a microcode assist,
+// or keeps t >= -125. Never pass -inf.
+constexpr double kLog2e = 1.4426950408889634;
+
+inline __m512 vexp2(__m512 t) {
+  const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(t, n);
+  __m512 p = _mm512_set1_ps(1.535360497655347e-4f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.339887036010623e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.61843691766262e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5503323674201965e-2f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022647738456726e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931471824645996e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+// Subnormal fp32 results (the exponentials of very negative scores, products of them) flushed
+// to zero and subnormal inputs read as zero (the units and VCVTNE2PS2BF16 do so already) while a
+// thread runs a softmax: a subnormal result otherwise costs a microcode assist of ~100 cycles on
+// Intel (measured: the masked scores of flash attention's diagonal tiles made its whole forward
+// 1.5x slower). Scoped: the thread's MXCSR is restored when it ends.
+struct FlushDenormals {
+  unsigned saved;
+  FlushDenormals() : saved(_mm_getcsr()) { _mm_setcsr(saved | 0x8040u); }  // FTZ | DAZ
+  ~FlushDenormals() { _mm_setcsr(saved); }
+};
+
+// 32 bf16 (round to nearest even): lo's 16 values, then hi's. VCVTNE2PS2BF16 treats fp32
+// subnormal inputs as zero; they would be bf16 subnormals, which the units read as zero anyway,
+// so the products are those of convert.h's rounding.
+inline __m512i cvt2(__m512 hi, __m512 lo) { return (__m512i)_mm512_cvtne2ps_pbh(hi, lo); }
 
 // In-register transpose of a 16x16 dword matrix (r[i] holds row i).
 inline void transpose16(__m512i r[16]) {
