@@ -41,10 +41,12 @@ function reference(ta: boolean, tb: boolean, M: number, N: number, K: number, al
 
 interface Shape { M: number; N: number; K: number }
 // Tile edges (16, 32), K across 512-blocks (1100), N across 1024-column blocks (1030), M across
-// 256-row blocks (300), and 1 x 1 x 1.
+// 128-row blocks (300), and 1 x 1 x 1. VDPBF16PS reads a bf16 A in place where a block needs no
+// padding (k a multiple of 32: 576, 96 and the first of 1100's two blocks; whole 32-row panels:
+// 160 = 128 + 32, not the last 72 rows of 200) and packs the rest; lda = K + 1 is odd.
 const SHAPES: Shape[] = [
   { M: 1, N: 1, K: 1 }, { M: 17, N: 33, K: 31 }, { M: 33, N: 47, K: 65 }, { M: 300, N: 40, K: 100 },
-  { M: 40, N: 1030, K: 70 }, { M: 64, N: 64, K: 1100 },
+  { M: 40, N: 1030, K: 70 }, { M: 64, N: 64, K: 1100 }, { M: 160, N: 17, K: 576 }, { M: 200, N: 40, K: 96 },
 ];
 
 test('bf16GemmEx: fp32 / bf16 A, B and C, B packed whole or per call, all transposes, every matrix unit', { skip: UNITS.length === 0 && 'no bf16 matrix unit on this CPU' }, () => {

@@ -14,6 +14,8 @@
 //             (6-7: columns 0-15, 16-31), 4 TDPBF16PS per 32 k.
 //             AVX-512 BF16: 8 rows x 32 columns in 16 zmm, A pairs broadcast, VDPBF16PS.
 //
+// On VDPBF16PS a bf16 A that needs no padding is read in place instead (a_in_place below).
+//
 // Packed layouts are tile-major, so every tile load reads 1 KiB of consecutive bytes (stride 64)
 // and the A and B streams are sequential for the hardware prefetchers (row-major panels, one
 // tile row every 128 bytes or every KCP elements, ran ~1.4x slower). K is padded to KCP (a
@@ -62,6 +64,15 @@ constexpr int64_t kNC = 1024;  // columns per B block: 1 MiB of bf16, shared, in
 constexpr int64_t kMC = 128;   // rows per A block: 128 KiB per thread, leaving L2 to the B block
                                // (measured: 1.0-1.2x over 256 rows on the S and head shapes; 64 the same)
 constexpr int kNR = 32;        // columns per B panel
+
+// A read in place instead of packed (VDPBF16PS only): a block of bf16 A, not transposed, with no
+// k padding (kc a multiple of 32) and whole 32-row panels is read by the micro-kernel straight
+// from its rows, as oneDNN's brgemm reads A; anything else is packed. On Zen 4 (2 threads,
+// interleaved in one process): 1.04-1.06x on the long-K shapes of S (the down projection, dh from
+// dgu, the head's dx), 1.02x at K 1024, the same at K 512. AMX keeps packing A: its micro-panel
+// is reused from L1 across the B panels, and rows at a power-of-two stride (1024 or 2048 bf16)
+// would share too few of L1's sets to stay there; not yet measured on an AMX machine.
+inline bool a_in_place(bool amx, const Operand& A) { return !amx && A.bf16 && !A.trans && A.packed == nullptr; }
 
 // ---- rounding and packing -------------------------------------------------------------------
 
@@ -304,13 +315,24 @@ void swiglu_tile(const Out& o, const float* local) {
 
 // ---- AMX ------------------------------------------------------------------------------------
 
+// A 32-row micro-panel of op(A) for kcp k: packed (ld 0; tiles as at the top, its second 16-row
+// panel kcp * 16 elements on) or read in place (ld > 0: row-major bf16 rows at stride ld, the
+// k block starting at p; whole rows and k, no padding needed: see run_thread).
+struct APanel {
+  const uint16_t* p;
+  int64_t ld;
+};
+
 // Tiles 0-3 (C) += A micro-panel (32 rows: two 16-row panels) . B panel (kcp x 32).
-inline void amx_tile_loop(const uint16_t* a, const uint16_t* b, int64_t kcp) {
-  const uint16_t* a1 = a + kcp * 16;
+inline void amx_tile_loop(const APanel& a, const uint16_t* b, int64_t kcp) {
+  // a 16 x 32 tile of A: 16 rows of 64 bytes, at stride 64 (packed) or ld (in place)
+  const int64_t stride = a.ld ? a.ld * 2 : 64, step = a.ld ? 32 : 512;
+  const uint16_t* a0 = a.p;
+  const uint16_t* a1 = a.p + (a.ld ? 16 * a.ld : kcp * 16);
   for (int64_t t = 0; t < kcp / 32; ++t) {
-    _tile_loadd(4, a + t * 512, 64);
+    _tile_loadd(4, a0 + t * step, stride);
     _tile_loadd(6, b + t * 1024, 64);
-    _tile_loadd(5, a1 + t * 512, 64);
+    _tile_loadd(5, a1 + t * step, stride);
     _tile_loadd(7, b + t * 1024 + 512, 64);
     _tile_dpbf16ps(0, 4, 6);
     _tile_dpbf16ps(1, 4, 7);
@@ -321,7 +343,7 @@ inline void amx_tile_loop(const uint16_t* a, const uint16_t* b, int64_t kcp) {
 
 // One 32 x 32 tile of C from an A micro-panel and a B panel. `first`: the first K block (beta
 // applies; later blocks accumulate into C).
-void micro_amx(const uint16_t* a, const uint16_t* b, int64_t kcp, const Out& o, bool first, float* local) {
+void micro_amx(const APanel& a, const uint16_t* b, int64_t kcp, const Out& o, bool first, float* local) {
   const bool accumulate = !first || o.beta != 0.0f;
   if (o.epi == Epi::store && !o.bf16 && o.alpha == 1.0f && (!accumulate || !first || o.beta == 1.0f) && o.mr == 32 &&
       o.nr == 32) {
@@ -368,20 +390,30 @@ void micro_amx(const uint16_t* a, const uint16_t* b, int64_t kcp, const Out& o, 
     for (int h = 0; h < 2; ++h) store_row(out, i, h, _mm512_load_ps(local + i * 32 + 16 * h));
 }
 
+// The 8 x 32 block of rows ar, ar + rs, ... (rs in elements) times the B panel: packed A tiles
+// (kInPlace false: rs 32, the next 32 k 512 elements on) or rows in place (the next 32 k 32
+// elements on).
+template <bool kInPlace>
+inline void dp_block(Acc8x32& x, const uint16_t* ar, int64_t rs, const uint16_t* b, int64_t kcp) {
+  const int64_t rsb = kInPlace ? rs * 2 : 64, step = kInPlace ? 32 : 512;
+  for (int64_t k = 0; k < kcp; k += 2) {
+    const int64_t t = k >> 5, kk = k & 31;
+    const uint16_t* bt = b + t * 1024 + (kk >> 1) * 32;
+    dp8x32(x, reinterpret_cast<const char*>(ar + t * step + kk), rsb, _mm512_load_ps(bt), _mm512_load_ps(bt + 512));
+  }
+}
+
 // AVX-512 BF16: rows of the 32-row micro-panel in groups of 8; 8 x 32 accumulators in zmm.
-void micro_dp(const uint16_t* a, const uint16_t* b, int64_t kcp, const Out& o, bool first, float* local) {
+void micro_dp(const APanel& a, const uint16_t* b, int64_t kcp, const Out& o, bool first, float* local) {
   Out out = o;
   if (!first) out.beta = 1.0f;
   for (int r0 = 0; r0 < o.mr; r0 += 8) {
-    // Rows r0..r0+7 lie in one 16-row panel: row i of it at panel + t * 512 + i * 32.
-    const uint16_t* ar = a + (r0 / 16) * kcp * 16 + (r0 % 16) * 32;
     Acc8x32 x{};  // from zero
     __m512 acc[8][2];
-    for (int64_t k = 0; k < kcp; k += 2) {
-      const int64_t t = k >> 5, kk = k & 31;
-      const uint16_t* bt = b + t * 1024 + (kk >> 1) * 32;
-      dp8x32(x, reinterpret_cast<const char*>(ar + t * 512 + kk), 64, _mm512_load_ps(bt), _mm512_load_ps(bt + 512));
-    }
+    if (a.ld)
+      dp_block<true>(x, a.p + r0 * a.ld, a.ld, b, kcp);
+    else  // rows r0..r0+7 lie in one 16-row panel: row i of it at panel + t * 512 + i * 32
+      dp_block<false>(x, a.p + (r0 / 16) * kcp * 16 + (r0 % 16) * 32, 32, b, kcp);
     acc_store(x, acc);
     const int rows = std::min(8, o.mr - r0);
     if (o.epi != Epi::store) {
@@ -405,7 +437,7 @@ void micro_dp(const uint16_t* a, const uint16_t* b, int64_t kcp, const Out& o, b
   }
 }
 
-using MicroFn = void (*)(const uint16_t*, const uint16_t*, int64_t, const Out&, bool, float*);
+using MicroFn = void (*)(const APanel&, const uint16_t*, int64_t, const Out&, bool, float*);
 
 struct Problem {
   int64_t M, N, K;
@@ -464,6 +496,7 @@ void run_thread(const Problem& p, int tid, int nthreads) {
   uint16_t* Ap = reinterpret_cast<uint16_t*>(ws + lead);
   float* local = reinterpret_cast<float*>(ws + lead + a_bytes);
   const size_t esize = p.c_bf16 ? 2 : 4;
+  const bool in_place_ok = a_in_place(p.amx, p.A);
   int iter = 0;
   for (int64_t jc = 0; jc < p.N; jc += p.nc_max) {
     const int64_t nc = std::min(p.nc_max, p.N - jc), npanels = ceil_div(nc, kNR);
@@ -492,7 +525,9 @@ void run_thread(const Problem& p, int tid, int nthreads) {
       const bool first = pc == 0;
       for (int64_t ic = r0; ic < r1; ic += kMC) {
         const int64_t mc = std::min(kMC, r1 - ic), mcp = ceil_div(mc, 32) * 32;
-        pack_a(Ap, p.A, ic, mc, mcp, pc, kc, kcp);
+        // A read in place: bf16 rows, no k padding in this block, whole 32-row panels
+        const bool in_place = in_place_ok && kc == kcp && mc == mcp;
+        if (!in_place) pack_a(Ap, p.A, ic, mc, mcp, pc, kc, kcp);
         // Row panels outer, B panels inner: the A micro-panel stays in L1 while the B block
         // streams from L2, and C is written along its rows. Measured against B panels outer
         // (2 threads, AMX, S shapes and the head's): 1.05-1.15x on the projections, 1.35x on
@@ -511,7 +546,9 @@ void run_thread(const Problem& p, int tid, int nthreads) {
               o.gu_bf16 = p.gu_bf16;
               o.f0 = 16 * (jc / kNR + q);
             }
-            micro(Ap + a_tile(i / 16, 0, kcp), b, kcp, o, first, local);
+            const APanel ap = in_place ? APanel{static_cast<const uint16_t*>(p.A.data) + (ic + i) * p.A.ld + pc, p.A.ld}
+                                       : APanel{Ap + a_tile(i / 16, 0, kcp), 0};
+            micro(ap, b, kcp, o, first, local);
           }
         }
       }
