@@ -173,6 +173,28 @@ void pack_b_t(uint16_t* dst, int64_t pstride, const Operand& b, int64_t pc, int6
               int64_t nc, int64_t q0, int64_t q1, int64_t gu_F) {
   for (int64_t q = q0; q < q1; ++q) {
     uint16_t* panel = dst + q * pstride;
+    if (kBf16 && !b.trans && gu_F == 0) {
+      // bf16 rows k, k+1, the panel's 32 columns at once: interleaved by VPUNPCK[LH]WD (per
+      // 128-bit lane L, columns 8L..8L+3 in the low and 8L+4..8L+7 in the high dwords), put back
+      // in column order by VPERMT2D, one tile row of each half.
+      alignas(64) static constexpr int32_t kLo[16] = {0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23};
+      alignas(64) static constexpr int32_t kHi[16] = {8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31};
+      const __m512i ilo = _mm512_load_si512(kLo), ihi = _mm512_load_si512(kHi);
+      const int64_t col0 = j0 + q * kNR;
+      const __mmask32 m = head_mask32(nc - q * kNR);
+      for (int64_t kb = 0; kb < kcp; kb += 32) {
+        uint16_t* tile = panel + kb * kNR;
+        for (int p = 0; p < 16; ++p) {
+          const int64_t k = kb + 2 * p;
+          const __m512i x = k < kc ? _mm512_maskz_loadu_epi16(m, at<true>(b.data, b.ld, pc + k, col0)) : _mm512_setzero_si512();
+          const __m512i y = k + 1 < kc ? _mm512_maskz_loadu_epi16(m, at<true>(b.data, b.ld, pc + k + 1, col0)) : _mm512_setzero_si512();
+          const __m512i l = _mm512_unpacklo_epi16(x, y), h = _mm512_unpackhi_epi16(x, y);
+          _mm512_store_si512(tile + p * 32, _mm512_permutex2var_epi32(l, ilo, h));
+          _mm512_store_si512(tile + 512 + p * 32, _mm512_permutex2var_epi32(l, ihi, h));
+        }
+      }
+      continue;
+    }
     for (int half = 0; half < 2; ++half) {
       // First column of op(B) in this half, and how many are valid (may be <= 0).
       const int64_t col0 = gu_F > 0 ? half * gu_F + 16 * q : j0 + q * kNR + half * 16;
