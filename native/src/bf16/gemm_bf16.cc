@@ -72,7 +72,7 @@ constexpr int kNR = 32;        // columns per B panel
 // dgu, the head's dx), 1.02x at K 1024, the same at K 512. AMX keeps packing A: its micro-panel
 // is reused from L1 across the B panels, and rows at a power-of-two stride (1024 or 2048 bf16)
 // would share too few of L1's sets to stay there; not yet measured on an AMX machine.
-inline bool a_in_place(bool amx, const Operand& A) { return !amx && A.bf16 && !A.trans && A.packed == nullptr; }
+inline bool a_in_place(bool amx, const Operand& A) { return !amx && A.bf16 && !A.trans; }
 
 // ---- rounding and packing -------------------------------------------------------------------
 

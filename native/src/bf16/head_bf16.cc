@@ -17,7 +17,7 @@
 //
 // Memory: R x V bf16 in workspace slot 2 and the two packed weights in slot 3 of the calling
 // thread (the GEMMs use slot 0; slot 3 is otherwise only sum_squares', never during this call);
-// in training one row of V fp32 exponentials in slot 1 of each thread.
+// in training one row of V fp32 exponentials (rounded up to 32) in slot 1 of each thread.
 // Determinism: as the fp32 kernel (fixed R, one thread per row, deterministic GEMMs).
 #include <immintrin.h>
 #include <omp.h>
