@@ -103,6 +103,7 @@ export function markdownReport(m: BenchMachine, o: { steps: number; warmup: numb
   out.push(`| ISA path | ${m.isa} (available: ${m.available_isas.join(', ')}${m.amx ? '; AMX present' : ''}${m.avx512_bf16 ? '; AVX512-BF16 present' : ''}) |`);
   out.push(`| peak | ${m.peak_gflops === null ? 'n/a' : `${m.peak_gflops.toFixed(1)} GFLOP/s fp32`} at ${m.threads} threads, measured by \`litespark peak\` (${m.peak_measured_at ?? 'n/a'}) |`);
   if (m.bf16_unit) out.push(`| bf16 peak | ${m.bf16_peak_gflops === null ? 'n/a' : `${m.bf16_peak_gflops.toFixed(1)} GFLOP/s`} on ${m.bf16_unit} at ${m.threads} threads: bf16 rows' MFU is against it |`);
+  for (const n of m.peak_notes) out.push(`| peak re-measured | ${n} |`);
   out.push(`| energy | ${m.energy} |`);
   out.push(`| date | ${m.date} |`);
   out.push(`| commit | ${m.commit ?? 'n/a'}${m.dirty ? ' (with uncommitted changes)' : ''} |`);

@@ -93,6 +93,7 @@ export async function benchCommand(opts: BenchCommandOptions): Promise<number> {
     say();
     process.stdout.write(textReport(result.rows));
     if (!opts.kernelsOnly) say(`J/token (~ = estimated) over the measured steps of each row, one meter for all: ${result.machine.energy}`);
+    for (const n of result.machine.peak_notes) say(`peak re-measured: ${n}`);
     say(`rows: ${result.jsonFiles.join(', ')}; report: ${result.markdownFile}`);
     // Failed rows are reported, not fatal: the run itself succeeded if it wrote its results.
     return 0;
