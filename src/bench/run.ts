@@ -7,10 +7,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { native } from '../kernels/native.js';
+import { native, type Bf16Unit } from '../kernels/native.js';
 import { machineInfo } from '../metrics/machine.js';
 import { getPeak } from '../metrics/peak.js';
-import type { Bf16Unit } from '../kernels/native.js';
 import { describeMeter, openEnergyMeter, type EnergyMeterSpec } from '../metrics/energy.js';
 import type { BenchJob, KernelsJob, StepJob, WorkerEvent } from './job.js';
 import { markdownReport } from './report.js';
@@ -200,8 +199,8 @@ export function describeBenchMachine(threads: number, dtypes: readonly BenchDtyp
 
 /**
  * No row runs faster than its unit can: a row at 100% MFU or more, or a GEMM at 100% of the peak
- * or more, means the peak it was divided by (cached, or measured at the start of the run) was
- * measured while other work held the cores of this shared machine. That dtype's peak is then
+ * or more, most likely means the peak it was divided by (cached, or measured at the start of the
+ * run) was measured while other work held the cores of this shared machine. That dtype's peak is then
  * measured again, once (`litespark peak --remeasure`: the cache is rewritten), and where the new
  * peak is higher the dtype's rows and the machine header take it. (BENCH.md's 12·L·d·T counts the
  * whole T x T attention a causal kernel half skips, so at long sequences MFU could pass 100% on a
