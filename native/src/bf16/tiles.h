@@ -1,14 +1,12 @@
 // Building blocks shared by the bf16 unit kernels (gemm_bf16.cc, flash_attention_bf16.cc,
 // peak_bf16.cc, head_bf16.cc): the AMX tile configuration, edge masks, RNE rounding (convert.h's
-// recipe, and VCVTNE2PS2BF16 for values the units read), exp and 2^x on a zmm with the denormal
-// flush of the softmaxes, the 16x16 dword transpose that turns row pairs into VNNI tiles, and the
+// recipe, and VCVTNE2PS2BF16 for values the units read), 2^x on a zmm with the denormal flush
+// of the softmaxes, the 16x16 dword transpose that turns row pairs into VNNI tiles, and the
 // VDPBF16PS register block. Compiled only into the ls_bf16 library (AVX-512 BF16 + AMX enabled).
 #pragma once
 #include <immintrin.h>
 
 #include <cstdint>
-
-#include "kernels/vexp.h"
 
 namespace ls {
 namespace bf16 {
@@ -58,19 +56,14 @@ inline __m512 load_bf16x16(const uint16_t* p, __mmask16 m) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
 }
 
-// exp of 16 floats: kernels/vexp.h's polynomial (~1 ulp) on a zmm.
-inline __m512 vexp512(__m512 x) {
-  return reinterpret_cast<__m512>(LS_ISA::vexp(reinterpret_cast<LS_ISA::vfloat>(x)));
-}
-
 // 2^t for finite t <= 128, the exponential of the kernels' softmaxes (flash attention keeps its
-// scores in log2 units, scale * log2(e) folded into the score scaling; the head's softmax and the
-// SwiGLU's sigmoid multiply by log2(e) in the same FMA that subtracts): t = n + f with n an
-// integer and |f| <= 1/2, 2^f by a degree-6 polynomial (fitted for relative error: 1.6 ulp at most
-// in fp32 over [-1/2, 1/2], like the Cephes exp of kernels/vexp.h) and 2^n applied by VSCALEFPS:
-// 9 instructions against vexp512's ~20. Below 2^-126 the result is subnormal: a caller either
-// runs under FlushDenormals (below), which flushes it to 0 instead of costing a microcode assist,
-// or keeps t >= -125. Never pass -inf.
+// scores in log2 units, scale * log2(e) folded into the score scaling; the head's softmax
+// multiplies by log2(e) in the FMA that subtracts the max, the SwiGLU's sigmoid before clamping):
+// t = n + f with n an integer and |f| <= 1/2, 2^f by a degree-6 polynomial (fitted for relative
+// error: 1.6 ulp at most in fp32 over [-1/2, 1/2], like the Cephes exp of kernels/vexp.h) and 2^n
+// applied by VSCALEFPS: 9 instructions against that exp's ~20. Below 2^-126 the result is
+// subnormal: a caller either runs under FlushDenormals (below), which flushes it to 0 instead of
+// costing a microcode assist, or keeps t >= -125. Never pass -inf.
 constexpr double kLog2e = 1.4426950408889634;
 
 inline __m512 vexp2(__m512 t) {
