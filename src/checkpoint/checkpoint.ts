@@ -25,6 +25,7 @@ import { parseConfig, type Config, type ModelConfig } from '../config/schema.js'
 import { fsyncDirectory, writeDurable } from '../data/files.js';
 import type { LoaderCursor } from '../data/loader.js';
 import { loadTokenizer, type Tokenizer } from '../data/tokenizer.js';
+import type { Precision } from '../model/linear.js';
 import { LlamaModel } from '../model/llama.js';
 import type { ParamStore } from '../model/params.js';
 import { fromHfLlamaConfig } from './hf_config.js';
@@ -327,7 +328,11 @@ export interface LoadedModel {
  * (config.json, tokenizer.json, model.safetensors or sharded model-*.safetensors with
  * model.safetensors.index.json; F32, BF16 or F16 weights).
  */
-export function loadModel(dir: string, opts: { kernels?: 'standard' | 'litespark'; verify?: 'size' | 'full' } = {}): LoadedModel {
+export function loadModel(
+  dir: string,
+  /** precision 'checkpoint': the dtype the checkpoint was trained in (fp32 for a Hugging Face directory). */
+  opts: { kernels?: 'standard' | 'litespark'; precision?: Precision | 'checkpoint'; verify?: 'size' | 'full' } = {},
+): LoadedModel {
   if (existsSync(join(dir, MANIFEST_FILE))) verifyCheckpoint(dir, opts.verify ?? 'full');
   else if (existsSync(join(dir, STATE_DIR))) {
     throw new CheckpointError(`${join(dir, MANIFEST_FILE)}: missing: the checkpoint was never completed (a save was interrupted)`);
@@ -341,7 +346,10 @@ export function loadModel(dir: string, opts: { kernels?: 'standard' | 'litespark
   if (tokenizer.vocabSize > mc.vocab_size) {
     throw new CheckpointError(`${tokPath}: the tokenizer has ${tokenizer.vocabSize} ids, config.json's vocab_size is ${mc.vocab_size}`);
   }
-  const model = new LlamaModel(mc, 'f32', opts.kernels ?? config.runtime.kernels, 'fp32');
+  // fp32 master weights either way; bf16 runs the products on the bf16 unit (a bf16 copy of the
+  // weights made on the first forward).
+  const precision = opts.precision === 'checkpoint' ? config.runtime.dtype : (opts.precision ?? 'fp32');
+  const model = new LlamaModel(mc, 'f32', opts.kernels ?? config.runtime.kernels, precision);
   loadWeights(dir, model.params, mc);
   const gen = readJsonIfPresent(join(dir, 'generation_config.json')) ?? readJsonIfPresent(join(dir, 'config.json')) ?? {};
   const id = (k: string, fallback: number): number | null => {

@@ -4,7 +4,7 @@ import { loadModel, resolveCheckpoint } from '../checkpoint/checkpoint.js';
 import type { SplitName } from '../data/shards.js';
 import { checkSameTokenizer, evaluateSplit } from '../infer/eval.js';
 import { native } from '../kernels/native.js';
-import { fmtCount } from './format.js';
+import { fmtCount, unitName } from './format.js';
 
 export interface EvalCliOptions {
   data: string;
@@ -14,6 +14,8 @@ export interface EvalCliOptions {
   seqLen?: number;
   threads?: number;
   kernels?: 'standard' | 'litespark';
+  /** Precision of the matrix products; default: the checkpoint's training dtype. */
+  dtype?: 'fp32' | 'bf16';
   json?: boolean;
 }
 
@@ -24,8 +26,11 @@ export async function evalCommand(path: string, opts: EvalCliOptions): Promise<n
   const threads = opts.threads && opts.threads > 0 ? opts.threads : availableParallelism();
   native.setThreads(threads);
   const dir = resolveCheckpoint(path);
-  const loaded = loadModel(dir, opts.kernels ? { kernels: opts.kernels } : {});
+  const loaded = loadModel(dir, { ...(opts.kernels ? { kernels: opts.kernels } : {}), precision: opts.dtype ?? 'checkpoint' });
   const { model, config } = loaded;
+  const dtype = model.precision;
+  // bf16 runs its products on the best bf16 unit; without one, on the fp32 kernels (rounded operands)
+  const unit = dtype === 'bf16' ? `bf16 on ${unitName(native.bf16Unit())}` : 'fp32';
   const maxLen = config.model.max_position_embeddings;
   const T = opts.seqLen ?? Math.min(config.train.seq_len, maxLen);
   if (T > maxLen) {
@@ -34,7 +39,7 @@ export async function evalCommand(path: string, opts: EvalCliOptions): Promise<n
   }
   checkSameTokenizer(opts.data, { tokenizer: loaded.tokenizer, where: `the checkpoint ${dir}` });
   const r = evaluateSplit(model, { dataDir: opts.data, split: opts.split, seqLen: T, batch: opts.batch, ...(opts.batches ? { batches: opts.batches } : {}) });
-  const info = { checkpoint: dir, data: opts.data, kernels: model.kernels, dtype: 'fp32', threads, isa: native.isa(), ...r };
+  const info = { checkpoint: dir, data: opts.data, kernels: model.kernels, dtype, matmulUnit: dtype === 'bf16' ? native.bf16Unit() : 'fp32', threads, isa: native.isa(), ...r };
   if (opts.json) {
     say(JSON.stringify(info));
     return 0;
@@ -45,6 +50,6 @@ export async function evalCommand(path: string, opts: EvalCliOptions): Promise<n
   say(`  tokens      ${fmtCount(r.tokens)}: ${r.batches} batches of ${r.batch} x ${r.seqLen}${capped}${fewer}`);
   say(`  loss        ${r.loss.toFixed(4)} (mean per token, nats)`);
   say(`  perplexity  ${r.perplexity.toFixed(3)}`);
-  say(`  speed       ${r.tokensPerSecond.toFixed(0)} tokens/s in ${r.seconds.toFixed(2)} s (forward only; ${model.kernels} kernels, fp32, ${threads} threads, ${native.isa()})`);
+  say(`  speed       ${r.tokensPerSecond.toFixed(0)} tokens/s in ${r.seconds.toFixed(2)} s (forward only; ${model.kernels} kernels, ${unit}, ${threads} threads, ${native.isa()})`);
   return 0;
 }

@@ -28,3 +28,8 @@ export function fmtDuration(s: number): string {
 export function fmtPct(x: number | null): string {
   return x === null ? 'n/a' : `${(x * 100).toFixed(1)}%`;
 }
+
+/** The bf16 matrix unit by name, as native.bf16Unit() reports it. */
+export function unitName(unit: string): string {
+  return unit === 'amx' ? 'AMX' : unit === 'avx512bf16' ? 'AVX-512 BF16' : 'fp32 FMA (no bf16 unit)';
+}

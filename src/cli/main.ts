@@ -138,6 +138,7 @@ export function buildProgram(): Command {
     .option('--seq-len <n>', "tokens per sequence (default: the checkpoint's train.seq_len)", int('--seq-len', 2))
     .option('--threads <n>', 'threads (0 = all cores)', int('--threads', 0))
     .addOption(new Option('--kernels <path>', "kernel path (default: the checkpoint's)").choices(['standard', 'litespark']))
+    .addOption(new Option('--dtype <dtype>', "precision of the matrix products (default: the checkpoint's training dtype)").choices(['fp32', 'bf16']))
     .option('--json', 'print one JSON object')
     .action(async (dir: string, opts) => {
       process.exitCode = await evalCommand(dir, opts);

@@ -5,7 +5,7 @@ import { parseOverride, resolveConfig } from '../config/load.js';
 import { CheckpointError, readModelConfig, readTrainerStateJson, resolveCheckpoint } from '../checkpoint/checkpoint.js';
 import type { Config } from '../config/schema.js';
 import { train, type StartInfo, type StepMetrics, type Summary } from '../train/trainer.js';
-import { fmtBytes, fmtCount, fmtDuration, fmtPct } from './format.js';
+import { fmtBytes, fmtCount, fmtDuration, fmtPct, unitName } from './format.js';
 
 export interface TrainOptions {
   preset?: string;
@@ -28,10 +28,6 @@ export interface TrainOptions {
 const say = (line = '') => process.stdout.write(line + '\n');
 
 /** How a bf16 unit is named to people. */
-function unitName(unit: string): string {
-  return unit === 'amx' ? 'AMX' : unit === 'avx512bf16' ? 'AVX-512 BF16' : 'fp32 FMA (no bf16 unit)';
-}
-
 function printStart(i: StartInfo): void {
   const c = i.config;
   const m = i.memory;

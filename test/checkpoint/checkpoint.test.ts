@@ -114,6 +114,21 @@ describe('checkpoint directory', () => {
     assert.deepEqual(flat(mm), flat(want));
   });
 
+  test("loadModel's precision: fp32 by default, the trainer state's dtype with 'checkpoint', fp32 master weights either way", () => {
+    const fp32 = config();
+    const bf16 = parseConfig({ ...fp32, runtime: { ...fp32.runtime, dtype: 'bf16' } });
+    const m = model(fp32, 9);
+    const a = saveStep(join(root, 'precision-fp32'), fp32, m, 1);
+    const b = saveStep(join(root, 'precision-bf16'), bf16, m, 1);
+    assert.equal(loadModel(b).model.precision, 'fp32');
+    assert.equal(loadModel(b, { precision: 'checkpoint' }).model.precision, 'bf16');
+    assert.equal(loadModel(a, { precision: 'checkpoint' }).model.precision, 'fp32');
+    assert.equal(loadModel(a, { precision: 'bf16' }).model.precision, 'bf16');
+    const loaded = loadModel(b, { precision: 'checkpoint' }).model;
+    assert.equal(loaded.params.dtype, 'f32');
+    assert.deepEqual(flat(loaded.params), flat(m.params));
+  });
+
   test('bf16 export halves the weights and rounds to nearest even', () => {
     const c = config({ tie_word_embeddings: true });
     const m = model(c, 8);

@@ -17,6 +17,7 @@ import { openPrepared } from '../../src/data/source.js';
 import { KvDecoder } from '../../src/infer/decoder.js';
 import { evaluateSplit } from '../../src/infer/eval.js';
 import { generateText } from '../../src/infer/generate.js';
+import { native } from '../../src/kernels/native.js';
 import { LlamaModel } from '../../src/model/llama.js';
 import { assertClose } from '../helpers.js';
 
@@ -96,6 +97,35 @@ test('eval --json reports the loss evaluateSplit computes on the same batches; p
   assert.match(text.out, /loss {8}\d+\.\d{4}/);
   assert.match(text.out, /perplexity {2}\d/);
   assert.match(text.out, /tokens\/s/);
+});
+
+test('eval --dtype bf16 is the bf16 model\'s loss on the same batches and names its unit; a Hugging Face directory defaults to fp32', async () => {
+  const { ckpt, data, model } = await ready;
+  const run = (dtype?: string) => {
+    const r = cli(['eval', ckpt, '--data', data, '--batches', '3', '--batch', '2', '--seq-len', '16', '--json', ...(dtype ? ['--dtype', dtype] : [])]);
+    assert.equal(r.code, 0, r.err);
+    return JSON.parse(r.out) as { loss: number; dtype: string; matmulUnit: string };
+  };
+  const opts = { dataDir: data, split: 'val' as const, seqLen: 16, batch: 2, batches: 3 };
+  const bf16 = new LlamaModel(mc, 'f32', 'litespark', 'bf16');
+  bf16.params.flat.data.set(model.params.flat.data);
+  const want = evaluateSplit(bf16, opts).loss;
+  const fp32 = evaluateSplit(model, opts).loss;
+  const got = run('bf16');
+  assert.equal(got.dtype, 'bf16');
+  assert.equal(got.matmulUnit, native.bf16Unit());
+  assertClose([got.loss], [want], { atol: 1e-6, rtol: 1e-6 }, 'bf16 loss');
+  // bf16 operands change the loss, by far less than the loss itself
+  assert.notEqual(want, fp32);
+  assertClose([want], [fp32], { atol: 0, rtol: 2e-2 }, 'bf16 against fp32');
+  const dflt = run();
+  assert.equal(dflt.dtype, 'fp32');
+  assert.equal(dflt.matmulUnit, 'fp32');
+  assertClose([dflt.loss], [fp32], { atol: 1e-6, rtol: 1e-6 }, 'default (fp32) loss');
+  const text = cli(['eval', ckpt, '--data', data, '--batches', '1', '--dtype', 'bf16']);
+  assert.equal(text.code, 0, text.err);
+  assert.match(text.out, /bf16 on (AMX|AVX-512 BF16|fp32 FMA)/);
+  assert.equal(cli(['eval', ckpt, '--data', data, '--dtype', 'fp16']).code, 2);
 });
 
 test('eval refuses data prepared with another tokenizer, naming both', async () => {
