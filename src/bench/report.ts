@@ -19,7 +19,10 @@ const joulesPerToken = (r: StepRow) =>
 export function stepTable(rows: StepRow[], markdown = false): Table {
   // recompute rows (`--recompute`) get their mode, activations and the ratios to the 'none' row
   const re = rows.some((r) => r.recompute !== undefined);
-  const head = ['config', 'kernels', 'dtype', ...(re ? ['recompute'] : []), 'tokens/s', 'step ms median (min-max)', 'MFU', 'peak memory', 'speedup', 'J/token'];
+  // runs of fp32 and bf16 rows: each bf16 row's tokens/s over its fp32 row
+  const dt = rows.some((r) => r.vs_fp32 !== undefined);
+  const head = ['config', 'kernels', 'dtype', ...(re ? ['recompute'] : []), 'tokens/s', 'step ms median (min-max)', 'MFU', 'peak memory', 'speedup',
+    ...(dt ? ['bf16 vs fp32'] : []), 'J/token'];
   if (re) head.push('activations', 'vs none: tokens/s, activations');
   if (markdown) head.push('native peak', 'memory report', ...(re ? [] : ['activations']));
   const body = rows.map((r) => {
@@ -30,6 +33,7 @@ export function stepTable(rows: StepRow[], markdown = false): Table {
       r.ok ? fmtPct(r.mfu) : '—',
       bytes(r.peak_bytes),
       r.kernels === 'standard' ? (r.ok ? '1.00x' : '—') : times(r.speedup),
+      ...(dt ? [times(r.vs_fp32 ?? null)] : []),
       joulesPerToken(r),
     ];
     if (re) {

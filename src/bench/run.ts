@@ -179,6 +179,17 @@ export function fillRecomputeRatios(rows: BenchRow[]): void {
   }
 }
 
+/** With fp32 and bf16 rows in one run: each bf16 row's tokens/s over the fp32 row of the same config, kernels and recompute mode. */
+export function fillDtypeRatios(rows: BenchRow[]): void {
+  const steps = rows.filter((r): r is StepRow => r.kind === 'step');
+  if (!steps.some((r) => r.dtype === 'fp32') || !steps.some((r) => r.dtype === 'bf16')) return;
+  for (const r of steps) {
+    if (r.dtype !== 'bf16') continue;
+    const fp32 = steps.find((s) => s.dtype === 'fp32' && s.config === r.config && s.kernels === r.kernels && s.recompute === r.recompute && s.ok);
+    r.vs_fp32 = r.ok && r.tokens_per_s !== null && fp32?.tokens_per_s ? r.tokens_per_s / fp32.tokens_per_s : null;
+  }
+}
+
 /** The machine header: CPU, threads, ISA path, measured peak (cached per machine), date, commit. */
 export function describeBenchMachine(threads: number, dtypes: readonly BenchDtype[] = ['fp32'], watts?: number): BenchMachine {
   const m = machineInfo();
@@ -296,6 +307,7 @@ export async function runBench(opts: BenchOptions, hooks: BenchHooks = {}): Prom
   recheckPeaks(machine, rows);
   fillSpeedups(rows);
   fillRecomputeRatios(rows);
+  fillDtypeRatios(rows);
 
   const options = { steps: opts.steps, warmup: opts.warmup, kernelsOnly: opts.kernelsOnly };
   const jsonText = JSON.stringify(rows, null, 2) + '\n';

@@ -133,6 +133,11 @@ export interface StepRow extends RowBase {
   recompute_speed?: number | null;
   /** Recompute rows other than 'none': activation_bytes over the 'none' row's. */
   recompute_memory?: number | null;
+  /**
+   * bf16 rows of a run that has fp32 rows too (`--dtype fp32,bf16`): tokens_per_s over the fp32 row
+   * of the same config, kernels and recompute mode (issue targets compare bf16 with fp32 in one run).
+   */
+  vs_fp32?: number | null;
 }
 
 /** One kernel measurement of `--kernels-only`. */
