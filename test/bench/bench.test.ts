@@ -97,6 +97,22 @@ test('bench --recompute none,selective,full: one row per mode with its activatio
   assert.match(r.out, /config\s+kernels\s+dtype\s+recompute\s+tokens\/s/);
 });
 
+test('bench --dtype fp32,bf16: the bf16 row names its unit and carries its tokens/s over the fp32 row', () => {
+  const json = join(tmp, 'dtype.json');
+  const r = cli(['bench', '--configs', 'nano', '--kernels', 'litespark', '--dtype', 'fp32,bf16', '--steps', '1', '--warmup', '0',
+    '--threads', '2', '--json', json, '--out', join(tmp, 'out-dtype')]);
+  assert.equal(r.code, 0, `stderr: ${r.err}\nstdout: ${r.out}`);
+  const rows = JSON.parse(readFileSync(json, 'utf8')) as Array<Record<string, unknown>>;
+  assert.deepEqual(rows.map((x) => x.dtype), ['fp32', 'bf16']);
+  const [fp32, bf16] = rows as [Record<string, unknown>, Record<string, unknown>];
+  for (const row of rows) assert.equal(row.ok, true, `${row.dtype}: ${row.error}`);
+  assert.ok(!Object.hasOwn(fp32, 'vs_fp32'));
+  assert.match(String(bf16.matmul_unit), /^(amx|avx512bf16|fp32)$/);
+  assert.ok(Math.abs((bf16.vs_fp32 as number) - (bf16.tokens_per_s as number) / (fp32.tokens_per_s as number)) < 1e-9, `vs_fp32 ${bf16.vs_fp32}`);
+  assert.match(r.out, /speedup\s+bf16 vs fp32\s+J\/token/);
+  assert.match(readFileSync(join(tmp, 'out-dtype', 'results.md'), 'utf8'), /\| bf16 vs fp32 \|/);
+});
+
 const BAD: Array<[string, string[], RegExp]> = [
   ['an unknown config', ['bench', '--configs', 'XS,XXL'], /unknown config 'XXL'/],
   ['an unknown kernel path', ['bench', '--kernels', 'standard,turbo'], /unknown kernels 'turbo'/],
