@@ -131,6 +131,9 @@ export function markdownReport(m: BenchMachine, o: { steps: number; warmup: numb
         (steps.some((r) => r.recompute !== undefined)
           ? ' Recompute rows: activations = the bytes a step keeps for backward (recompute buffers included); ' +
             '"vs none" = tokens/s and activations over the recompute none row of the same config, kernels and dtype, in this run.'
+          : '') +
+        (steps.some((r) => r.vs_fp32 !== undefined)
+          ? ' bf16 vs fp32 = a bf16 row\'s tokens/s ÷ the fp32 row\'s of the same config, kernels and recompute mode, in this run.'
           : ''),
       '',
       `J/token = energy of the measured steps ÷ their tokens, every row from the same meter (~: estimated): ${m.energy}.`,

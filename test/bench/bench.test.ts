@@ -110,7 +110,9 @@ test('bench --dtype fp32,bf16: the bf16 row names its unit and carries its token
   assert.match(String(bf16.matmul_unit), /^(amx|avx512bf16|fp32)$/);
   assert.ok(Math.abs((bf16.vs_fp32 as number) - (bf16.tokens_per_s as number) / (fp32.tokens_per_s as number)) < 1e-9, `vs_fp32 ${bf16.vs_fp32}`);
   assert.match(r.out, /speedup\s+bf16 vs fp32\s+J\/token/);
-  assert.match(readFileSync(join(tmp, 'out-dtype', 'results.md'), 'utf8'), /\| bf16 vs fp32 \|/);
+  const md = readFileSync(join(tmp, 'out-dtype', 'results.md'), 'utf8');
+  assert.match(md, /\| bf16 vs fp32 \|/);
+  assert.match(md, /bf16 vs fp32 = a bf16 row's tokens\/s/);
 });
 
 const BAD: Array<[string, string[], RegExp]> = [
