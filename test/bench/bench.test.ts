@@ -71,12 +71,16 @@ test('bench --configs XS writes a row per kernel path with every contract field,
   assert.match(r.out, /config\s+kernels\s+dtype\s+tokens\/s.*J\/token/);
 });
 
-test('bench --recompute none,selective,full: one row per mode with its activation bytes and the ratios to none', () => {
-  const json = join(tmp, 'recompute.json');
-  const r = cli(['bench', '--configs', 'nano', '--kernels', 'standard,litespark', '--recompute', 'none,selective,full', '--steps', '1', '--warmup', '0',
-    '--threads', '2', '--json', json, '--out', join(tmp, 'out-recompute')]);
+/** One measured step per row of the nano config with `flags`; its rows (--json) and terminal output. */
+function nanoBench(name: string, flags: string[]) {
+  const json = join(tmp, `${name}.json`);
+  const r = cli(['bench', '--configs', 'nano', ...flags, '--steps', '1', '--warmup', '0', '--threads', '2', '--json', json, '--out', join(tmp, `out-${name}`)]);
   assert.equal(r.code, 0, `stderr: ${r.err}\nstdout: ${r.out}`);
-  const rows = JSON.parse(readFileSync(json, 'utf8')) as Array<Record<string, unknown>>;
+  return { out: r.out, rows: JSON.parse(readFileSync(json, 'utf8')) as Array<Record<string, unknown>> };
+}
+
+test('bench --recompute none,selective,full: one row per mode with its activation bytes and the ratios to none', () => {
+  const { out, rows } = nanoBench('recompute', ['--kernels', 'standard,litespark', '--recompute', 'none,selective,full']);
   assert.deepEqual(rows.map((x) => `${x.kernels} ${x.recompute}`), [
     'standard none', 'standard selective', 'standard full', 'litespark none', 'litespark selective', 'litespark full']);
   for (const kernels of ['standard', 'litespark']) {
@@ -94,22 +98,18 @@ test('bench --recompute none,selective,full: one row per mode with its activatio
   const lit = rows.find((x) => x.kernels === 'litespark' && x.recompute === 'full')!;
   const std = rows.find((x) => x.kernels === 'standard' && x.recompute === 'full')!;
   assert.ok(Math.abs((lit.speedup as number) - (lit.tokens_per_s as number) / (std.tokens_per_s as number)) < 1e-9);
-  assert.match(r.out, /config\s+kernels\s+dtype\s+recompute\s+tokens\/s/);
+  assert.match(out, /config\s+kernels\s+dtype\s+recompute\s+tokens\/s/);
 });
 
 test('bench --dtype fp32,bf16: the bf16 row names its unit and carries its tokens/s over the fp32 row', () => {
-  const json = join(tmp, 'dtype.json');
-  const r = cli(['bench', '--configs', 'nano', '--kernels', 'litespark', '--dtype', 'fp32,bf16', '--steps', '1', '--warmup', '0',
-    '--threads', '2', '--json', json, '--out', join(tmp, 'out-dtype')]);
-  assert.equal(r.code, 0, `stderr: ${r.err}\nstdout: ${r.out}`);
-  const rows = JSON.parse(readFileSync(json, 'utf8')) as Array<Record<string, unknown>>;
+  const { out, rows } = nanoBench('dtype', ['--kernels', 'litespark', '--dtype', 'fp32,bf16']);
   assert.deepEqual(rows.map((x) => x.dtype), ['fp32', 'bf16']);
   const [fp32, bf16] = rows as [Record<string, unknown>, Record<string, unknown>];
   for (const row of rows) assert.equal(row.ok, true, `${row.dtype}: ${row.error}`);
   assert.ok(!Object.hasOwn(fp32, 'vs_fp32'));
   assert.match(String(bf16.matmul_unit), /^(amx|avx512bf16|fp32)$/);
   assert.ok(Math.abs((bf16.vs_fp32 as number) - (bf16.tokens_per_s as number) / (fp32.tokens_per_s as number)) < 1e-9, `vs_fp32 ${bf16.vs_fp32}`);
-  assert.match(r.out, /speedup\s+bf16 vs fp32\s+J\/token/);
+  assert.match(out, /speedup\s+bf16 vs fp32\s+J\/token/);
   const md = readFileSync(join(tmp, 'out-dtype', 'results.md'), 'utf8');
   assert.match(md, /\| bf16 vs fp32 \|/);
   assert.match(md, /bf16 vs fp32 = a bf16 row's tokens\/s/);
