@@ -516,8 +516,7 @@ void pack_query_tile(const Packed& pk, const void* q, bool q_bf16, const float* 
                                   : static_cast<const void*>(static_cast<const float*>(out) + off);
       __m512 acc = _mm512_setzero_ps();
       for (int64_t e = 0; e < d.D; e += 16) {
-        const __m512 x = load_row(dout + off, false, d.D, e);
-        const __m512 xr = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x)), 16));
+        const __m512 xr = round_bf16x16(load_row(dout + off, false, d.D, e));
         __m512 o = load_row(orow, out_bf16, d.D, e);
         if (!out_bf16) o = _mm512_castsi512_ps(_mm512_slli_epi32(rne_lo(o), 16));
         acc = _mm512_fmadd_ps(xr, o, acc);

@@ -280,14 +280,8 @@ inline void* row_of(void* c, int64_t rows, int64_t ld, bool bf16) {
 
 // ---- SwiGLU on the units' bf16 gate and up ----------------------------------------------------
 // The epilogue below (forward, and backward's recomputation) and swiglu_backward (its backward
-// pass) share these, so the activation that backward rebuilds from the kept gate and up is
-// forward's bit for bit.
-
-// x rounded to the nearest bf16 value, as fp32: VCVTNEPS2BF16 (an fp32 subnormal becomes 0, as
-// the units read a bf16 subnormal input), widened back.
-inline __m512 round_bf16x16(__m512 x) {
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x)), 16));
-}
+// pass) share these (and tiles.h's round_bf16x16), so the activation that backward rebuilds from
+// the kept gate and up is forward's bit for bit.
 
 // sigmoid(g) = 1 / (1 + 2^(-g log2 e)) by vexp2 and RCP14 with one Newton step (~1 ulp; VDIVPS
 // would take a third of the tile's TDPBF16PS time on its own). The exponent is clamped to

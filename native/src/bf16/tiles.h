@@ -95,6 +95,12 @@ struct FlushDenormals {
 // so the products are those of convert.h's rounding.
 inline __m512i cvt2(__m512 hi, __m512 lo) { return (__m512i)_mm512_cvtne2ps_pbh(hi, lo); }
 
+// x rounded to the nearest bf16 value, as fp32: VCVTNEPS2BF16 (an fp32 subnormal becomes 0, as
+// the units read a bf16 subnormal input), widened back.
+inline __m512 round_bf16x16(__m512 x) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x)), 16));
+}
+
 // In-register transpose of a 16x16 dword matrix (r[i] holds row i).
 inline void transpose16(__m512i r[16]) {
   __m512i t[16], u[16];
