@@ -30,7 +30,8 @@ export async function evalCommand(path: string, opts: EvalCliOptions): Promise<n
   const { model, config } = loaded;
   const dtype = model.precision;
   // bf16 runs its products on the best bf16 unit; without one, on the fp32 kernels (rounded operands)
-  const unit = dtype === 'bf16' ? `bf16 on ${unitName(native.bf16Unit())}` : 'fp32';
+  const matmulUnit = dtype === 'bf16' ? native.bf16Unit() : 'fp32';
+  const unit = dtype === 'bf16' ? `bf16 on ${unitName(matmulUnit)}` : 'fp32';
   const maxLen = config.model.max_position_embeddings;
   const T = opts.seqLen ?? Math.min(config.train.seq_len, maxLen);
   if (T > maxLen) {
@@ -39,7 +40,7 @@ export async function evalCommand(path: string, opts: EvalCliOptions): Promise<n
   }
   checkSameTokenizer(opts.data, { tokenizer: loaded.tokenizer, where: `the checkpoint ${dir}` });
   const r = evaluateSplit(model, { dataDir: opts.data, split: opts.split, seqLen: T, batch: opts.batch, ...(opts.batches ? { batches: opts.batches } : {}) });
-  const info = { checkpoint: dir, data: opts.data, kernels: model.kernels, dtype, matmulUnit: dtype === 'bf16' ? native.bf16Unit() : 'fp32', threads, isa: native.isa(), ...r };
+  const info = { checkpoint: dir, data: opts.data, kernels: model.kernels, dtype, matmulUnit, threads, isa: native.isa(), ...r };
   if (opts.json) {
     say(JSON.stringify(info));
     return 0;
